@@ -1,0 +1,48 @@
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import fp from 'fastify-plugin'
+import env, { type EnvOptions } from './plugins/external/env.js'
+import openapi from './plugins/external/swagger.js'
+import errors from './plugins/app/errors.js'
+import classifier from './plugins/app/classifier.js'
+import { ErrorResponse } from './schemas/common.js'
+import { Health, Metrics, ModelInfo, Preprocessing } from './schemas/model.js'
+import { PandasSplitFrame, Predictions } from './schemas/predictions.js'
+import rootRoutes from './routes/root.js'
+import modelRoutes from './routes/api/model.js'
+import predictionRoutes from './routes/api/predictions.js'
+
+/** Fastify's own options, shared by the server and the tests so both build the same app. */
+export const serverOptions = {
+  // Types are checked, never coerced: a string where a number belongs is the client's error to see.
+  ajv: { customOptions: { coerceTypes: false, allowUnionTypes: true } },
+  // Behind a load balancer the client's address is in X-Forwarded-For.
+  trustProxy: true,
+  // Request ids come from the caller when it sends one (carried into logs and, later, notifications).
+  requestIdHeader: 'x-request-id',
+  genReqId: () => crypto.randomUUID(),
+  return503OnClosing: true,
+} satisfies FastifyServerOptions
+
+export type AppOptions = EnvOptions
+
+/**
+ * The whole service as a plugin: load order is the architecture. Not encapsulated, so the server
+ * entry point sees the configuration and the decorators too.
+ */
+async function app (fastify: FastifyInstance, opts: AppOptions) {
+  // Ecosystem first: configuration, then the OpenAPI generator, which must see every route.
+  await fastify.register(env, opts)
+  await fastify.register(openapi)
+  for (const schema of [ErrorResponse, PandasSplitFrame, Predictions, Preprocessing, Metrics, ModelInfo, Health]) {
+    fastify.addSchema(schema)
+  }
+  // The app's own plugins: decorators the routes use.
+  await fastify.register(errors)
+  await fastify.register(classifier)
+  // Routes.
+  await fastify.register(rootRoutes)
+  await fastify.register(modelRoutes, { prefix: '/api' })
+  await fastify.register(predictionRoutes, { prefix: '/api' })
+}
+
+export default fp(app, { name: 'ml-ids-api' })

@@ -1,0 +1,15 @@
+import createError from '@fastify/error'
+
+/** The client sent something the model cannot use: answered 400 with the message as is. */
+export const InvalidInputError = createError<[string]>('INVALID_INPUT', '%s', 400)
+/** A feature the model needs is not among the request's columns. */
+export const MissingFeaturesError = createError<[string]>('MISSING_FEATURES', 'missing features the model needs: %s', 400)
+/** A cell in a model feature is not a number. */
+export const NonNumericValueError = createError<[string]>('NON_NUMERIC_VALUE', '%s', 400)
+/** The model (SageMaker) failed or answered something unusable. Never carries upstream details. */
+export const UpstreamError = createError<[string]>('UPSTREAM_ERROR', '%s', 502)
+export const UpstreamTimeoutError = createError<[string]>('UPSTREAM_TIMEOUT', '%s', 504)
+/** A model directory that cannot be served: raised at start-up, so the process fails fast. */
+export class ModelLoadError extends Error {
+  override name = 'ModelLoadError'
+}

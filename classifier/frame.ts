@@ -1,0 +1,19 @@
+import type { PandasSplitFrame } from '../schemas/predictions.js'
+import { InvalidInputError } from './errors.js'
+
+/** Checks a schema-valid frame for what a schema cannot say: unique columns, rows as wide as the columns. */
+export function checkFrame (frame: PandasSplitFrame): void {
+  const seen = new Set<string>()
+  const duplicates = new Set<string>()
+  for (const column of frame.columns) (seen.has(column) ? duplicates : seen).add(column)
+  if (duplicates.size > 0) throw new InvalidInputError(`duplicate column names: ${[...duplicates].join(', ')}`)
+  const width = frame.columns.length
+  for (let r = 0; r < frame.data.length; r++) {
+    if (frame.data[r].length !== width) {
+      throw new InvalidInputError(`row ${r} has ${frame.data[r].length} values but there are ${width} columns`)
+    }
+  }
+  if (frame.index !== undefined && frame.index.length !== frame.data.length) {
+    throw new InvalidInputError(`index has ${frame.index.length} labels but data has ${frame.data.length} rows`)
+  }
+}

@@ -1,0 +1,13 @@
+import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
+import type { ModelInfo } from '../schemas/model.js'
+
+/** What every backend offers the routes: predictions for validated rows, and a description. */
+export interface Classifier {
+  readonly backend: ModelInfo['backend']
+  /** One prediction per row of `frame.data`, in order. Throws errors carrying a 4xx/5xx statusCode. */
+  predict (frame: PandasSplitFrame): Promise<Prediction[]>
+  /** Whether a prediction can be served now, and if not, why. */
+  readiness (): { ready: boolean, reason?: string }
+  describe (): ModelInfo
+  close (): Promise<void>
+}

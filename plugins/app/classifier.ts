@@ -1,0 +1,32 @@
+import fp from 'fastify-plugin'
+import type { Classifier } from '../../classifier/types.js'
+import { createLocalClassifier } from '../../classifier/local.js'
+import { loadModel } from '../../classifier/model.js'
+import { createSageMakerClassifier } from '../../classifier/sagemaker.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    classifier: Classifier
+  }
+}
+
+/** SageMaker when an endpoint is configured, otherwise the embedded model; chosen once, at start-up. */
+export default fp(async function classifier (fastify) {
+  const { config } = fastify
+  let classifier: Classifier
+  if (config.AWS_SAGEMAKER_ENDPOINT !== undefined) {
+    if (config.AWS_REGION === undefined) {
+      throw new Error('AWS_REGION must be set when AWS_SAGEMAKER_ENDPOINT is (e.g. AWS_REGION=eu-west-1)')
+    }
+    if ((config.AWS_ACCESS_KEY === undefined) !== (config.AWS_SECRET_KEY === undefined)) {
+      throw new Error('set both AWS_ACCESS_KEY and AWS_SECRET_KEY, or neither to use the default credential chain')
+    }
+    classifier = createSageMakerClassifier({ ...config, AWS_SAGEMAKER_ENDPOINT: config.AWS_SAGEMAKER_ENDPOINT, AWS_REGION: config.AWS_REGION })
+  } else {
+    classifier = createLocalClassifier(loadModel(config.MODEL_DIR))
+  }
+  const { name, version } = classifier.describe()
+  fastify.log.info({ backend: classifier.backend, model: name, version }, 'classifier ready')
+  fastify.decorate('classifier', classifier)
+  fastify.addHook('onClose', async () => await classifier.close())
+}, { name: 'classifier', dependencies: ['env'] })

@@ -1,0 +1,21 @@
+import fp from 'fastify-plugin'
+import fastifyEnv from '@fastify/env'
+import { ConfigSchema, type Config } from '../../schemas/config.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config
+  }
+}
+
+export interface EnvOptions {
+  /** Variables to read instead of process.env (tests pass their own). */
+  env?: NodeJS.ProcessEnv
+}
+
+/** Validates the configuration at start-up; a wrong value fails start-up naming the variable. */
+export default fp<EnvOptions>(async function env (fastify, opts) {
+  // `FOO=` (set but empty, as docker run -e FOO= and compose files do) means unset.
+  const data = Object.fromEntries(Object.entries(opts.env ?? process.env).filter(([, value]) => value !== ''))
+  await fastify.register(fastifyEnv, { confKey: 'config', schema: ConfigSchema, data, dotenv: false })
+}, { name: 'env' })

@@ -1,0 +1,24 @@
+import fp from 'fastify-plugin'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import { packageInfo } from '../../project.js'
+
+/** The OpenAPI document is generated from the routes' schemas; `api-spec.yaml` is this, committed. */
+export default fp(async function openapi (fastify) {
+  await fastify.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'ML-IDS API', version: packageInfo.version, description: packageInfo.description },
+      tags: [
+        { name: 'predictions', description: 'Classify network flows' },
+        { name: 'model', description: 'The model behind the predictions' },
+        { name: 'health', description: 'Liveness and readiness' },
+      ],
+    },
+    // Components are named after the schemas' $id, so generated clients get readable type names.
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}`,
+    },
+  })
+  await fastify.register(swaggerUi, { routePrefix: '/docs' })
+}, { name: 'openapi' })

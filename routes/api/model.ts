@@ -1,0 +1,19 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { ModelInfo } from '../../schemas/model.js'
+
+const routes: FastifyPluginAsyncTypebox = async function (fastify) {
+  fastify.get('/model', {
+    schema: {
+      tags: ['model'],
+      summary: 'Describe the model serving predictions',
+      description: 'Backend, name, version, features, threshold, training provenance and metrics ' +
+        '(for SageMaker: endpoint name and region).',
+      response: { 200: Type.Ref(ModelInfo) },
+    },
+  }, async function () {
+    return fastify.classifier.describe()
+  })
+}
+
+export default routes

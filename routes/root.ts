@@ -1,0 +1,43 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { Health } from '../schemas/model.js'
+
+const routes: FastifyPluginAsyncTypebox = async function (fastify) {
+  fastify.get('/', {
+    schema: {
+      tags: ['health'],
+      summary: 'Service name',
+      response: { 200: Type.String({ examples: ['ML-IDS API'] }) },
+    },
+  }, async function (_request, reply) {
+    return reply.type('text/plain; charset=utf-8').send('ML-IDS API')
+  })
+
+  fastify.get('/health', {
+    schema: {
+      tags: ['health'],
+      summary: 'Liveness: the process answers',
+      response: { 200: Type.Ref(Health) },
+    },
+  }, async function () {
+    return { status: 'ok' as const }
+  })
+
+  const readiness = {
+    schema: {
+      tags: ['health'],
+      response: { 200: Type.Ref(Health), 503: Type.Ref(Health) },
+    },
+  }
+  async function ready (_request: unknown, reply: import('fastify').FastifyReply) {
+    const { ready, reason } = fastify.classifier.readiness()
+    const backend = fastify.classifier.backend
+    if (ready) return { status: 'ok' as const, backend }
+    return reply.code(503).send({ status: 'unavailable' as const, backend, reason })
+  }
+
+  fastify.get('/ready', { schema: { ...readiness.schema, summary: 'Readiness: the classifier can serve predictions' } }, ready)
+  fastify.get('/ping', { schema: { ...readiness.schema, summary: 'Readiness, at the path SageMaker containers answer' } }, ready)
+}
+
+export default routes

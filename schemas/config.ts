@@ -1,0 +1,30 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+/**
+ * The service's configuration, read from the environment by @fastify/env. Declared once: the type
+ * below is derived from it, and the README's table documents it.
+ */
+export const ConfigSchema = Type.Object({
+  PORT: Type.Integer({ default: 5000, minimum: 0, maximum: 65535 }),
+  HOST: Type.String({ default: '0.0.0.0', minLength: 1 }),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
+  // 6 MB is SageMaker's real-time payload limit: a body that fits here fits the endpoint.
+  BODY_LIMIT: Type.Integer({ default: 6 * 1024 * 1024, minimum: 1024 }),
+  // Below ECS's 30 s stop timeout, so in-flight work finishes before the task is killed.
+  SHUTDOWN_TIMEOUT_MS: Type.Integer({ default: 25000, minimum: 0 }),
+  MAX_ROWS: Type.Integer({ default: 10000, minimum: 1 }),
+
+  MODEL_DIR: Type.Optional(Type.String({ minLength: 1 })),
+
+  AWS_REGION: Type.Optional(Type.String({ minLength: 1, pattern: '^[a-z]{2}(-[a-z]+)+-\\d+$' })),
+  AWS_SAGEMAKER_ENDPOINT: Type.Optional(Type.String({ minLength: 1, pattern: '^(/endpoints/[A-Za-z0-9-]{1,63}/invocations|[A-Za-z0-9-]{1,63})$' })),
+  AWS_SAGEMAKER_HOST: Type.Optional(Type.String({ minLength: 1 })),
+  AWS_ACCESS_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  AWS_SECRET_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  SAGEMAKER_TIMEOUT_MS: Type.Integer({ default: 65000, minimum: 100 }),
+  SAGEMAKER_CONNECT_TIMEOUT_MS: Type.Integer({ default: 3000, minimum: 10 }),
+  SAGEMAKER_MAX_ATTEMPTS: Type.Integer({ default: 3, minimum: 1, maximum: 10 }),
+  SAGEMAKER_MAX_SOCKETS: Type.Integer({ default: 50, minimum: 1 }),
+})
+
+export type Config = Static<typeof ConfigSchema>

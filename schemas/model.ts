@@ -1,0 +1,60 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+export const Metrics = Type.Object({
+  accuracy: Type.Number(),
+  precision: Type.Number(),
+  recall: Type.Number(),
+  f1: Type.Optional(Type.Number()),
+  false_positive_rate: Type.Union([Type.Number(), Type.Null()]),
+  roc_auc: Type.Optional(Type.Number()),
+  rows: Type.Optional(Type.Integer()),
+  data: Type.Optional(Type.String()),
+  command: Type.Optional(Type.String()),
+}, { $id: 'Metrics', title: 'Metrics' })
+export type Metrics = Static<typeof Metrics>
+
+export const Preprocessing = Type.Object({
+  column_names: Type.Literal('snake_case', { description: 'Request columns are lower-cased, every run of other characters turned into `_`' }),
+  non_finite: Type.Literal('missing'),
+  negative: Type.Union([Type.Literal('missing'), Type.Literal('keep')]),
+  negative_allowed: Type.Array(Type.String()),
+}, { $id: 'Preprocessing', title: 'Preprocessing' })
+export type Preprocessing = Static<typeof Preprocessing>
+
+/** `models/<name>/metadata.json`, as training/train.py writes it. */
+export const ModelMetadata = Type.Object({
+  name: Type.String({ minLength: 1 }),
+  version: Type.String({ minLength: 1 }),
+  format: Type.Literal('xgboost-json'),
+  objective: Type.Literal('binary:logistic'),
+  features: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
+  preprocessing: Type.Ref(Preprocessing),
+  threshold: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 }),
+  labels: Type.Object({ 0: Type.String(), 1: Type.String() }),
+  training: Type.Record(Type.String(), Type.Unknown()),
+  cv_metrics: Type.Optional(Type.Ref(Metrics)),
+  holdout_metrics: Type.Optional(Type.Ref(Metrics)),
+})
+export type ModelMetadata = Static<typeof ModelMetadata>
+
+export const ModelInfo = Type.Object({
+  backend: Type.Union([Type.Literal('local'), Type.Literal('sagemaker')]),
+  name: Type.String({ description: 'Model name (local) or endpoint name (SageMaker)' }),
+  version: Type.Optional(Type.String()),
+  features: Type.Optional(Type.Array(Type.String(), { description: 'Features the model reads, in order' })),
+  preprocessing: Type.Optional(Type.Ref(Preprocessing)),
+  threshold: Type.Optional(Type.Number({ description: 'Attack probability at or above which a flow is an attack' })),
+  labels: Type.Object({ 0: Type.String(), 1: Type.String() }),
+  training: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  cvMetrics: Type.Optional(Type.Ref(Metrics)),
+  holdoutMetrics: Type.Optional(Type.Ref(Metrics)),
+  sagemaker: Type.Optional(Type.Object({ endpoint: Type.String(), region: Type.String() })),
+}, { $id: 'ModelInfo', title: 'ModelInfo' })
+export type ModelInfo = Static<typeof ModelInfo>
+
+export const Health = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
+  backend: Type.Optional(Type.String()),
+  reason: Type.Optional(Type.String()),
+}, { $id: 'Health', title: 'Health' })
+export type Health = Static<typeof Health>

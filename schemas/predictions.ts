@@ -1,0 +1,38 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+/** A cell as pandas writes it: a number, a string (e.g. a timestamp) or null (NaN and ±inf). */
+export const Cell = Type.Unsafe<number | string | null>({
+  type: ['number', 'string', 'null'],
+  description: 'A number, a string, or null for a missing or non-finite value',
+})
+
+/** A pandas DataFrame in JSON split orientation, as `DataFrame.to_json(orient="split")` writes it. */
+export const PandasSplitFrame = Type.Object({
+  columns: Type.Array(Type.String(), { description: 'Column names, CICFlowMeter snake_case or original headers, any order' }),
+  index: Type.Optional(Type.Array(Type.Union([Type.Integer(), Type.String()]), { description: 'Row labels, echoed in notifications' })),
+  data: Type.Array(Type.Array(Cell), { description: 'Rows, one value per column' }),
+}, {
+  $id: 'PandasSplitFrame',
+  title: 'PandasSplitFrame',
+  additionalProperties: false,
+  examples: [{
+    columns: ['flow_duration', 'tot_fwd_pkts', 'flow_byts_s', 'timestamp'],
+    index: [0],
+    data: [[119759145, 75837, null, '21/02/2018 10:15:06']],
+  }],
+})
+export type PandasSplitFrame = Static<typeof PandasSplitFrame>
+
+export const Prediction = Type.Union([Type.Literal(0), Type.Literal(1)], { description: '0 = benign, 1 = attack' })
+export type Prediction = Static<typeof Prediction>
+
+export const Predictions = Type.Array(Prediction, {
+  $id: 'Predictions',
+  title: 'Predictions',
+  description: 'One prediction per row, in input order',
+  examples: [[0, 1]],
+})
+export type Predictions = Static<typeof Predictions>
+
+/** Media types the predictions route accepts; the first is what the earlier service documented. */
+export const PREDICTION_MEDIA_TYPES = ['application/json; format=pandas-split', 'application/json'] as const
