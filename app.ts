@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import env, { type EnvOptions } from './plugins/external/env.js'
 import openapi from './plugins/external/swagger.js'
@@ -45,4 +45,16 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(predictionRoutes, { prefix: '/api' })
 }
 
-export default fp(app, { name: 'ml-ids-api' })
+const appPlugin = fp(app, { name: 'ml-ids-api' })
+export default appPlugin
+
+/**
+ * The server, the tests and the scripts all build the service here, with the same options; only the
+ * logger and the server's socket timeouts are theirs to choose.
+ */
+export function createApp (opts: AppOptions & Pick<FastifyServerOptions, 'logger' | 'keepAliveTimeout' | 'requestTimeout'> = {}) {
+  const { env, ...server } = opts
+  const fastify = Fastify({ ...serverOptions, logger: false, ...server })
+  fastify.register(appPlugin, { env })
+  return fastify
+}

@@ -1,10 +1,8 @@
-import Fastify from 'fastify'
 import closeWithGrace from 'close-with-grace'
-import app, { serverOptions } from './app.js'
+import { createApp } from './app.js'
 
 // Log level comes from the environment before the config plugin runs, since the logger exists first.
-const fastify = Fastify({
-  ...serverOptions,
+const fastify = createApp({
   logger: {
     level: process.env.LOG_LEVEL || 'info',
     redact: ['req.headers.authorization', 'req.headers["x-api-key"]', '*.AWS_SECRET_KEY', '*.AWS_ACCESS_KEY'],
@@ -14,8 +12,6 @@ const fastify = Fastify({
   // Bounds slow clients; above SageMaker's 60 s model limit plus the socket timeout.
   requestTimeout: 120_000,
 })
-
-await fastify.register(app)
 
 try {
   await fastify.ready()

@@ -116,8 +116,8 @@ export function parseXGBoostModel (json: unknown): XGBoostModel {
         let node = roots[t]
         while (left[node] !== -1) {
           const v = x[feature[node]]
-          // v !== v is NaN, i.e. missing: take the direction learned for missing values.
-          node = v !== v ? (defaultLeft[node] === 1 ? left[node] : right[node]) : (v < threshold[node] ? left[node] : right[node])
+          // NaN is missing: take the direction learned for missing values.
+          node = Number.isNaN(v) ? (defaultLeft[node] === 1 ? left[node] : right[node]) : (v < threshold[node] ? left[node] : right[node])
         }
         margin += leaf[node]
       }

@@ -7,7 +7,8 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
     schema: {
       tags: ['health'],
       summary: 'Service name',
-      response: { 200: Type.String({ examples: ['ML-IDS API'] }) },
+      produces: ['text/plain'],
+      response: { 200: Type.String({ description: 'The service name', examples: ['ML-IDS API'] }) },
     },
   }, async function (_request, reply) {
     return reply.type('text/plain; charset=utf-8').send('ML-IDS API')
@@ -17,7 +18,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
     schema: {
       tags: ['health'],
       summary: 'Liveness: the process answers',
-      response: { 200: Type.Ref(Health) },
+      response: { 200: Type.Ref(Health, { description: 'The process is up' }) },
     },
   }, async function () {
     return { status: 'ok' as const }
@@ -26,7 +27,10 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
   const readiness = {
     schema: {
       tags: ['health'],
-      response: { 200: Type.Ref(Health), 503: Type.Ref(Health) },
+      response: {
+        200: Type.Ref(Health, { description: 'Ready to classify' }),
+        503: Type.Ref(Health, { description: 'Not ready: the reason says why' }),
+      },
     },
   }
   async function ready (_request: unknown, reply: import('fastify').FastifyReply) {

@@ -4,10 +4,23 @@ import { Type, type Static } from '@sinclair/typebox'
 export const ErrorResponse = Type.Object({
   statusCode: Type.Integer({ minimum: 400, maximum: 599, examples: [400] }),
   error: Type.String({ description: 'HTTP reason phrase', examples: ['Bad Request'] }),
-  code: Type.Optional(Type.String({ description: 'Stable machine-readable code', examples: ['ROW_LENGTH_MISMATCH'] })),
+  code: Type.Optional(Type.String({ description: 'Stable machine-readable code', examples: ['INVALID_INPUT'] })),
   message: Type.String({ description: 'What was wrong, naming the offending field, row or column', examples: ['row 3 has 78 values but there are 79 columns'] }),
 }, { $id: 'ErrorResponse', title: 'ErrorResponse' })
 export type ErrorResponse = Static<typeof ErrorResponse>
 
+const ERROR_DESCRIPTIONS: Record<number, string> = {
+  400: 'The body is not a usable split frame: unparsable, wrong shape, duplicate columns, a row of the wrong length, missing features or a non-numeric value (the message names the row and column)',
+  401: 'Missing or unknown API key',
+  404: 'No such route',
+  413: 'The body or the number of rows is over the limit',
+  415: 'The content type is not application/json (optionally with format=pandas-split)',
+  429: 'Too many requests',
+  502: 'The model backend failed or answered something unusable',
+  503: 'The service is overloaded or shutting down',
+  504: 'The model backend did not answer in time',
+}
+
+/** Response schemas for the error statuses a route can answer, all of the one ErrorResponse shape. */
 export const errorResponses = (...codes: number[]) =>
-  Object.fromEntries(codes.map(code => [code, Type.Ref(ErrorResponse)]))
+  Object.fromEntries(codes.map(code => [code, Type.Ref(ErrorResponse, { description: ERROR_DESCRIPTIONS[code] ?? 'Error' })]))

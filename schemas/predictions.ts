@@ -23,7 +23,8 @@ export const PandasSplitFrame = Type.Object({
 })
 export type PandasSplitFrame = Static<typeof PandasSplitFrame>
 
-export const Prediction = Type.Union([Type.Literal(0), Type.Literal(1)], { description: '0 = benign, 1 = attack' })
+// An integer enum rather than a union of literals: the same type for clients, a faster serializer.
+export const Prediction = Type.Unsafe<0 | 1>({ type: 'integer', enum: [0, 1], description: '0 = benign, 1 = attack' })
 export type Prediction = Static<typeof Prediction>
 
 export const Predictions = Type.Array(Prediction, {

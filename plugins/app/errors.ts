@@ -41,7 +41,8 @@ export default fp(async function errors (fastify) {
   fastify.setErrorHandler(function (error: FastifyError, request, reply) {
     if (error.validation) return send(reply, 400, validationMessage(error, request), 'VALIDATION_ERROR')
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-      return send(reply, 415, `unsupported content type ${JSON.stringify(request.headers['content-type'] ?? '')}: send ${PREDICTION_MEDIA_TYPES.map(t => `"${t}"`).join(' or ')}`, 'UNSUPPORTED_MEDIA_TYPE')
+      const type = request.headers['content-type']
+      return send(reply, 415, `${type ? `unsupported content type ${JSON.stringify(type)}` : 'no content type'}: send ${PREDICTION_MEDIA_TYPES.map(t => `"${t}"`).join(' or ')}`, 'UNSUPPORTED_MEDIA_TYPE')
     }
     const statusCode = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode <= 599 ? error.statusCode : 500
     if (statusCode < 500) {

@@ -9,7 +9,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       summary: 'Describe the model serving predictions',
       description: 'Backend, name, version, features, threshold, training provenance and metrics ' +
         '(for SageMaker: endpoint name and region).',
-      response: { 200: Type.Ref(ModelInfo) },
+      response: { 200: Type.Ref(ModelInfo, { description: 'The model serving predictions' }) },
     },
   }, async function () {
     return fastify.classifier.describe()

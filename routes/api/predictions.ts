@@ -39,7 +39,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       consumes: [...PREDICTION_MEDIA_TYPES],
       body: Type.Ref(PandasSplitFrame),
       response: {
-        200: Type.Ref(Predictions),
+        200: Type.Ref(Predictions, { description: 'One prediction per row, in input order: 0 = benign, 1 = attack' }),
         ...errorResponses(400, 413, 415, 502, 504),
       },
     },
