@@ -31,7 +31,7 @@ export function splitFrame (flows: Array<Record<string, unknown>>, opts: { index
   return {
     columns,
     ...(opts.index === false ? {} : { index: withExtra.map((_, i) => i) }),
-    data: withExtra.map(flow => columns.map(c => flow[c] ?? null)),
+    data: withExtra.map(flow => columns.map(c => (flow[c] ?? null) as number | string | null)),
   }
 }
 
