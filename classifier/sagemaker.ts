@@ -80,6 +80,8 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
       connectionTimeout: config.SAGEMAKER_CONNECT_TIMEOUT_MS,
       // Above SageMaker's 60 s model limit, so a slow model answers rather than the socket timing out.
       requestTimeout: config.SAGEMAKER_TIMEOUT_MS,
+      // Without this the handler only logs a warning when the request timeout passes.
+      throwOnRequestTimeout: true,
       httpAgent: new HttpAgent(agentOptions),
       httpsAgent: new HttpsAgent(agentOptions),
     }),

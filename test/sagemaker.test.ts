@@ -1,0 +1,170 @@
+import t from 'tap'
+import { Writable } from 'node:stream'
+import { createApp } from '../app.js'
+import { endpointName, parsePredictions } from '../classifier/sagemaker.js'
+import { build, examples, post, splitFrame, PANDAS_SPLIT } from './helper.js'
+import { json, loopback } from './support/loopback.js'
+
+const SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'
+
+function sagemakerEnv (url: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
+    AWS_REGION: 'eu-west-1',
+    AWS_SAGEMAKER_ENDPOINT: '/endpoints/ml-ids-prod/invocations',
+    AWS_SAGEMAKER_HOST: url,
+    AWS_ACCESS_KEY: 'AKIDEXAMPLE',
+    AWS_SECRET_KEY: SECRET,
+    ...extra,
+  }
+}
+
+const frame = splitFrame([examples.benign, examples.attack, examples.benign], { extra: { timestamp: '21/02/2018 10:15:06' } })
+
+/** What SageMaker answers when the model container itself fails: HTTP 424, x-amzn-errortype ModelError. */
+const modelError = (originalStatus: number) => ({
+  ErrorCode: 'CLIENT_ERROR_FROM_MODEL',
+  OriginalStatusCode: originalStatus,
+  OriginalMessage: 'secret internals of the model',
+  LogStreamArn: 'arn:aws:logs:eu-west-1:123456789012:log-group:/aws/sagemaker/Endpoints/ml-ids-prod',
+  message: 'Received client error (400) from model with message "bad". See https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#logEventViewer:group=/aws/sagemaker/Endpoints/ml-ids-prod in account 123456789012 for more information.',
+})
+
+t.test('InvokeEndpoint: path, content type, body as pandas split, SigV4 signature', async t => {
+  const sagemaker = await loopback(t, (_req, res) => json(res, 200, [0, 1, 0]))
+  const app = await build(t, sagemakerEnv(sagemaker.url))
+  const res = await post(app, frame)
+  t.equal(res.statusCode, 200)
+  t.same(res.json(), [0, 1, 0])
+  t.equal(sagemaker.requests.length, 1)
+  const [call] = sagemaker.requests
+  t.equal(call.method, 'POST')
+  t.equal(call.url, '/endpoints/ml-ids-prod/invocations', 'the endpoint name from the earlier path form')
+  t.equal(call.headers['content-type'], PANDAS_SPLIT)
+  t.same(JSON.parse(call.body), frame, 'the frame is forwarded as sent')
+  t.match(call.headers.authorization, /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/sagemaker\/aws4_request, SignedHeaders=.*, Signature=[0-9a-f]{64}$/)
+  t.match(call.headers['x-amz-date'], /^\d{8}T\d{6}Z$/)
+  t.equal(call.headers.connection, 'keep-alive', 'connections are kept alive')
+})
+
+t.test('both MLflow answer shapes, and column vectors', async t => {
+  const sagemaker = await loopback(t, (_req, res) => json(res, 200, { predictions: [1, 0, 1] }))
+  const app = await build(t, sagemakerEnv(sagemaker.url, { AWS_SAGEMAKER_ENDPOINT: 'ml-ids-prod' }))
+  t.same((await post(app, frame)).json(), [1, 0, 1], 'MLflow 2.x {"predictions": [...]}')
+  sagemaker.answer((_req, res) => json(res, 200, [[1], [1], [0]]))
+  t.same((await post(app, frame)).json(), [1, 1, 0], 'one-column lists')
+  sagemaker.answer((_req, res) => json(res, 200, [0.2, 0.7, true]))
+  t.same((await post(app, frame)).json(), [0, 1, 1], 'probabilities and booleans')
+  t.equal(sagemaker.requests[0].url, '/endpoints/ml-ids-prod/invocations', 'a plain endpoint name')
+  t.same((await post(app, { ...frame, index: [], data: [] })).json(), [], 'zero rows need no call')
+  t.equal(sagemaker.requests.length, 3)
+})
+
+t.test('unusable answers are 502, without upstream details', async t => {
+  const sagemaker = await loopback(t, (_req, res) => json(res, 200, [0, 1]))
+  const app = await build(t, sagemakerEnv(sagemaker.url, { SAGEMAKER_MAX_ATTEMPTS: '1' }))
+  const cases: Array<[string, Parameters<typeof sagemaker.answer>[0], RegExp]> = [
+    ['wrong length', (_req, res) => json(res, 200, [0, 1]), /answered 2 predictions for 3 rows/],
+    ['garbled', (_req, res) => json(res, 200, '<html>oops'), /not JSON/],
+    ['wrong shape', (_req, res) => json(res, 200, { result: [0, 1, 0] }), /neither a list nor/],
+    ['not a prediction', (_req, res) => json(res, 200, [0, 'x', 1]), /row 1 is not 0, 1 or a probability/],
+    ['500', (_req, res) => json(res, 500, { message: 'internal' }, { 'x-amzn-errortype': 'InternalFailure' }), /failed \(status 500, InternalFailure\)/],
+    ['model failure', (_req, res) => json(res, 424, modelError(500), { 'x-amzn-errortype': 'ModelError' }), /failed \(status 424, ModelError\)/],
+    ['no such endpoint', (_req, res) => json(res, 400, { message: 'Endpoint ml-ids-prod of account 123456789012 not found.' }, { 'x-amzn-errortype': 'ValidationError' }), /failed \(status 400, ValidationError\)/],
+  ]
+  for (const [name, handler, message] of cases) {
+    sagemaker.answer(handler)
+    const res = await post(app, frame)
+    t.equal(res.statusCode, 502, name)
+    t.match(res.json(), { statusCode: 502, error: 'Bad Gateway', code: 'UPSTREAM_ERROR', message }, name)
+    t.notMatch(res.body, /arn:|123456789012|AKIDEXAMPLE|wJalr|secret internals|at .*\.js/, `${name}: no ARN, account, key or stack`)
+  }
+})
+
+t.test('the model rejecting the input is the client\'s 400', async t => {
+  const sagemaker = await loopback(t, (_req, res) => json(res, 424, modelError(400), { 'x-amzn-errortype': 'ModelError' }))
+  const app = await build(t, sagemakerEnv(sagemaker.url))
+  const res = await post(app, frame)
+  t.equal(res.statusCode, 400)
+  t.match(res.json().message, /the model rejected the input \(status 400\)/)
+  t.notMatch(res.body, /arn:|123456789012|secret internals/)
+  t.equal(sagemaker.requests.length, 1, 'not retried')
+  t.equal((await app.inject('/ready')).statusCode, 200, 'the endpoint is still ready')
+})
+
+t.test('5xx and throttling are retried in the standard mode, then succeed', async t => {
+  let calls = 0
+  const sagemaker = await loopback(t, (_req, res) => {
+    calls++
+    if (calls === 1) return json(res, 503, { message: 'busy' }, { 'x-amzn-errortype': 'ServiceUnavailable' })
+    if (calls === 2) return json(res, 429, { message: 'slow down' }, { 'x-amzn-errortype': 'ThrottlingException' })
+    json(res, 200, [1, 1, 1])
+  })
+  const app = await build(t, sagemakerEnv(sagemaker.url))
+  const res = await post(app, frame)
+  t.equal(res.statusCode, 200)
+  t.same(res.json(), [1, 1, 1])
+  t.equal(sagemaker.requests.length, 3)
+})
+
+t.test('SAGEMAKER_MAX_ATTEMPTS bounds the retries', async t => {
+  const sagemaker = await loopback(t, (_req, res) => json(res, 500, { message: 'x' }, { 'x-amzn-errortype': 'InternalFailure' }))
+  const app = await build(t, sagemakerEnv(sagemaker.url, { SAGEMAKER_MAX_ATTEMPTS: '2' }))
+  t.equal((await post(app, frame)).statusCode, 502)
+  t.equal(sagemaker.requests.length, 2)
+})
+
+t.test('a slow endpoint answers 504 after the configured timeout, and /ready tells', async t => {
+  const sagemaker = await loopback(t, () => { /* never answers */ })
+  const app = await build(t, sagemakerEnv(sagemaker.url, { SAGEMAKER_TIMEOUT_MS: '200', SAGEMAKER_MAX_ATTEMPTS: '1' }))
+  t.equal((await app.inject('/ready')).statusCode, 200, 'ready before any failure')
+  const started = Date.now()
+  const res = await post(app, frame)
+  t.equal(res.statusCode, 504)
+  t.match(res.json(), { code: 'UPSTREAM_TIMEOUT', message: /did not answer in time/ })
+  t.ok(Date.now() - started < 5000, 'promptly')
+  const ready = await app.inject('/ready')
+  t.equal(ready.statusCode, 503)
+  t.match(ready.json(), { status: 'unavailable', backend: 'sagemaker', reason: /did not answer in time/ })
+  t.equal((await app.inject('/health')).statusCode, 200, 'still alive')
+  // The next good answer makes it ready again.
+  sagemaker.answer((_req, res) => json(res, 200, [0, 0, 0]))
+  t.equal((await post(app, frame)).statusCode, 200)
+  t.equal((await app.inject('/ping')).statusCode, 200)
+})
+
+t.test('connection refused is a 502, and the process stays up', async t => {
+  // Port 9 (discard) has no listener here.
+  const app = await build(t, sagemakerEnv('http://127.0.0.1:9', { SAGEMAKER_MAX_ATTEMPTS: '1' }))
+  const res = await post(app, frame)
+  t.equal(res.statusCode, 502)
+  t.match(res.json().message, /the SageMaker endpoint failed \(ECONNREFUSED\)/)
+})
+
+t.test('/api/model describes the endpoint', async t => {
+  const sagemaker = await loopback(t, () => {})
+  const app = await build(t, sagemakerEnv(sagemaker.url))
+  t.same((await app.inject('/api/model')).json(), {
+    backend: 'sagemaker',
+    name: 'ml-ids-prod',
+    labels: { 0: 'benign', 1: 'attack' },
+    sagemaker: { endpoint: 'ml-ids-prod', region: 'eu-west-1' },
+  })
+})
+
+t.test('secrets never reach the logs', async t => {
+  const sagemaker = await loopback(t, (_req, res) => json(res, 500, { message: 'x' }, { 'x-amzn-errortype': 'InternalFailure' }))
+  let logs = ''
+  const stream = new Writable({ write (chunk, _enc, done) { logs += chunk; done() } })
+  const app = createApp({ env: sagemakerEnv(sagemaker.url, { SAGEMAKER_MAX_ATTEMPTS: '1' }), logger: { level: 'trace', stream } })
+  t.teardown(() => app.close())
+  await app.ready()
+  await post(app, frame)
+  t.match(logs, /request failed/, 'the failure was logged')
+  t.notMatch(logs, SECRET)
+})
+
+t.test('endpoint names in both forms', async t => {
+  t.equal(endpointName('/endpoints/abc-1/invocations'), 'abc-1')
+  t.equal(endpointName('abc-1'), 'abc-1')
+  t.throws(() => parsePredictions('[0]', 2), /1 predictions for 2 rows/)
+})
