@@ -1,5 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
 import env, { type EnvOptions } from './plugins/external/env.js'
 import openapi from './plugins/external/swagger.js'
 import errors from './plugins/app/errors.js'
@@ -17,9 +19,12 @@ export const serverOptions = {
   ajv: { customOptions: { coerceTypes: false, allowUnionTypes: true } },
   // Behind a load balancer the client's address is in X-Forwarded-For.
   trustProxy: true,
-  // Request ids come from the caller when it sends one (carried into logs and, later, notifications).
-  requestIdHeader: 'x-request-id',
-  genReqId: () => crypto.randomUUID(),
+  // The caller's x-request-id when it is a sane token (it lands in logs and notifications), else a UUID.
+  requestIdHeader: false,
+  genReqId: (req: IncomingMessage) => {
+    const given = req.headers['x-request-id']
+    return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID()
+  },
   return503OnClosing: true,
 } satisfies FastifyServerOptions
 
@@ -38,6 +43,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   }
   // The app's own plugins: decorators the routes use.
   await fastify.register(errors)
+  fastify.addHook('onRequest', async (request, reply) => { reply.header('x-request-id', request.id) })
   await fastify.register(classifier)
   // Routes.
   await fastify.register(rootRoutes)

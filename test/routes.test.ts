@@ -1,0 +1,48 @@
+import t from 'tap'
+import { build, metadata } from './helper.js'
+
+t.test('GET / answers the service name', async t => {
+  const app = await build(t)
+  const res = await app.inject('/')
+  t.equal(res.statusCode, 200)
+  t.equal(res.body, 'ML-IDS API')
+  t.match(res.headers['content-type'], /^text\/plain/)
+})
+
+t.test('liveness, readiness and SageMaker\'s /ping', async t => {
+  const app = await build(t)
+  t.same((await app.inject('/health')).json(), { status: 'ok' })
+  for (const url of ['/ready', '/ping']) {
+    const res = await app.inject(url)
+    t.equal(res.statusCode, 200, url)
+    t.same(res.json(), { status: 'ok', backend: 'local' }, url)
+  }
+})
+
+t.test('GET /api/model describes the embedded model from its metadata', async t => {
+  const app = await build(t)
+  const res = await app.inject('/api/model')
+  t.equal(res.statusCode, 200)
+  const info = res.json()
+  t.match(info, {
+    backend: 'local',
+    name: metadata.name,
+    version: metadata.version,
+    threshold: metadata.threshold,
+    labels: { 0: 'benign', 1: 'attack' },
+    training: { rows: 1180, command: /training\/train\.py/ },
+    cvMetrics: { accuracy: Number, precision: Number, recall: Number, false_positive_rate: Number },
+  })
+  t.same(info.features, metadata.features)
+  t.same(info.preprocessing, metadata.preprocessing)
+})
+
+t.test('request ids: taken from x-request-id, or made up, and returned', async t => {
+  const app = await build(t)
+  const given = await app.inject({ url: '/health', headers: { 'x-request-id': 'abc-123' } })
+  t.equal(given.headers['x-request-id'], 'abc-123')
+  const made = await app.inject('/health')
+  t.match(made.headers['x-request-id'], /^[0-9a-f-]{36}$/)
+  const hostile = await app.inject({ url: '/health', headers: { 'x-request-id': 'a b\n{"level":60}' } })
+  t.match(hostile.headers['x-request-id'], /^[0-9a-f-]{36}$/, 'a value unfit for logs is replaced')
+})

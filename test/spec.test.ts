@@ -1,0 +1,68 @@
+import t from 'tap'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import openapiTS, { astToString } from 'openapi-typescript'
+import ts from 'typescript'
+import YAML from 'yaml'
+import { generateSpec, specPath } from '../scripts/write-spec.js'
+import { build } from './helper.js'
+
+t.test('api-spec.yaml is what the app generates (run `npm run spec` after changing a route or schema)', async t => {
+  t.equal(readFileSync(specPath, 'utf8'), await generateSpec())
+})
+
+t.test('the spec is OpenAPI 3.1 and documents every route and error status', async t => {
+  const spec = YAML.parse(readFileSync(specPath, 'utf8'))
+  t.equal(spec.openapi, '3.1.0')
+  t.same(Object.keys(spec.paths).sort(), ['/', '/api/model', '/api/predictions', '/health', '/ping', '/ready'])
+  const predictions = spec.paths['/api/predictions'].post
+  t.same(Object.keys(predictions.requestBody.content), ['application/json; format=pandas-split', 'application/json'])
+  t.same(Object.keys(predictions.responses).sort(), ['200', '400', '413', '415', '502', '504'])
+  for (const status of ['400', '413', '415', '502', '504']) {
+    t.equal(predictions.responses[status].content['application/json'].schema.$ref, '#/components/schemas/ErrorResponse', status)
+  }
+})
+
+t.test('Swagger UI is served at /docs, with the same document', async t => {
+  const app = await build(t)
+  const page = await app.inject('/docs/')
+  t.equal(page.statusCode, 200)
+  t.match(page.body, /swagger/i)
+  const json = await app.inject('/docs/json')
+  t.equal(json.json().openapi, '3.1.0')
+})
+
+t.test('a client generated with openapi-typescript types requests and responses correctly', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'ml-ids-client-'))
+  writeFileSync(join(dir, 'api.ts'), astToString(await openapiTS(pathToFileURL(specPath))))
+  writeFileSync(join(dir, 'use.ts'), `
+import type { paths, components } from './api'
+type Predict = paths['/api/predictions']['post']
+type Body = NonNullable<Predict['requestBody']>['content']['application/json; format=pandas-split']
+type Ok = Predict['responses'][200]['content']['application/json']
+type Problem = Predict['responses'][400]['content']['application/json']
+
+export const body: Body = { columns: ['flow_duration', 'timestamp'], index: [0, 1], data: [[1, '21/02/2018 10:15:06'], [null, null]] }
+export const noIndex: Body = { columns: ['flow_duration'], data: [[1.5]] }
+export const ok: Ok = [0, 1, 1]
+export const problem: Problem = { statusCode: 400, error: 'Bad Request', message: 'row 1 ...', code: 'INVALID_INPUT' }
+export const backend: components['schemas']['ModelInfo']['backend'] = 'sagemaker'
+export const first: 0 | 1 = ok[0]
+
+// @ts-expect-error a prediction is 0 or 1
+export const notAPrediction: Ok = [2]
+// @ts-expect-error a cell is a number, a string or null
+export const booleanCell: Body = { columns: ['a'], data: [[true]] }
+// @ts-expect-error columns are required
+export const noColumns: Body = { data: [] }
+// @ts-expect-error an error has a message
+export const noMessage: Problem = { statusCode: 400, error: 'Bad Request' }
+// @ts-expect-error only two backends
+export const otherBackend: components['schemas']['ModelInfo']['backend'] = 'onnx'
+`)
+  const program = ts.createProgram([join(dir, 'use.ts')], { strict: true, noEmit: true, skipLibCheck: true, target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, moduleResolution: ts.ModuleResolutionKind.Bundler })
+  const diagnostics = ts.getPreEmitDiagnostics(program).map(d => ts.flattenDiagnosticMessageText(d.messageText, '\n'))
+  t.same(diagnostics, [], 'the generated types accept valid values and reject each invalid one')
+})
