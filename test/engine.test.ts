@@ -1,7 +1,7 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createLocalClassifier } from '../classifier/local.js'
+import { createLocalClassifier, ROWS_PER_SLICE } from '../classifier/local.js'
 import { loadModel } from '../classifier/model.js'
 import { parseBaseScore, parseXGBoostModel, UnsupportedModelError } from '../classifier/xgboost.js'
 import { modelDir, parity, metadata } from './helper.js'
@@ -101,4 +101,18 @@ t.test('the bundled model is the one its metadata describes', async t => {
   t.equal(model.numFeatures, metadata.features.length)
   t.same(model.featureNames, metadata.features)
   t.equal(model.numTrees, metadata.training.params.n_estimators)
+})
+
+t.test('large requests are evaluated in slices that let other work run, with the same predictions', async t => {
+  const classifier = createLocalClassifier(loadModel(modelDir))
+  const rows = ROWS_PER_SLICE * 2 + 500
+  const frame = { columns: parity.columns, data: Array.from({ length: rows }, (_, i) => parity.data[i % parity.data.length]) }
+  let otherWorkRan = false
+  const pending = classifier.predict(frame)
+  setImmediate(() => { otherWorkRan = true })
+  const predictions = await pending
+  t.ok(otherWorkRan, 'the event loop ran other callbacks during the request')
+  const expected = Array.from(classifier.probabilities(frame), p => p >= metadata.threshold ? 1 : 0)
+  t.same(predictions, expected)
+  t.equal(predictions.length, rows)
 })

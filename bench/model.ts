@@ -1,0 +1,79 @@
+/**
+ * The embedded model's speed: rows/s for batches of 1, 100 and 10,000 rows, in the engine alone and
+ * through HTTP on loopback, and the worst event-loop delay while a maximum-size request is served.
+ *
+ *   npm run bench:model [-- --seconds 2]
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { cpus } from 'node:os'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { createApp } from '../app.js'
+import { createLocalClassifier } from '../classifier/local.js'
+import { defaultModelDir, loadModel } from '../classifier/model.js'
+
+const { values } = parseArgs({ options: { seconds: { type: 'string', default: '2' } } })
+const seconds = Number(values.seconds)
+
+// Synthetic flows (the parity fixture's), at the precision CICFlowMeter writes (about 7 digits).
+const parity = JSON.parse(readFileSync(join(defaultModelDir(), 'parity.json'), 'utf8')) as { columns: string[], data: unknown[][] }
+parity.data = parity.data.map(row => row.map(v => typeof v === 'number' ? Number(v.toPrecision(7)) : v))
+const frameOf = (rows: number) => ({
+  columns: parity.columns,
+  index: Array.from({ length: rows }, (_, i) => i),
+  data: Array.from({ length: rows }, (_, i) => parity.data[i % parity.data.length]) as Array<Array<number | string | null>>,
+})
+
+/** Runs `fn` repeatedly for about `seconds`, returning calls per second. */
+async function rate (fn: () => unknown) {
+  let calls = 0
+  const started = performance.now()
+  while (performance.now() - started < seconds * 1000) {
+    await fn()
+    calls++
+  }
+  return calls / ((performance.now() - started) / 1000)
+}
+
+const results: Record<string, unknown> = { machine: `${cpus().length} x ${cpus()[0]?.model}`, node: process.version }
+
+const classifier = createLocalClassifier(loadModel())
+for (const rows of [1, 100, 10000]) {
+  const frame = frameOf(rows)
+  const perSecond = await rate(() => classifier.probabilities(frame))
+  results[`engine_rows_per_s_batch_${rows}`] = Math.round(perSecond * rows)
+}
+
+const app = createApp({ env: {} })
+const url = await app.listen({ port: 0, host: '127.0.0.1' })
+for (const rows of [1, 100, 10000]) {
+  const body = JSON.stringify(frameOf(rows))
+  const perSecond = await rate(async () => {
+    const res = await fetch(`${url}/api/predictions`, { method: 'POST', headers: { 'content-type': 'application/json; format=pandas-split' }, body })
+    if (!res.ok) throw new Error(`${res.status} ${await res.text()}`)
+    await res.arrayBuffer()
+  })
+  results[`http_rows_per_s_batch_${rows}`] = Math.round(perSecond * rows)
+}
+
+// The largest request the defaults accept: rows until the body reaches the 6 MB limit.
+const limit = app.config.BODY_LIMIT
+const perRow = JSON.stringify(frameOf(1000)).length / 1000
+let rows = Math.min(app.config.MAX_ROWS, Math.floor(limit / perRow))
+let body = JSON.stringify(frameOf(rows))
+while (body.length > limit) body = JSON.stringify(frameOf(--rows))
+const histogram = monitorEventLoopDelay({ resolution: 1 })
+let worst = 0
+for (let i = 0; i < 5; i++) {
+  histogram.reset()
+  histogram.enable()
+  const res = await fetch(`${url}/api/predictions`, { method: 'POST', headers: { 'content-type': 'application/json; format=pandas-split' }, body })
+  await res.arrayBuffer()
+  histogram.disable()
+  if (!res.ok) throw new Error(`max-size request: ${res.status}`)
+  worst = Math.max(worst, histogram.max / 1e6)
+}
+results.max_request = { rows, bytes: body.length, worst_event_loop_delay_ms: Math.round(worst * 10) / 10 }
+await app.close()
+console.log(JSON.stringify(results, null, 2))
