@@ -1,0 +1,47 @@
+import t from 'tap'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { projectRoot } from '../project.js'
+import { build, post, PANDAS_SPLIT } from './helper.js'
+
+const root = projectRoot()
+const read = (file: string) => readFileSync(join(root, file), 'utf8')
+
+t.test('the README\'s curl example answers [0,1]', async t => {
+  const readme = read('README.md')
+  t.match(readme, /--data-binary @examples\/flows\.json\n# \[0,1\]/)
+  t.match(readme, new RegExp(`-H 'Content-Type: ${PANDAS_SPLIT}'`))
+  const app = await build(t)
+  const res = await post(app, read('examples/flows.json'))
+  t.equal(res.statusCode, 200)
+  t.equal(res.body, '[0,1]')
+})
+
+t.test('the README documents every configuration variable', async t => {
+  const readme = read('README.md')
+  const { ConfigSchema } = await import('../schemas/config.js')
+  for (const name of Object.keys(ConfigSchema.properties)) t.match(readme, `\`${name}\``, name)
+})
+
+t.test('the Dockerfile builds every source folder the build compiles and runs as non-root on 5000', async t => {
+  const dockerfile = read('Dockerfile')
+  const { include } = JSON.parse(read('tsconfig.build.json')) as { include: string[] }
+  for (const folder of include.filter(entry => !entry.includes('*'))) {
+    t.match(dockerfile, new RegExp(`^COPY ${folder} \\./${folder}$`, 'm'), folder)
+  }
+  t.match(dockerfile, /^COPY models \.\/models$/m)
+  t.match(dockerfile, /^USER node$/m)
+  t.match(dockerfile, /^EXPOSE 5000$/m)
+  t.match(dockerfile, /^HEALTHCHECK /m)
+  t.match(dockerfile, /^CMD \["node", "dist\/server\.js"\]$/m)
+  t.match(read('README.md'), /docker build -t ml-ids-api \./)
+})
+
+t.test('the ECS task definition is JSON and matches the image', async t => {
+  const task = JSON.parse(read('task-definition.json'))
+  const [container] = task.containerDefinitions
+  t.same(container.portMappings[0].containerPort, 5000)
+  t.match(container.healthCheck.command.join(' '), /\/health/)
+  t.ok(container.stopTimeout * 1000 > 25000, 'the stop timeout leaves room for the drain')
+  t.same(container.secrets.map((s: { name: string }) => s.name).sort(), ['AWS_ACCESS_KEY', 'AWS_SECRET_KEY'])
+})
