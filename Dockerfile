@@ -6,6 +6,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json *.ts ./
 COPY classifier ./classifier
+COPY notifications ./notifications
 COPY plugins ./plugins
 COPY routes ./routes
 COPY schemas ./schemas
@@ -21,6 +22,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY models ./models
+# Notifications that SNS cannot take in time are spilled here; mount a volume to keep them across containers.
+RUN mkdir -p /app/data && chown node:node /app/data
+VOLUME ["/app/data"]
 USER node
 EXPOSE 5000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \

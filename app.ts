@@ -6,12 +6,15 @@ import env, { type EnvOptions } from './plugins/external/env.js'
 import openapi from './plugins/external/swagger.js'
 import errors from './plugins/app/errors.js'
 import classifier from './plugins/app/classifier.js'
+import notifications from './plugins/app/notifications.js'
 import { ErrorResponse } from './schemas/common.js'
 import { Health, Metrics, ModelInfo, Preprocessing } from './schemas/model.js'
 import { PandasSplitFrame, Predictions } from './schemas/predictions.js'
 import rootRoutes from './routes/root.js'
 import modelRoutes from './routes/api/model.js'
 import predictionRoutes from './routes/api/predictions.js'
+import notificationRoutes from './routes/api/notifications.js'
+import { NotificationStats } from './schemas/notifications.js'
 
 /** Fastify's own options, shared by the server and the tests so both build the same app. */
 export const serverOptions = {
@@ -38,17 +41,19 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   // Ecosystem first: configuration, then the OpenAPI generator, which must see every route.
   await fastify.register(env, opts)
   await fastify.register(openapi)
-  for (const schema of [ErrorResponse, PandasSplitFrame, Predictions, Preprocessing, Metrics, ModelInfo, Health]) {
+  for (const schema of [ErrorResponse, PandasSplitFrame, Predictions, Preprocessing, Metrics, ModelInfo, Health, NotificationStats]) {
     fastify.addSchema(schema)
   }
   // The app's own plugins: decorators the routes use.
   await fastify.register(errors)
   fastify.addHook('onRequest', async (request, reply) => { reply.header('x-request-id', request.id) })
   await fastify.register(classifier)
+  await fastify.register(notifications)
   // Routes.
   await fastify.register(rootRoutes)
   await fastify.register(modelRoutes, { prefix: '/api' })
   await fastify.register(predictionRoutes, { prefix: '/api' })
+  await fastify.register(notificationRoutes, { prefix: '/api' })
 }
 
 const appPlugin = fp(app, { name: 'ml-ids-api' })

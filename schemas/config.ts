@@ -25,6 +25,21 @@ export const ConfigSchema = Type.Object({
   SAGEMAKER_CONNECT_TIMEOUT_MS: Type.Integer({ default: 3000, minimum: 10 }),
   SAGEMAKER_MAX_ATTEMPTS: Type.Integer({ default: 3, minimum: 1, maximum: 10 }),
   SAGEMAKER_MAX_SOCKETS: Type.Integer({ default: 50, minimum: 1 }),
+
+  AWS_SNS_PREDICTIONS_TOPIC: Type.Optional(Type.String({ pattern: '^arn:aws[a-z-]*:sns:[a-z0-9-]+:\\d{12}:[A-Za-z0-9_-]{1,256}$' })),
+  AWS_SNS_HOST: Type.Optional(Type.String({ minLength: 1 })),
+  NOTIFY: Type.Union([Type.Literal('all'), Type.Literal('attacks'), Type.Literal('none')], { default: 'all' }),
+  NOTIFY_DATA_DIR: Type.String({ default: 'data', minLength: 1 }),
+  NOTIFY_LOG_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  NOTIFY_QUEUE_SIZE: Type.Integer({ default: 10000, minimum: 10 }),
+  NOTIFY_CONCURRENCY: Type.Integer({ default: 4, minimum: 1, maximum: 64 }),
+  NOTIFY_MAX_ATTEMPTS: Type.Integer({ default: 10, minimum: 1 }),
+  NOTIFY_RETRY_BASE_MS: Type.Integer({ default: 100, minimum: 1 }),
+  NOTIFY_RETRY_MAX_MS: Type.Integer({ default: 20000, minimum: 1 }),
+  // Below SHUTDOWN_TIMEOUT_MS and ECS's 30 s stop timeout: what is not published by then is spilled.
+  NOTIFY_DRAIN_TIMEOUT_MS: Type.Integer({ default: 15000, minimum: 0 }),
+  SNS_TIMEOUT_MS: Type.Integer({ default: 10000, minimum: 100 }),
+  SSE_MAX_BUFFER_BYTES: Type.Integer({ default: 1024 * 1024, minimum: 1024 }),
 })
 
 export type Config = Static<typeof ConfigSchema>

@@ -54,7 +54,9 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
     },
   }, async function (request) {
     checkFrame(request.body)
-    return await fastify.classifier.predict(request.body)
+    const predictions = await fastify.classifier.predict(request.body)
+    request.classified = { frame: request.body, predictions }
+    return predictions
   })
 }
 

@@ -1,0 +1,39 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { NotificationQuery, NotificationStats } from '../../schemas/notifications.js'
+
+const routes: FastifyPluginAsyncTypebox = async function (fastify) {
+  fastify.get('/notifications', {
+    schema: {
+      tags: ['notifications'],
+      summary: 'Live notifications as Server-Sent Events',
+      description: 'Each `prediction` event carries `{"message": <the SNS message: the row as a one-row pandas split frame ' +
+        'with a prediction column>, "attributes": {"prediction": "attack"|"benign", "model", "request_id"}}`. ' +
+        'Attacks only unless `include=all`; NOTIFY=attacks or none applies here too. A subscriber that falls ' +
+        'too far behind is disconnected and may reconnect.',
+      querystring: NotificationQuery,
+      response: {
+        200: {
+          description: 'An endless text/event-stream',
+          content: { 'text/event-stream': { schema: Type.String({ examples: ['id: 1\nevent: prediction\ndata: {"message":{...},"attributes":{...}}\n\n'] }) } },
+        },
+      },
+    },
+  }, async function (request, reply) {
+    reply.hijack()
+    const unsubscribe = fastify.notifications.stream.subscribe(reply.raw, request.query.include)
+    request.raw.on('close', unsubscribe)
+  })
+
+  fastify.get('/notifications/stats', {
+    schema: {
+      tags: ['notifications'],
+      summary: 'Notification counters: published, retried, spilled, dead-lettered, queued',
+      response: { 200: Type.Ref(NotificationStats, { description: 'Counters since start' }) },
+    },
+  }, async function () {
+    return fastify.notifications.stats()
+  })
+}
+
+export default routes

@@ -1,0 +1,29 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+export const NotificationQuery = Type.Object({
+  include: Type.Union([Type.Literal('attacks'), Type.Literal('all')], { default: 'attacks', description: 'attacks only (default), or every prediction' }),
+}, { additionalProperties: false })
+export type NotificationQuery = Static<typeof NotificationQuery>
+
+const count = (description: string) => Type.Integer({ minimum: 0, description })
+
+export const NotificationStats = Type.Object({
+  mode: Type.Union([Type.Literal('all'), Type.Literal('attacks'), Type.Literal('none')], { description: 'NOTIFY: which predictions are notified' }),
+  sns: Type.Union([Type.Null(), Type.Object({
+    published: count('Notifications SNS accepted'),
+    retried: count('Notifications queued again after a failed attempt'),
+    spilled: count('Notifications written to the spill file (queue full, SNS down past the attempts, or shutdown)'),
+    dead_lettered: count('Notifications SNS refused for good, kept in the dead-letter file'),
+    replayed: count('Notifications read back from spill files'),
+    queued: count('Notifications waiting in memory'),
+    in_flight: count('Notifications in SNS calls under way'),
+    sns_calls: count('Publish and PublishBatch calls made'),
+    failed_calls: count('Calls that failed as a whole'),
+  })], { description: 'null when AWS_SNS_PREDICTIONS_TOPIC is not set' }),
+  stream: Type.Object({
+    subscribers: count('Server-Sent Events subscribers connected'),
+    emitted: count('Events written to subscribers'),
+    dropped_subscribers: count('Subscribers disconnected for reading too slowly'),
+  }),
+}, { $id: 'NotificationStats', title: 'NotificationStats' })
+export type NotificationStats = Static<typeof NotificationStats>
