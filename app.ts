@@ -5,6 +5,7 @@ import type { IncomingMessage } from 'node:http'
 import env, { type EnvOptions } from './plugins/external/env.js'
 import openapi from './plugins/external/swagger.js'
 import errors from './plugins/app/errors.js'
+import shutdown from './plugins/app/shutdown.js'
 import classifier from './plugins/app/classifier.js'
 import notifications from './plugins/app/notifications.js'
 import { ErrorResponse } from './schemas/common.js'
@@ -46,6 +47,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   }
   // The app's own plugins: decorators the routes use.
   await fastify.register(errors)
+  await fastify.register(shutdown)
   fastify.addHook('onRequest', async (request, reply) => { reply.header('x-request-id', request.id) })
   await fastify.register(classifier)
   await fastify.register(notifications)
