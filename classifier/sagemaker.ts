@@ -7,6 +7,7 @@ import type { ModelInfo } from '../schemas/model.js'
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
 import { InvalidInputError, UpstreamError, UpstreamTimeoutError } from './errors.js'
 import type { Classifier } from './types.js'
+import { createBatcher } from './batcher.js'
 
 const UNREADY_AFTER_FAILURE_MS = 10_000
 
@@ -24,7 +25,8 @@ export function endpointUrl (host: string | undefined): string | undefined {
 }
 
 type SageMakerConfig = Pick<Config, 'AWS_REGION' | 'AWS_SAGEMAKER_ENDPOINT' | 'AWS_SAGEMAKER_HOST' | 'AWS_ACCESS_KEY' | 'AWS_SECRET_KEY' |
-'SAGEMAKER_TIMEOUT_MS' | 'SAGEMAKER_CONNECT_TIMEOUT_MS' | 'SAGEMAKER_MAX_ATTEMPTS' | 'SAGEMAKER_MAX_SOCKETS'>
+'SAGEMAKER_TIMEOUT_MS' | 'SAGEMAKER_CONNECT_TIMEOUT_MS' | 'SAGEMAKER_MAX_ATTEMPTS' | 'SAGEMAKER_MAX_SOCKETS' |
+'SAGEMAKER_BATCHING' | 'SAGEMAKER_BATCH_MAX_ROWS' | 'SAGEMAKER_BATCH_MAX_BYTES' | 'SAGEMAKER_BATCH_WAIT_MS' | 'SAGEMAKER_BATCH_MAX_IN_FLIGHT'>
 
 /**
  * Reads the model's answer: `[...]` (MLflow 1.x) or `{"predictions": [...]}` (2.x), one entry per row.
@@ -98,33 +100,43 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
     sagemaker: { endpoint, region: config.AWS_REGION },
   }
 
+  /** One InvokeEndpoint call: a pandas-split body in, one prediction per row out. */
+  async function invoke (body: string, rows: number): Promise<Prediction[]> {
+    let answer: string
+    try {
+      const response = await client.send(new InvokeEndpointCommand({ EndpointName: endpoint, ContentType: PANDAS_SPLIT, Accept: 'application/json', Body: body }))
+      answer = new TextDecoder().decode(response.Body)
+    } catch (err) {
+      const translated = translateError(err)
+      if ((translated as { statusCode?: number }).statusCode !== 400) fail(translated.message)
+      throw Object.assign(translated, { cause: err })
+    }
+    try {
+      const predictions = parsePredictions(answer, rows)
+      lastFailure = undefined
+      return predictions
+    } catch (err) {
+      fail((err as Error).message)
+      throw err
+    }
+  }
+
+  const batcher = config.SAGEMAKER_BATCHING === 'on'
+    ? createBatcher(invoke, {
+      maxRows: config.SAGEMAKER_BATCH_MAX_ROWS,
+      maxBytes: config.SAGEMAKER_BATCH_MAX_BYTES,
+      maxWaitMs: config.SAGEMAKER_BATCH_WAIT_MS,
+      maxInFlight: config.SAGEMAKER_BATCH_MAX_IN_FLIGHT,
+    })
+    : undefined
+
   return {
     backend: 'sagemaker',
     client,
+    batcher,
     async predict (frame: PandasSplitFrame): Promise<Prediction[]> {
       if (frame.data.length === 0) return []
-      let body: string
-      try {
-        const answer = await client.send(new InvokeEndpointCommand({
-          EndpointName: endpoint,
-          ContentType: PANDAS_SPLIT,
-          Accept: 'application/json',
-          Body: JSON.stringify(frame),
-        }))
-        body = new TextDecoder().decode(answer.Body)
-      } catch (err) {
-        const translated = translateError(err)
-        if ((translated as { statusCode?: number }).statusCode !== 400) fail(translated.message)
-        throw Object.assign(translated, { cause: err })
-      }
-      try {
-        const predictions = parsePredictions(body, frame.data.length)
-        lastFailure = undefined
-        return predictions
-      } catch (err) {
-        fail((err as Error).message)
-        throw err
-      }
+      return batcher !== undefined ? await batcher.submit(frame) : await invoke(JSON.stringify(frame), frame.data.length)
     },
     // SageMaker has no cheap health call on the runtime API: ready unless a call failed upstream lately.
     readiness: () => lastFailure === undefined || Date.now() - lastFailure.at > UNREADY_AFTER_FAILURE_MS
@@ -132,7 +144,8 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
       : { ready: false, reason: lastFailure.reason },
     describe: () => info,
     async close () {
+      await batcher?.close()
       client.destroy()
     },
-  } satisfies Classifier & { client: SageMakerRuntimeClient }
+  } satisfies Classifier & { client: SageMakerRuntimeClient, batcher: unknown }
 }

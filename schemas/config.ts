@@ -25,6 +25,12 @@ export const ConfigSchema = Type.Object({
   SAGEMAKER_CONNECT_TIMEOUT_MS: Type.Integer({ default: 3000, minimum: 10 }),
   SAGEMAKER_MAX_ATTEMPTS: Type.Integer({ default: 3, minimum: 1, maximum: 10 }),
   SAGEMAKER_MAX_SOCKETS: Type.Integer({ default: 50, minimum: 1 }),
+  SAGEMAKER_BATCHING: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
+  SAGEMAKER_BATCH_MAX_ROWS: Type.Integer({ default: 1000, minimum: 1 }),
+  // SageMaker's 6 MB payload limit, less headroom for the JSON around the rows.
+  SAGEMAKER_BATCH_MAX_BYTES: Type.Integer({ default: 5 * 1024 * 1024, minimum: 1024, maximum: 6 * 1024 * 1024 }),
+  SAGEMAKER_BATCH_WAIT_MS: Type.Number({ default: 2, minimum: 0 }),
+  SAGEMAKER_BATCH_MAX_IN_FLIGHT: Type.Integer({ default: 16, minimum: 1 }),
 
   AWS_SNS_PREDICTIONS_TOPIC: Type.Optional(Type.String({ pattern: '^arn:aws[a-z-]*:sns:[a-z0-9-]+:\\d{12}:[A-Za-z0-9_-]{1,256}$' })),
   AWS_SNS_HOST: Type.Optional(Type.String({ minLength: 1 })),

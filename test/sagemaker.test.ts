@@ -40,10 +40,17 @@ t.test('InvokeEndpoint: path, content type, body as pandas split, SigV4 signatur
   t.equal(call.method, 'POST')
   t.equal(call.url, '/endpoints/ml-ids-prod/invocations', 'the endpoint name from the earlier path form')
   t.equal(call.headers['content-type'], PANDAS_SPLIT)
-  t.same(JSON.parse(call.body), frame, 'the frame is forwarded as sent')
+  t.same(JSON.parse(call.body), { columns: frame.columns, data: frame.data }, 'the rows are forwarded as pandas split')
   t.match(call.headers.authorization, /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/sagemaker\/aws4_request, SignedHeaders=.*, Signature=[0-9a-f]{64}$/)
   t.match(call.headers['x-amz-date'], /^\d{8}T\d{6}Z$/)
   t.equal(call.headers.connection, 'keep-alive', 'connections are kept alive')
+})
+
+t.test('with batching off, the frame is forwarded exactly as sent, index included', async t => {
+  const sagemaker = await loopback(t, (_req, res) => json(res, 200, [0, 1, 0]))
+  const app = await build(t, sagemakerEnv(sagemaker.url, { SAGEMAKER_BATCHING: 'off' }))
+  t.same((await post(app, frame)).json(), [0, 1, 0])
+  t.same(JSON.parse(sagemaker.requests[0].body), frame)
 })
 
 t.test('both MLflow answer shapes, and column vectors', async t => {
@@ -167,4 +174,19 @@ t.test('endpoint names in both forms', async t => {
   t.equal(endpointName('/endpoints/abc-1/invocations'), 'abc-1')
   t.equal(endpointName('abc-1'), 'abc-1')
   t.throws(() => parsePredictions('[0]', 2), /1 predictions for 2 rows/)
+})
+
+t.test('concurrent requests share InvokeEndpoint calls and each gets its own predictions', async t => {
+  // The stand-in model answers from the rows themselves: 1 where flow_iat_min is odd.
+  const sagemaker = await loopback(t, (req, res) => {
+    const body = JSON.parse(req.body)
+    const at = body.columns.indexOf('flow_iat_min')
+    setTimeout(() => json(res, 200, body.data.map((row: number[]) => row[at] % 2)), 20)
+  })
+  const app = await build(t, sagemakerEnv(sagemaker.url))
+  let id = 0
+  const frames = Array.from({ length: 60 }, () => splitFrame(Array.from({ length: 1 + (id % 7) }, () => ({ ...examples.benign, flow_iat_min: id++ }))))
+  const answers = await Promise.all(frames.map(f => post(app, f)))
+  answers.forEach((res, i) => t.same(res.json(), frames[i].data.map(row => (row[frames[i].columns.indexOf('flow_iat_min')] as number) % 2), `request ${i}`, { diagnostic: false }))
+  t.ok(sagemaker.requests.length < frames.length / 2, `${sagemaker.requests.length} calls for ${frames.length} requests`)
 })

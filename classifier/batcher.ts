@@ -1,0 +1,128 @@
+import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
+
+export interface BatcherOptions {
+  /** Most rows in one call. */
+  maxRows: number
+  /** Most bytes in one call's body (SageMaker's 6 MB, less headroom). */
+  maxBytes: number
+  /** Longest a request waits for others to join its batch while calls are in flight. */
+  maxWaitMs: number
+  /** Most calls in flight at once; batches grow while they wait for one to finish. */
+  maxInFlight: number
+}
+
+/** One call to the model: a pandas-split body and its row count in, one prediction per row out. */
+export type Invoke = (body: string, rows: number) => Promise<Prediction[]>
+
+interface Item {
+  readonly rowsJson: string
+  readonly rows: number
+  readonly resolve: (predictions: Prediction[]) => void
+  readonly reject: (err: unknown) => void
+}
+
+interface Batch {
+  readonly columnsJson: string
+  readonly items: Item[]
+  rows: number
+  bytes: number
+  timer?: NodeJS.Timeout
+  /** Its wait is over, but every call slot was taken: it goes as soon as one frees. */
+  due: boolean
+}
+
+const bodyOf = (columnsJson: string, items: readonly Item[]) =>
+  `{"columns":${columnsJson},"data":[${items.map(item => item.rowsJson).join(',')}]}`
+
+/**
+ * Adaptive batching, as model servers do it: the rows of concurrent requests with the same columns
+ * go to the model in one call, and each request gets its own predictions back, in order. With no call
+ * in flight a batch leaves at once (after the current tick, so requests arriving together share it);
+ * while calls are in flight it waits up to `maxWaitMs` for company, and closes early at `maxRows` or
+ * `maxBytes`. A failed call fails each of its requests with the same error, except that when the
+ * model rejects the input of a batch of several requests, each is sent again alone, so one client's
+ * bad rows cannot fail another's request.
+ */
+export function createBatcher (invoke: Invoke, opts: BatcherOptions) {
+  const open = new Map<string, Batch>()
+  const calls = new Set<Promise<void>>()
+  const counters = { calls: 0, rows: 0, requests: 0 }
+  let closing = false
+
+  function call (columnsJson: string, items: readonly Item[]): void {
+    const rows = items.reduce((sum, item) => sum + item.rows, 0)
+    counters.calls++
+    counters.rows += rows
+    const done = invoke(bodyOf(columnsJson, items), rows).then(predictions => {
+      let offset = 0
+      for (const item of items) {
+        item.resolve(predictions.slice(offset, offset + item.rows))
+        offset += item.rows
+      }
+    }, err => {
+      // Nothing was predicted: sending each request alone is safe, and isolates the bad one.
+      if ((err as { statusCode?: number }).statusCode === 400 && items.length > 1) {
+        for (const item of items) call(columnsJson, [item])
+        return
+      }
+      for (const item of items) item.reject(err)
+    }).finally(() => {
+      calls.delete(done)
+      const due = [...open.values()].find(batch => batch.due)
+      if (due !== undefined) flush(due)
+    })
+    calls.add(done)
+  }
+
+  function flush (batch: Batch): void {
+    if (open.get(batch.columnsJson) === batch) open.delete(batch.columnsJson)
+    clearTimeout(batch.timer)
+    call(batch.columnsJson, batch.items)
+  }
+
+  /** Sends the batch now if a call slot is free, otherwise as soon as one is. */
+  function release (batch: Batch): void {
+    if (open.get(batch.columnsJson) !== batch) return
+    if (calls.size < opts.maxInFlight || closing) flush(batch)
+    else batch.due = true
+  }
+
+  return {
+    submit (frame: PandasSplitFrame): Promise<Prediction[]> {
+      const rows = frame.data.length
+      if (rows === 0) return Promise.resolve([])
+      counters.requests++
+      const rowsJson = JSON.stringify(frame.data).slice(1, -1)
+      const bytes = Buffer.byteLength(rowsJson) + 1
+      const columnsJson = JSON.stringify(frame.columns)
+      return new Promise<Prediction[]>((resolve, reject) => {
+        const item = { rowsJson, rows, resolve, reject }
+        let batch = open.get(columnsJson)
+        if (batch !== undefined && (batch.rows + rows > opts.maxRows || batch.bytes + bytes > opts.maxBytes)) {
+          flush(batch)
+          batch = undefined
+        }
+        if (batch === undefined) {
+          const created: Batch = { columnsJson, items: [], rows: 0, bytes: Buffer.byteLength(columnsJson) + 24, due: false }
+          open.set(columnsJson, created)
+          if (calls.size === 0) setImmediate(() => release(created))
+          created.timer = setTimeout(() => release(created), opts.maxWaitMs)
+          batch = created
+        }
+        batch.items.push(item)
+        batch.rows += rows
+        batch.bytes += bytes
+        if (batch.rows >= opts.maxRows || batch.bytes >= opts.maxBytes) flush(batch)
+      })
+    },
+    stats: () => ({ ...counters, in_flight: calls.size, open: open.size }),
+    /** Sends what is waiting and resolves once every call has been answered. */
+    async close (): Promise<void> {
+      closing = true
+      for (const batch of [...open.values()]) flush(batch)
+      while (calls.size > 0) await Promise.allSettled([...calls])
+    },
+  }
+}
+
+export type Batcher = ReturnType<typeof createBatcher>
