@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
@@ -6,6 +6,7 @@ import env, { type EnvOptions } from './plugins/external/env.js'
 import openapi from './plugins/external/swagger.js'
 import errors from './plugins/app/errors.js'
 import shutdown from './plugins/app/shutdown.js'
+import requestLog from './plugins/app/request-log.js'
 import classifier from './plugins/app/classifier.js'
 import notifications from './plugins/app/notifications.js'
 import { ErrorResponse } from './schemas/common.js'
@@ -30,6 +31,8 @@ export const serverOptions = {
     return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID()
   },
   return503OnClosing: true,
+  // plugins/app/request-log.ts writes one line per request instead of two.
+  logController: new LogController({ disableRequestLogging: true }),
 } satisfies FastifyServerOptions
 
 export type AppOptions = EnvOptions
@@ -48,6 +51,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   // The app's own plugins: decorators the routes use.
   await fastify.register(errors)
   await fastify.register(shutdown)
+  await fastify.register(requestLog)
   fastify.addHook('onRequest', async (request, reply) => { reply.header('x-request-id', request.id) })
   await fastify.register(classifier)
   await fastify.register(notifications)

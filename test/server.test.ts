@@ -1,5 +1,6 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
+import { request } from 'node:http'
 import { once } from 'node:events'
 import { join } from 'node:path'
 import { projectRoot } from '../project.js'
@@ -29,15 +30,24 @@ t.test('SIGTERM: the request in flight completes, then the process exits 0', asy
   const server = startServer({ PORT: '0', HOST: '127.0.0.1' })
   t.teardown(() => { server.child.kill('SIGKILL') })
   const url = await server.listening
-  // A large request, so that it is still being served when the signal arrives.
-  const body = JSON.stringify(splitFrame(Array(8000).fill(examples.attack)))
-  const pending = fetch(`${url}/api/predictions`, { method: 'POST', headers: { 'content-type': PANDAS_SPLIT }, body })
-  // Signal once the server has taken the request in (it logs each request as it arrives).
-  while (!server.output().includes('"url":"/api/predictions"')) await new Promise(resolve => setTimeout(resolve, 2))
-  server.child.kill('SIGTERM')
-  const res = await pending
+  // Headers and half the body now, the rest after the signal: the request is in flight when it arrives.
+  const body = JSON.stringify(splitFrame(Array(2000).fill(examples.attack)))
+  const answer = new Promise<{ status: number, body: string }>((resolve, reject) => {
+    const req = request(`${url}/api/predictions`, { method: 'POST', headers: { 'content-type': PANDAS_SPLIT, 'content-length': Buffer.byteLength(body) } }, res => {
+      let text = ''
+      res.on('data', chunk => { text += chunk })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
+    })
+    req.on('error', reject)
+    req.write(body.slice(0, body.length / 2))
+    setTimeout(() => {
+      server.child.kill('SIGTERM')
+      setTimeout(() => req.end(body.slice(body.length / 2)), 100)
+    }, 100)
+  })
+  const res = await answer
   t.equal(res.status, 200)
-  t.equal(((await res.json()) as number[]).length, 8000)
+  t.equal((JSON.parse(res.body) as number[]).length, 2000)
   const [code] = await once(server.child, 'exit')
   t.equal(code, 0)
   t.match(server.output(), /"signal":"SIGTERM".*"msg":"closing"/)

@@ -1,0 +1,220 @@
+/**
+ * The benchmark suite: drives the service over loopback with autocannon and prints, per scenario,
+ * req/s, rows/s, p50/p99 latency, errors, peak RSS, and InvokeEndpoint and SNS calls, next to the
+ * limit of this machine for the same payload. Results are also written as JSON to bench/results/.
+ *
+ *   npm run bench                 # 10 s per scenario
+ *   npm run bench -- --short      # 3 s per scenario, for a quick check
+ *   npm run bench -- --profile    # also write a CPU profile of each service run (node --cpu-prof)
+ *   npm run bench -- --only 'embedded'   # only the scenarios whose name contains this
+ *
+ * Needs no network and no AWS account: SageMaker and SNS are loopback stand-ins (bench/stubs.ts).
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpus, tmpdir, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { createServer } from 'node:net'
+import { once } from 'node:events'
+import { parseArgs } from 'node:util'
+import autocannon from 'autocannon'
+import { projectRoot } from '../project.js'
+import { frameOf } from './flows.js'
+
+const { values } = parseArgs({ options: { short: { type: 'boolean' }, duration: { type: 'string' }, profile: { type: 'boolean' }, only: { type: 'string' } } })
+const duration = Number(values.duration ?? (values.short ? 3 : 10))
+const warmup = Math.max(1, Math.round(duration / 4))
+const root = projectRoot()
+const results = join(root, 'bench', 'results')
+mkdirSync(results, { recursive: true })
+const children = new Set<ChildProcess>()
+
+async function freePort (): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  server.close()
+  return port
+}
+
+/** A script of this suite in its own process; its first stdout line is JSON. */
+async function startScript (script: string, env: NodeJS.ProcessEnv = {}) {
+  const child = spawn(process.execPath, [join(root, 'dist', 'bench', script)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  children.add(child)
+  const [line] = await once(child.stdout!, 'data') as [Buffer]
+  return { child, info: JSON.parse(line.toString().split('\n')[0]) }
+}
+
+/** The service, as `npm start` runs it, logging at info as in production (to /dev/null). */
+async function startService (env: NodeJS.ProcessEnv, name: string) {
+  const port = await freePort()
+  const profile = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(results, 'profiles')}`, `--cpu-prof-name=${name.replace(/[^a-z0-9]+/gi, '-')}.cpuprofile`] : []
+  const devNull = openSync('/dev/null', 'w')
+  const child = spawn(process.execPath, [...profile, join(root, 'dist', 'server.js')], {
+    env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', NOTIFY_DATA_DIR: mkdtempSync(join(tmpdir(), 'ml-ids-bench-')), ...env },
+    stdio: ['ignore', devNull, 'inherit'],
+  })
+  children.add(child)
+  const url = `http://127.0.0.1:${port}`
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`${url}/ready`)).ok) break
+    } catch {}
+    if (i > 200) throw new Error(`${name}: the service did not start`)
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  return { child, url }
+}
+
+async function stop (child: ChildProcess) {
+  if (child.exitCode !== null) return
+  child.kill('SIGTERM')
+  await once(child, 'exit')
+  children.delete(child)
+}
+
+/** Peak resident memory of a process, in MiB (Linux). */
+function peakRssMiB (pid: number): number | null {
+  try {
+    const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
+    return kb ? Math.round(Number(kb) / 1024) : null
+  } catch {
+    return null
+  }
+}
+
+function load (url: string, body: string, connections: number, seconds: number) {
+  return autocannon({
+    url: `${url}/api/predictions`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json; format=pandas-split' },
+    body,
+    connections,
+    duration: seconds,
+  })
+}
+
+interface Row {
+  scenario: string
+  rows_per_request: number
+  connections: number
+  req_per_s: number
+  rows_per_s: number
+  p50_ms: number
+  p99_ms: number
+  errors: number
+  non_2xx: number
+  peak_rss_mib: number | null
+  invoke_calls_per_row?: number
+  sns_calls_per_1000_flows?: number
+  notifications?: { published: number, spilled: number, queued: number }
+}
+
+const stubs = await startScript('stubs.js')
+const counts = async () => await (await fetch(`http://127.0.0.1:${stubs.info.control}/counts`)).json() as Record<string, number>
+const SNS = {
+  AWS_SNS_PREDICTIONS_TOPIC: 'arn:aws:sns:us-east-1:123456789012:ml-ids-bench',
+  AWS_SNS_HOST: `http://127.0.0.1:${stubs.info.sns}`,
+  AWS_REGION: 'us-east-1',
+  AWS_ACCESS_KEY: 'AKIDBENCH',
+  AWS_SECRET_KEY: 'bench',
+  NOTIFY: 'all',
+}
+const sagemaker = (delay: 0 | 20, batching: 'on' | 'off') => ({
+  ...SNS,
+  AWS_SAGEMAKER_ENDPOINT: 'ml-ids-bench',
+  AWS_SAGEMAKER_HOST: `http://127.0.0.1:${delay === 0 ? stubs.info.sagemaker_0ms : stubs.info.sagemaker_20ms}`,
+  SAGEMAKER_BATCHING: batching,
+})
+
+const scenarios: Array<{ name: string, env?: NodeJS.ProcessEnv, limit?: boolean, rows: number[], connections: number }> = [
+  { name: 'limit (bare node:http + JSON.parse)', limit: true, rows: [1, 100], connections: 50 },
+  { name: 'embedded, notifications off', env: { NOTIFY: 'none' }, rows: [1, 100], connections: 50 },
+  { name: 'embedded, notifications on', env: SNS, rows: [1, 100], connections: 50 },
+  { name: 'sagemaker 0 ms, notifications on, batching off', env: sagemaker(0, 'off'), rows: [1, 100], connections: 50 },
+  { name: 'sagemaker 0 ms, notifications on, batching on', env: sagemaker(0, 'on'), rows: [1, 100], connections: 50 },
+  { name: 'sagemaker 20 ms, notifications on, batching off', env: sagemaker(20, 'off'), rows: [1, 100], connections: 50 },
+  { name: 'sagemaker 20 ms, notifications on, batching on', env: sagemaker(20, 'on'), rows: [1, 100], connections: 50 },
+  { name: 'sagemaker 20 ms, notifications on, batching off', env: sagemaker(20, 'off'), rows: [1], connections: 256 },
+  { name: 'sagemaker 20 ms, notifications on, batching on', env: sagemaker(20, 'on'), rows: [1], connections: 256 },
+]
+
+const table: Row[] = []
+try {
+  for (const scenario of scenarios) {
+    if (values.only !== undefined && !scenario.limit && !scenario.name.includes(values.only)) continue
+    for (const rows of scenario.rows) {
+      const label = `${scenario.name}, ${rows} row${rows > 1 ? 's' : ''}, ${scenario.connections} connections`
+      const target = scenario.limit ? await startScript('limit.js') : await startService(scenario.env ?? {}, label)
+      const url = 'url' in target ? target.url : `http://127.0.0.1:${target.info.port}`
+      const body = JSON.stringify(frameOf(rows))
+      await load(url, body, scenario.connections, warmup)
+      const before = await counts()
+      const result = await load(url, body, scenario.connections, duration)
+      // Let the notifications of the last requests go out before counting SNS calls.
+      if (!scenario.limit) await new Promise(resolve => setTimeout(resolve, 500))
+      const after = await counts()
+      const notifications = scenario.env?.AWS_SNS_PREDICTIONS_TOPIC ? (await (await fetch(`${url}/api/notifications/stats`)).json()).sns : undefined
+      const ok = result['2xx']
+      const flows = ok * rows
+      const invokes = (after.invoke_0ms - before.invoke_0ms) + (after.invoke_20ms - before.invoke_20ms)
+      const row: Row = {
+        scenario: scenario.name,
+        rows_per_request: rows,
+        connections: scenario.connections,
+        req_per_s: Math.round(ok / duration),
+        rows_per_s: Math.round(flows / duration),
+        p50_ms: result.latency.p50,
+        p99_ms: result.latency.p99,
+        errors: result.errors + result.timeouts,
+        non_2xx: result.non2xx,
+        peak_rss_mib: peakRssMiB(target.child.pid!),
+        ...(scenario.env?.AWS_SAGEMAKER_ENDPOINT ? { invoke_calls_per_row: Math.round(invokes / Math.max(flows, 1) * 1000) / 1000 } : {}),
+        // Per 1,000 flows SNS received: what is spilled is published later, in batches of the same size.
+        ...(notifications
+          ? {
+              sns_calls_per_1000_flows: Math.round((after.sns_calls - before.sns_calls) / Math.max(after.sns_messages - before.sns_messages, 1) * 1000 * 10) / 10,
+              notifications: { published: notifications.published, spilled: notifications.spilled, queued: notifications.queued },
+            }
+          : {}),
+      }
+      table.push(row)
+      await stop(target.child)
+      console.log(`${label}: ${row.req_per_s} req/s, ${row.rows_per_s} rows/s, p50 ${row.p50_ms} ms, p99 ${row.p99_ms} ms, errors ${row.errors}, non-2xx ${row.non_2xx}, peak RSS ${row.peak_rss_mib} MiB` +
+        (row.invoke_calls_per_row !== undefined ? `, ${row.invoke_calls_per_row} InvokeEndpoint calls/row` : '') +
+        (row.notifications ? `, ${row.sns_calls_per_1000_flows} SNS calls/1000 flows, notifications published ${row.notifications.published} spilled ${row.notifications.spilled}` : ''))
+    }
+  }
+} finally {
+  for (const child of children) child.kill('SIGTERM')
+}
+
+const find = (name: string, rows: number, connections = 50) => table.find(r => r.scenario === name && r.rows_per_request === rows && r.connections === connections) ?? { rows_per_s: NaN, req_per_s: NaN }
+const ratio = (a: number, b: number) => Math.round(a / b * 100) / 100
+const ratios: Record<string, number> = {}
+for (const rows of [1, 100]) {
+  const limit = find(scenarios[0].name, rows)
+  ratios[`embedded/limit, ${rows} row(s), rows/s`] = ratio(find('embedded, notifications off', rows).rows_per_s, limit.rows_per_s)
+  ratios[`notifications on/off (embedded), ${rows} row(s), rows/s`] = ratio(find('embedded, notifications on', rows).rows_per_s, find('embedded, notifications off', rows).rows_per_s)
+  ratios[`batching on/off (sagemaker 20 ms), ${rows} row(s), rows/s`] = ratio(find('sagemaker 20 ms, notifications on, batching on', rows).rows_per_s, find('sagemaker 20 ms, notifications on, batching off', rows).rows_per_s)
+}
+ratios['batching on/off (sagemaker 20 ms, 256 connections, 1 row), req/s'] = ratio(
+  find('sagemaker 20 ms, notifications on, batching on', 1, 256).req_per_s, find('sagemaker 20 ms, notifications on, batching off', 1, 256).req_per_s)
+// The earlier Python service on this machine class: 122 req/s (1 row), 1,302 rows/s (100 rows).
+for (const batching of ['off', 'on']) {
+  ratios[`sagemaker 20 ms (batching ${batching}, notifications on) vs earlier service, 1 row, req/s`] = ratio(find(`sagemaker 20 ms, notifications on, batching ${batching}`, 1).req_per_s, 122)
+  ratios[`sagemaker 20 ms (batching ${batching}, notifications on) vs earlier service, 100 rows, rows/s`] = ratio(find(`sagemaker 20 ms, notifications on, batching ${batching}`, 100).rows_per_s, 1302)
+}
+
+const report = {
+  machine: { cpus: `${cpus().length} x ${cpus()[0]?.model}`, memory_gib: Math.round(totalmem() / 2 ** 30), node: process.version },
+  duration_s: duration,
+  results: table,
+  ratios,
+}
+const file = join(results, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
+writeFileSync(file, JSON.stringify(report, null, 2) + '\n')
+writeFileSync(join(results, 'latest.json'), JSON.stringify(report, null, 2) + '\n')
+console.log('\nratios:')
+for (const [name, value] of Object.entries(ratios)) console.log(`  ${name}: ${value}`)
+console.log(`\nwrote ${file}`)
