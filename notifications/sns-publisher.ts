@@ -25,6 +25,8 @@ export interface SnsPublisherOptions {
   queueSize: number
   /** SNS calls in flight at once. */
   concurrency: number
+  /** How long a notification may wait for others to fill its batch (fewer, fuller calls). */
+  lingerMs: number
   /** Attempts per notification before it is spilled to disk for a later replay. */
   maxAttempts: number
   retryBaseMs: number
@@ -42,6 +44,7 @@ interface ReplaySource {
 interface Entry {
   readonly notification: Notification
   readonly bytes: number
+  readonly enqueuedAt: number
   attempts: number
   notBefore: number
   /** Sent on its own: too large for a batch, or its batch was refused as a batch. */
@@ -89,6 +92,7 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
   let consecutiveFailures = 0
   let pausedUntil = 0
   let timer: NodeJS.Timeout | undefined
+  let timerAt = 0
   let closing = false
   let replaying: Promise<void> | undefined
   let spilledSinceReplay = false
@@ -161,6 +165,10 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
   function pump (): void {
     const now = Date.now()
     if (now < pausedUntil) return schedule(pausedUntil - now)
+    // Too few for a full batch, and none has waited long: wait for company.
+    if (!closing && queue.length < MAX_BATCH_ENTRIES && queue.length > 0 && now - queue[0].enqueuedAt < opts.lingerMs) {
+      return schedule(queue[0].enqueuedAt + opts.lingerMs - now)
+    }
     while (inFlightCalls < opts.concurrency && queue.length > 0) {
       const batch = takeBatch(now)
       if (batch.length === 0) {
@@ -178,9 +186,13 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
     if (queue.length === 0 && inFlight === 0) idle?.()
   }
 
+  /** Pumps again in `ms`, unless a pump is due sooner already. */
   function schedule (ms: number): void {
-    if (timer !== undefined) return
-    timer = setTimeout(() => { timer = undefined; pump() }, Math.max(1, ms))
+    const at = Date.now() + Math.max(1, ms)
+    if (timer !== undefined && timerAt <= at) return
+    clearTimeout(timer)
+    timerAt = at
+    timer = setTimeout(() => { timer = undefined; pump() }, at - Date.now())
   }
 
   async function send (batch: Entry[]): Promise<void> {
@@ -254,7 +266,7 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
         }
         source.pending++
         counters.replayed++
-        enqueue({ notification: record.notification, bytes: payloadBytes(record.notification), attempts: 0, notBefore: 0, source })
+        enqueue({ notification: record.notification, bytes: payloadBytes(record.notification), enqueuedAt: Date.now(), attempts: 0, notBefore: 0, source })
         pump()
       }
       source.reading = false
@@ -272,7 +284,8 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
   return {
     /** Queues notifications; returns at once. */
     publish (notifications: readonly Notification[]): void {
-      for (const notification of notifications) enqueue({ notification, bytes: payloadBytes(notification), attempts: 0, notBefore: 0 })
+      const now = Date.now()
+      for (const notification of notifications) enqueue({ notification, bytes: payloadBytes(notification), enqueuedAt: now, attempts: 0, notBefore: 0 })
       pump()
     },
     /** Replays what an earlier run spilled. */

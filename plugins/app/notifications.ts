@@ -52,6 +52,7 @@ function createNotifier (config: Config, log: import('fastify').FastifyBaseLogge
       dataDir,
       queueSize: config.NOTIFY_QUEUE_SIZE,
       concurrency: config.NOTIFY_CONCURRENCY,
+      lingerMs: config.NOTIFY_LINGER_MS,
       maxAttempts: config.NOTIFY_MAX_ATTEMPTS,
       retryBaseMs: config.NOTIFY_RETRY_BASE_MS,
       retryMaxMs: config.NOTIFY_RETRY_MAX_MS,
