@@ -4,9 +4,15 @@ import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import env, { type EnvOptions } from './plugins/external/env.js'
 import openapi from './plugins/external/swagger.js'
+import security from './plugins/external/security.js'
+import rateLimit from './plugins/external/rate-limit.js'
+import underPressure from './plugins/external/under-pressure.js'
 import errors from './plugins/app/errors.js'
 import shutdown from './plugins/app/shutdown.js'
 import requestLog from './plugins/app/request-log.js'
+import auth from './plugins/app/auth.js'
+import metrics from './plugins/app/metrics.js'
+import metricsRoutes from './routes/metrics.js'
 import classifier from './plugins/app/classifier.js'
 import notifications from './plugins/app/notifications.js'
 import { ErrorResponse } from './schemas/common.js'
@@ -45,6 +51,9 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   // Ecosystem first: configuration, then the OpenAPI generator, which must see every route.
   await fastify.register(env, opts)
   await fastify.register(openapi)
+  await fastify.register(security)
+  await fastify.register(underPressure)
+  await fastify.register(rateLimit)
   for (const schema of [ErrorResponse, PandasSplitFrame, Predictions, Preprocessing, Metrics, ModelInfo, Health, NotificationStats]) {
     fastify.addSchema(schema)
   }
@@ -52,11 +61,14 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(errors)
   await fastify.register(shutdown)
   await fastify.register(requestLog)
+  await fastify.register(auth)
   fastify.addHook('onRequest', async (request, reply) => { reply.header('x-request-id', request.id) })
   await fastify.register(classifier)
   await fastify.register(notifications)
+  await fastify.register(metrics)
   // Routes.
   await fastify.register(rootRoutes)
+  await fastify.register(metricsRoutes)
   await fastify.register(modelRoutes, { prefix: '/api' })
   await fastify.register(predictionRoutes, { prefix: '/api' })
   await fastify.register(notificationRoutes, { prefix: '/api' })

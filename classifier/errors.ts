@@ -8,6 +8,8 @@ export const MissingFeaturesError = createError<[string]>('MISSING_FEATURES', 'm
 export const NonNumericValueError = createError<[string]>('NON_NUMERIC_VALUE', '%s', 400)
 /** The model (SageMaker) failed or answered something unusable. Never carries upstream details. */
 export const UpstreamError = createError<[string]>('UPSTREAM_ERROR', '%s', 502)
+/** The model is throttling or overloaded: the client may retry shortly. */
+export const UpstreamUnavailableError = createError<[string]>('UPSTREAM_UNAVAILABLE', '%s', 503)
 export const UpstreamTimeoutError = createError<[string]>('UPSTREAM_TIMEOUT', '%s', 504)
 /** A model directory that cannot be served: raised at start-up, so the process fails fast. */
 export class ModelLoadError extends Error {

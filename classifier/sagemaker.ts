@@ -5,7 +5,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler'
 import type { Config } from '../schemas/config.js'
 import type { ModelInfo } from '../schemas/model.js'
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
-import { InvalidInputError, UpstreamError, UpstreamTimeoutError } from './errors.js'
+import { InvalidInputError, UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
 import type { Classifier } from './types.js'
 import { createBatcher } from './batcher.js'
 
@@ -62,6 +62,9 @@ export function translateError (err: unknown): Error {
     return new InvalidInputError(`the model rejected the input (status ${e.OriginalStatusCode}): check the columns and values`)
   }
   const status = e.$metadata?.httpStatusCode
+  if (status === 429 || e.name === 'ThrottlingException' || e.name === 'ServiceUnavailable' || e.name === 'ModelNotReadyException') {
+    return new UpstreamUnavailableError(`the SageMaker endpoint is overloaded or not ready (${e.name ?? status}): retry shortly`)
+  }
   const what = status !== undefined ? `status ${status}${e.name ? `, ${e.name}` : ''}` : (e.code ?? e.name ?? 'network error')
   return new UpstreamError(`the SageMaker endpoint failed (${what})`)
 }

@@ -34,7 +34,9 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
     },
   }
   async function ready (_request: unknown, reply: import('fastify').FastifyReply) {
-    const { ready, reason } = fastify.classifier.readiness()
+    const { ready, reason } = fastify.isUnderPressure()
+      ? { ready: false, reason: 'overloaded: shedding load' }
+      : fastify.classifier.readiness()
     const backend = fastify.classifier.backend
     if (ready) return { status: 'ok' as const, backend }
     return reply.code(503).send({ status: 'unavailable' as const, backend, reason })

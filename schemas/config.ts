@@ -47,6 +47,15 @@ export const ConfigSchema = Type.Object({
   // Below SHUTDOWN_TIMEOUT_MS and ECS's 30 s stop timeout: what is not published by then is spilled.
   NOTIFY_DRAIN_TIMEOUT_MS: Type.Integer({ default: 15000, minimum: 0 }),
   SNS_TIMEOUT_MS: Type.Integer({ default: 10000, minimum: 100 }),
+
+  // Comma-separated; when set, /api/* needs one of them (Authorization: Bearer <key> or x-api-key).
+  API_KEYS: Type.Optional(Type.String({ minLength: 1 })),
+  RATE_LIMIT_MAX: Type.Integer({ default: 0, minimum: 0, description: 'requests per client per window; 0 = off' }),
+  RATE_LIMIT_WINDOW_MS: Type.Integer({ default: 60000, minimum: 1000 }),
+  CORS_ORIGINS: Type.Optional(Type.String({ minLength: 1 })),
+  PRESSURE_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ default: 1000, minimum: 0 }),
+  PRESSURE_MAX_HEAP_MB: Type.Integer({ default: 0, minimum: 0 }),
+  PRESSURE_RETRY_AFTER_S: Type.Integer({ default: 5, minimum: 1 }),
   SSE_MAX_BUFFER_BYTES: Type.Integer({ default: 1024 * 1024, minimum: 1024 }),
 })
 

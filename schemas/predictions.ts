@@ -3,13 +3,19 @@ import { Type, type Static } from '@sinclair/typebox'
 /** A cell as pandas writes it: a number, a string (e.g. a timestamp) or null (NaN and ±inf). */
 export const Cell = Type.Unsafe<number | string | null>({
   type: ['number', 'string', 'null'],
-  description: 'A number, a string, or null for a missing or non-finite value',
+  maxLength: 1024,
+  description: 'A number, a string (at most 1,024 characters), or null for a missing or non-finite value',
 })
+
+// Bounds that keep a hostile body from costing more than a real one: CICFlowMeter writes about 80
+// columns with short names.
+export const MAX_COLUMNS = 1000
+export const MAX_COLUMN_NAME_LENGTH = 256
 
 /** A pandas DataFrame in JSON split orientation, as `DataFrame.to_json(orient="split")` writes it. */
 export const PandasSplitFrame = Type.Object({
-  columns: Type.Array(Type.String(), { description: 'Column names, CICFlowMeter snake_case or original headers, any order' }),
-  index: Type.Optional(Type.Array(Type.Union([Type.Integer(), Type.String()]), { description: 'Row labels, echoed in notifications' })),
+  columns: Type.Array(Type.String({ maxLength: MAX_COLUMN_NAME_LENGTH }), { maxItems: MAX_COLUMNS, description: 'Column names, CICFlowMeter snake_case or original headers, any order' }),
+  index: Type.Optional(Type.Array(Type.Union([Type.Integer(), Type.String({ maxLength: 256 })]), { description: 'Row labels, echoed in notifications' })),
   data: Type.Array(Type.Array(Cell), { description: 'Rows, one value per column' }),
 }, {
   $id: 'PandasSplitFrame',

@@ -197,8 +197,10 @@ t.test('on close the queue drains; past the deadline the rest is spilled, not dr
 t.test('a row too large for any batch is published alone, and counted when SNS refuses it', async t => {
   const sns = await snsServer(t, { entry: (entry) => Buffer.byteLength(entry.message) > 256 * 1024 ? { code: 'InvalidParameter', senderFault: true } : undefined })
   const app = await build(t, snsEnv(sns.url))
-  const huge = { ...attack, comment: 'x'.repeat(300 * 1024) }
-  await post(app, splitFrame([{ ...benign, comment: '' }, huge, { ...attack, comment: '' }]))
+  // 300 extra columns of 1,000 characters: a row of about 300 KB, over SNS's 256 KiB.
+  const wide = (fill: string) => Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`note_${i}`, fill]))
+  const huge = { ...attack, ...wide('x'.repeat(1000)) }
+  await post(app, splitFrame([{ ...benign, ...wide('') }, huge, { ...attack, ...wide('') }]))
   await until(t, 'one dead letter and two published', () => app.notifications.stats().sns?.dead_lettered === 1 && sns.accepted.length === 2)
   t.ok(sns.calls.some(c => c.action === 'Publish' && c.entries === 1), 'the large row went alone')
 })

@@ -5,7 +5,9 @@ import type { ErrorResponse } from '../../schemas/common.js'
 import { PREDICTION_MEDIA_TYPES } from '../../schemas/predictions.js'
 
 // Errors of ours whose messages are written for clients, even at 5xx (they never carry upstream details).
-const SAFE_5XX = new Set(['UPSTREAM_ERROR', 'UPSTREAM_TIMEOUT'])
+const SAFE_5XX = new Set(['UPSTREAM_ERROR', 'UPSTREAM_TIMEOUT', 'UPSTREAM_UNAVAILABLE', 'OVERLOADED'])
+// Answers the service gives on purpose under load: worth a warning, not an error with a stack.
+const EXPECTED_5XX = new Set(['UPSTREAM_UNAVAILABLE', 'OVERLOADED'])
 
 /** `/data/3/5` to `row 3, column "flow_duration"`, so a schema error names what the client wrote. */
 function describePath (path: string, body: unknown): string {
@@ -49,7 +51,9 @@ export default fp(async function errors (fastify) {
       request.log.info({ code: error.code, message: error.message }, 'client error')
       return send(reply, statusCode, error.message, error.code)
     }
-    request.log.error({ err: error }, 'request failed')
+    if (EXPECTED_5XX.has(error.code)) request.log.warn({ code: error.code, message: error.message }, 'request shed')
+    else request.log.error({ err: error }, 'request failed')
+    if (error.code === 'UPSTREAM_UNAVAILABLE' && !reply.hasHeader('retry-after')) reply.header('retry-after', 1)
     if (SAFE_5XX.has(error.code)) return send(reply, statusCode, error.message, error.code)
     return send(reply, statusCode, 'the server failed to answer: the error was logged', 'INTERNAL_ERROR')
   })

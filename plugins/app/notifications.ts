@@ -19,7 +19,7 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     /** Set by the predictions route; the onResponse hook notifies from it. */
-    classified: { frame: PandasSplitFrame, predictions: Prediction[] } | null
+    classified: { frame: PandasSplitFrame, predictions: Prediction[], seconds: number } | null
   }
 }
 

@@ -40,7 +40,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       body: Type.Ref(PandasSplitFrame),
       response: {
         200: Type.Ref(Predictions, { description: 'One prediction per row, in input order: 0 = benign, 1 = attack' }),
-        ...errorResponses(400, 413, 415, 502, 504),
+        ...errorResponses(400, 401, 413, 415, 429, 502, 503, 504),
       },
     },
     // Before the body is read: refuse what is not a JSON split frame without parsing it.
@@ -54,8 +54,9 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
     },
   }, async function (request) {
     checkFrame(request.body)
+    const started = performance.now()
     const predictions = await fastify.classifier.predict(request.body)
-    request.classified = { frame: request.body, predictions }
+    request.classified = { frame: request.body, predictions, seconds: (performance.now() - started) / 1000 }
     return predictions
   })
 }

@@ -1,0 +1,89 @@
+import fp from 'fastify-plugin'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: Registry
+  }
+}
+
+/**
+ * Prometheus metrics: HTTP requests and latency by route and status, rows and predictions by class,
+ * classifier latency and errors by backend, the notification pipeline, and Node's own (event-loop
+ * delay, heap, GC). Each app has its own registry, so several apps in one process do not collide.
+ */
+export default fp(async function metrics (fastify) {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 })
+  const labelsOf = ['method', 'route', 'status_code'] as const
+
+  const requests = new Counter({ name: 'http_requests_total', help: 'HTTP requests answered', labelNames: labelsOf, registers: [registry] })
+  const duration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'Time from request to response',
+    labelNames: labelsOf,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  })
+  const rows = new Counter({ name: 'mlids_rows_classified_total', help: 'Flows classified', labelNames: ['backend'], registers: [registry] })
+  const predictions = new Counter({ name: 'mlids_predictions_total', help: 'Predictions by class', labelNames: ['backend', 'prediction'], registers: [registry] })
+  const classifierDuration = new Histogram({
+    name: 'mlids_classifier_duration_seconds',
+    help: 'Time the classifier took per request',
+    labelNames: ['backend'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [registry],
+  })
+  const classifierErrors = new Counter({ name: 'mlids_classifier_errors_total', help: 'Requests the classifier failed (5xx)', labelNames: ['backend', 'status_code'], registers: [registry] })
+
+  // Notification counters live in the publisher; these read them at scrape time.
+  const seen: Record<string, number> = {}
+  new Counter({ // eslint-disable-line no-new
+    name: 'mlids_notifications_total',
+    help: 'SNS notifications by outcome: published, retried, spilled, dead_lettered, replayed',
+    labelNames: ['outcome'],
+    registers: [registry],
+    collect () {
+      const stats = fastify.notifications.stats().sns
+      if (stats === null) return
+      for (const outcome of ['published', 'retried', 'spilled', 'dead_lettered', 'replayed'] as const) {
+        this.inc({ outcome }, stats[outcome] - (seen[outcome] ?? 0))
+        seen[outcome] = stats[outcome]
+      }
+    },
+  })
+  new Gauge({ // eslint-disable-line no-new
+    name: 'mlids_notifications_queued',
+    help: 'SNS notifications waiting in memory or in flight',
+    registers: [registry],
+    collect () {
+      const stats = fastify.notifications.stats().sns
+      this.set(stats === null ? 0 : stats.queued + stats.in_flight)
+    },
+  })
+  new Gauge({ // eslint-disable-line no-new
+    name: 'mlids_stream_subscribers',
+    help: 'Server-Sent Events subscribers connected',
+    registers: [registry],
+    collect () { this.set(fastify.notifications.stats().stream.subscribers) },
+  })
+
+  fastify.decorate('metrics', registry)
+  fastify.addHook('onResponse', async (request, reply) => {
+    const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: reply.statusCode }
+    requests.inc(labels)
+    duration.observe(labels, reply.elapsedTime / 1000)
+    const backend = fastify.classifier.backend
+    if (request.classified !== null) {
+      const { predictions: answered, seconds } = request.classified
+      rows.inc({ backend }, answered.length)
+      let attacks = 0
+      for (const p of answered) attacks += p
+      if (attacks > 0) predictions.inc({ backend, prediction: 'attack' }, attacks)
+      if (answered.length > attacks) predictions.inc({ backend, prediction: 'benign' }, answered.length - attacks)
+      classifierDuration.observe({ backend }, seconds)
+    } else if (request.routeOptions.url === '/api/predictions' && reply.statusCode >= 500) {
+      classifierErrors.inc({ backend, status_code: reply.statusCode })
+    }
+  })
+}, { name: 'metrics', dependencies: ['classifier', 'notifications'] })

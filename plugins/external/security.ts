@@ -1,0 +1,10 @@
+import fp from 'fastify-plugin'
+import helmet from '@fastify/helmet'
+import cors from '@fastify/cors'
+
+/** Security headers always; CORS only for the origins CORS_ORIGINS names (none by default). */
+export default fp(async function security (fastify) {
+  await fastify.register(helmet)
+  const origins = (fastify.config.CORS_ORIGINS ?? '').split(',').map(o => o.trim()).filter(o => o !== '')
+  if (origins.length > 0) await fastify.register(cors, { origin: origins, methods: ['GET', 'POST'] })
+}, { name: 'security', dependencies: ['env'] })
