@@ -24,3 +24,6 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
 /** Response schemas for the error statuses a route can answer, all of the one ErrorResponse shape. */
 export const errorResponses = (...codes: number[]) =>
   Object.fromEntries(codes.map(code => [code, Type.Ref(ErrorResponse, { description: ERROR_DESCRIPTIONS[code] ?? 'Error' })]))
+
+/** API routes accept a key when API_KEYS is set, and nothing otherwise (the empty alternative). */
+export const apiSecurity: Array<Record<string, string[]>> = [{}, { bearerKey: [] }, { headerKey: [] }]

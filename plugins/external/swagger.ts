@@ -9,6 +9,12 @@ export default fp(async function openapi (fastify) {
     openapi: {
       openapi: '3.1.0',
       info: { title: 'ML-IDS API', version: packageInfo.version, description: packageInfo.description },
+      components: {
+        securitySchemes: {
+          bearerKey: { type: 'http', scheme: 'bearer', description: 'One of API_KEYS, when the server sets them' },
+          headerKey: { type: 'apiKey', in: 'header', name: 'x-api-key', description: 'One of API_KEYS, when the server sets them' },
+        },
+      },
       tags: [
         { name: 'predictions', description: 'Classify network flows' },
         { name: 'model', description: 'The model behind the predictions' },

@@ -1,10 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import { apiSecurity } from '../../schemas/common.js'
 import { ModelInfo } from '../../schemas/model.js'
 
 const routes: FastifyPluginAsyncTypebox = async function (fastify) {
   fastify.get('/model', {
     schema: {
+      security: apiSecurity,
       tags: ['model'],
       summary: 'Describe the model serving predictions',
       description: 'Backend, name, version, features, threshold, training provenance and metrics ' +

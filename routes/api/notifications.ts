@@ -1,10 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import { apiSecurity } from '../../schemas/common.js'
 import { NotificationQuery, NotificationStats } from '../../schemas/notifications.js'
 
 const routes: FastifyPluginAsyncTypebox = async function (fastify) {
   fastify.get('/notifications', {
     schema: {
+      security: apiSecurity,
       tags: ['notifications'],
       summary: 'Live notifications as Server-Sent Events',
       description: 'Each `prediction` event carries `{"message": <the SNS message: the row as a one-row pandas split frame ' +
@@ -27,6 +29,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
 
   fastify.get('/notifications/stats', {
     schema: {
+      security: apiSecurity,
       tags: ['notifications'],
       summary: 'Notification counters: published, retried, spilled, dead-lettered, queued',
       response: { 200: Type.Ref(NotificationStats, { description: 'Counters since start' }) },

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import createError from '@fastify/error'
 import { Type } from '@sinclair/typebox'
 import { checkFrame } from '../../classifier/frame.js'
-import { errorResponses } from '../../schemas/common.js'
+import { apiSecurity, errorResponses } from '../../schemas/common.js'
 import { PandasSplitFrame, PREDICTION_MEDIA_TYPES, Predictions } from '../../schemas/predictions.js'
 
 const UnsupportedMediaTypeError = createError<[string]>('FST_ERR_CTP_INVALID_MEDIA_TYPE', '%s', 415)
@@ -31,6 +31,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
   fastify.post('/predictions', {
     bodyLimit: BODY_LIMIT,
     schema: {
+      security: apiSecurity,
       tags: ['predictions'],
       summary: 'Classify flows',
       description: 'Takes CICFlowMeter flows as a pandas DataFrame in JSON split orientation ' +
