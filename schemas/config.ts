@@ -4,10 +4,12 @@ import { Type, type Static } from '@sinclair/typebox'
  * The service's configuration, read from the environment by @fastify/env. Declared once: the type
  * below is derived from it, and the README's table documents it.
  */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
 export const ConfigSchema = Type.Object({
   PORT: Type.Integer({ default: 5000, minimum: 0, maximum: 65535 }),
   HOST: Type.String({ default: '0.0.0.0', minLength: 1 }),
-  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
+  LOG_LEVEL: Type.Union(LOG_LEVELS.map(l => Type.Literal(l)), { default: 'info' }),
   // 6 MB is SageMaker's real-time payload limit: a body that fits here fits the endpoint.
   BODY_LIMIT: Type.Integer({ default: 6 * 1024 * 1024, minimum: 1024 }),
   // Below ECS's 30 s stop timeout, so in-flight work finishes before the task is killed.
