@@ -17,7 +17,8 @@ export function createLocalClassifier (model: LoadedModel) {
   const features = new Float32Array(metadata.features.length)
 
   function planFor (columns: readonly string[]): FeaturePlan {
-    const key = columns.join('\u0000')
+    // JSON, not a join: no two different lists share a key.
+    const key = JSON.stringify(columns)
     let plan = plans.get(key)
     if (plan === undefined) {
       plan = planFeatures(columns, metadata.features, metadata.preprocessing)

@@ -108,3 +108,10 @@ t.test('errors elsewhere share the shape: 404 and 405-ish routes', async t => {
   assertError(t, await app.inject({ method: 'GET', url: '/nope' }), 404, /no route GET \/nope/)
   assertError(t, await app.inject({ method: 'GET', url: '/api/predictions' }), 404, /no route GET \/api\/predictions/)
 })
+
+t.test('column lists that would collide as joined strings are told apart', async t => {
+  const app = await build(t)
+  t.equal((await post(app, { columns: ['a\u0000a'], data: [[1]] })).statusCode, 400, 'missing features, but no duplicate')
+  const res = await post(app, { columns: ['a', 'a'], data: [[1, 2]] })
+  t.match(res.json().message, /duplicate column names: a/)
+})
