@@ -23,6 +23,18 @@ t.test('the README documents every configuration variable', async t => {
   for (const name of Object.keys(ConfigSchema.properties)) t.match(readme, `\`${name}\``, name)
 })
 
+t.test('the README\'s configuration table states the defaults the schema has', async t => {
+  const readme = read('README.md')
+  const { ConfigSchema } = await import('../schemas/config.js')
+  // Defaults the table explains in words rather than as the raw value.
+  const described: Record<string, string> = { PRESSURE_MAX_HEAP_MB: '90% of the heap limit', NOTIFY_DATA_DIR: '`data`' }
+  for (const [name, schema] of Object.entries(ConfigSchema.properties) as Array<[string, { default?: unknown }]>) {
+    if (schema.default === undefined) continue
+    const row = readme.split('\n').find(line => line.startsWith('|') && line.split('|')[1].includes(`\`${name}\``))
+    t.ok(row?.includes(described[name] ?? `\`${String(schema.default)}\``), `${name} defaults to ${String(schema.default)}`)
+  }
+})
+
 t.test('the Dockerfile builds every source folder the build compiles and runs as non-root on 5000', async t => {
   const dockerfile = read('Dockerfile')
   const { include } = JSON.parse(read('tsconfig.build.json')) as { include: string[] }
