@@ -130,3 +130,15 @@ t.test('SageMaker faults: throttling answers 503 with Retry-After, 5xx bursts 50
   t.match(metrics, /mlids_classifier_errors_total\{backend="sagemaker",status_code="503"\} 1/)
   t.match(metrics, /mlids_classifier_errors_total\{backend="sagemaker",status_code="502"\} 1/)
 })
+
+t.test('the Content-Security-Policy lets Swagger UI load its own scripts over plain HTTP', async t => {
+  const app = await build(t)
+  const page = await app.inject('/docs/')
+  const csp = String(page.headers['content-security-policy'])
+  t.match(csp, /script-src 'self'/)
+  t.notMatch(csp, /upgrade-insecure-requests/)
+  for (const src of page.body.matchAll(/<script src="([^"]+)"/g)) {
+    t.notMatch(src[1], /^https?:/, `${src[1]} is same-origin`)
+    t.equal((await app.inject(new URL(src[1], 'http://x/docs/').pathname)).statusCode, 200, `${src[1]} is served`)
+  }
+})
