@@ -11,18 +11,18 @@ import errors from './plugins/app/errors.js'
 import shutdown from './plugins/app/shutdown.js'
 import requestLog from './plugins/app/request-log.js'
 import auth from './plugins/app/auth.js'
-import metrics from './plugins/app/metrics.js'
-import metricsRoutes from './routes/metrics.js'
 import classifier from './plugins/app/classifier.js'
 import notifications from './plugins/app/notifications.js'
-import { ErrorResponse } from './schemas/common.js'
-import { Health, Metrics, ModelInfo, Preprocessing } from './schemas/model.js'
-import { PandasSplitFrame, Predictions } from './schemas/predictions.js'
+import metrics from './plugins/app/metrics.js'
 import rootRoutes from './routes/root.js'
+import metricsRoutes from './routes/metrics.js'
 import modelRoutes from './routes/api/model.js'
 import predictionRoutes from './routes/api/predictions.js'
 import notificationRoutes from './routes/api/notifications.js'
+import { ErrorResponse } from './schemas/common.js'
+import { Health, Metrics, ModelInfo, Preprocessing } from './schemas/model.js'
 import { NotificationStats } from './schemas/notifications.js'
+import { PandasSplitFrame, Predictions } from './schemas/predictions.js'
 
 /** Fastify's own options, shared by the server and the tests so both build the same app. */
 export const serverOptions = {
@@ -50,6 +50,8 @@ export type AppOptions = EnvOptions
 async function app (fastify: FastifyInstance, opts: AppOptions) {
   // Ecosystem first: configuration, then the OpenAPI generator, which must see every route.
   await fastify.register(env, opts)
+  // First of all hooks, so that every answer carries its request id, refusals included.
+  fastify.addHook('onRequest', async (request, reply) => { reply.header('x-request-id', request.id) })
   await fastify.register(openapi)
   await fastify.register(security)
   await fastify.register(underPressure)
@@ -62,7 +64,6 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(shutdown)
   await fastify.register(requestLog)
   await fastify.register(auth)
-  fastify.addHook('onRequest', async (request, reply) => { reply.header('x-request-id', request.id) })
   await fastify.register(classifier)
   await fastify.register(notifications)
   await fastify.register(metrics)

@@ -15,6 +15,7 @@ t.test('API keys: /api/* needs one, health and metrics stay open', async t => {
   t.ok(Value.Check(ErrorResponse, none.json()))
   t.match(none.json().message, /an API key is required/)
   t.equal(none.headers['www-authenticate'], 'Bearer')
+  t.match(none.headers['x-request-id'], /^[0-9a-f-]{36}$/, 'refusals carry a request id too')
   const wrong = await app.inject({ method: 'POST', url: '/api/predictions', headers: { 'content-type': PANDAS_SPLIT, authorization: 'Bearer key-three' }, payload: frame })
   t.equal(wrong.statusCode, 401)
   t.match(wrong.json().message, /unknown API key/)
