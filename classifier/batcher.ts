@@ -46,13 +46,10 @@ const bodyOf = (columnsJson: string, items: readonly Item[]) =>
 export function createBatcher (invoke: Invoke, opts: BatcherOptions) {
   const open = new Map<string, Batch>()
   const calls = new Set<Promise<void>>()
-  const counters = { calls: 0, rows: 0, requests: 0 }
   let closing = false
 
   function call (columnsJson: string, items: readonly Item[]): void {
     const rows = items.reduce((sum, item) => sum + item.rows, 0)
-    counters.calls++
-    counters.rows += rows
     const done = invoke(bodyOf(columnsJson, items), rows).then(predictions => {
       let offset = 0
       for (const item of items) {
@@ -91,7 +88,6 @@ export function createBatcher (invoke: Invoke, opts: BatcherOptions) {
     submit (frame: PandasSplitFrame): Promise<Prediction[]> {
       const rows = frame.data.length
       if (rows === 0) return Promise.resolve([])
-      counters.requests++
       const rowsJson = JSON.stringify(frame.data).slice(1, -1)
       const bytes = Buffer.byteLength(rowsJson) + 1
       const columnsJson = JSON.stringify(frame.columns)
@@ -115,7 +111,6 @@ export function createBatcher (invoke: Invoke, opts: BatcherOptions) {
         if (batch.rows >= opts.maxRows || batch.bytes >= opts.maxBytes) flush(batch)
       })
     },
-    stats: () => ({ ...counters, in_flight: calls.size, open: open.size }),
     /** Sends what is waiting and resolves once every call has been answered. */
     async close (): Promise<void> {
       closing = true

@@ -135,8 +135,6 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
 
   return {
     backend: 'sagemaker',
-    client,
-    batcher,
     async predict (frame: PandasSplitFrame): Promise<Prediction[]> {
       if (frame.data.length === 0) return []
       return batcher !== undefined ? await batcher.submit(frame) : await invoke(JSON.stringify(frame), frame.data.length)
@@ -150,5 +148,5 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
       await batcher?.close()
       client.destroy()
     },
-  } satisfies Classifier & { client: SageMakerRuntimeClient, batcher: unknown }
+  } satisfies Classifier
 }

@@ -24,6 +24,10 @@ export function createJournal (path: string) {
     append (record: unknown): void {
       open().write(JSON.stringify(record) + '\n')
     },
+    /** A record already serialised as one line of JSON. */
+    appendJson (json: string): void {
+      open().write(json + '\n')
+    },
     /** The last write error, if any (a full disk, a read-only folder). */
     get failure () { return failure },
     /**

@@ -72,7 +72,7 @@ function createNotifier (config: Config, log: import('fastify').FastifyBaseLogge
       if (kind === undefined) return
       const notifications = notificationsFor(frame, predictions, kind, context)
       sns?.publish(notifications)
-      if (logFile !== undefined) for (const n of notifications) logFile.append(JSON.parse(eventData(n)))
+      if (logFile !== undefined) for (const n of notifications) logFile.appendJson(eventData(n))
       stream.emit(notifications)
     },
     stats (): NotificationStats {

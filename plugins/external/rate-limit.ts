@@ -1,7 +1,6 @@
 import fp from 'fastify-plugin'
+import { isProbe } from './probes.js'
 import rateLimit from '@fastify/rate-limit'
-
-const OPEN = new Set(['/health', '/ready', '/ping', '/metrics'])
 
 /** Optional per-client rate limit on the API (RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_MS): 429 with Retry-After. */
 export default fp(async function limits (fastify) {
@@ -12,7 +11,7 @@ export default fp(async function limits (fastify) {
     timeWindow: RATE_LIMIT_WINDOW_MS,
     // A client is its API key when it sends one, else its address (X-Forwarded-For behind a balancer).
     keyGenerator: (request) => String(request.headers['x-api-key'] ?? request.headers.authorization ?? request.ip),
-    allowList: (request) => OPEN.has(request.url.split('?')[0]),
+    allowList: (request) => isProbe(request.url),
     errorResponseBuilder: (_request, context) => ({
       statusCode: 429,
       code: 'RATE_LIMITED',

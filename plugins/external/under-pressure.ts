@@ -1,10 +1,10 @@
 import fp from 'fastify-plugin'
+import { isProbe } from './probes.js'
 import underPressure from '@fastify/under-pressure'
 import createError from '@fastify/error'
 import { getHeapStatistics } from 'node:v8'
 
 export const OverloadedError = createError<[string]>('OVERLOADED', '%s', 503)
-const OPEN = new Set(['/health', '/ready', '/ping', '/metrics'])
 
 /**
  * Load shedding: while the event loop lags or the heap is nearly full, API requests are answered 503
@@ -20,7 +20,7 @@ export default fp(async function pressure (fastify) {
     maxHeapUsedBytes: PRESSURE_MAX_HEAP_MB > 0 ? PRESSURE_MAX_HEAP_MB * 1024 * 1024 : Math.round(heapLimit * 0.9),
     retryAfter: PRESSURE_RETRY_AFTER_S,
     pressureHandler: (request, reply, type) => {
-      if (OPEN.has(request.url.split('?')[0])) return
+      if (isProbe(request.url)) return
       reply.header('retry-after', PRESSURE_RETRY_AFTER_S)
       return Promise.reject(new OverloadedError(`the server is overloaded (${type}): retry in ${PRESSURE_RETRY_AFTER_S} s`))
     },
