@@ -20,7 +20,7 @@ import modelRoutes from './routes/api/model.js'
 import predictionRoutes from './routes/api/predictions.js'
 import notificationRoutes from './routes/api/notifications.js'
 import { ErrorResponse } from './schemas/common.js'
-import { Health, Metrics, ModelInfo, Preprocessing } from './schemas/model.js'
+import { FamilyRate, Health, Metrics, ModelInfo, OperatingPoint, Preprocessing } from './schemas/model.js'
 import { NotificationStats } from './schemas/notifications.js'
 import { PandasSplitFrame, Predictions } from './schemas/predictions.js'
 
@@ -56,7 +56,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(security)
   await fastify.register(underPressure)
   await fastify.register(rateLimit)
-  for (const schema of [ErrorResponse, PandasSplitFrame, Predictions, Preprocessing, Metrics, ModelInfo, Health, NotificationStats]) {
+  for (const schema of [ErrorResponse, PandasSplitFrame, Predictions, Preprocessing, FamilyRate, Metrics, OperatingPoint, ModelInfo, Health, NotificationStats]) {
     fastify.addSchema(schema)
   }
   // The app's own plugins: decorators the routes use.

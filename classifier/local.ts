@@ -53,7 +53,9 @@ export function createLocalClassifier (model: LoadedModel) {
     labels: metadata.labels,
     training: metadata.training,
     cvMetrics: metadata.cv_metrics,
+    operatingPoints: metadata.operating_points,
     holdoutMetrics: metadata.holdout_metrics,
+    holdoutMetricsDaysUnseen: metadata.holdout_metrics_days_unseen,
   }
 
   return {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { projectRoot } from '../project.js'
 import { Value } from '@sinclair/typebox/value'
-import { Metrics, ModelMetadata, Preprocessing } from '../schemas/model.js'
+import { FamilyRate, Metrics, ModelMetadata, OperatingPoint, Preprocessing } from '../schemas/model.js'
 import { ModelLoadError } from './errors.js'
 import { parseXGBoostModel, type XGBoostModel } from './xgboost.js'
 
@@ -35,10 +35,17 @@ export function loadModel (dir: string = defaultModelDir()): LoadedModel {
   dir = resolve(dir)
   const metadataPath = join(dir, 'metadata.json')
   const metadata = readJson(metadataPath)
-  const references = [Preprocessing, Metrics]
+  const references = [Preprocessing, FamilyRate, Metrics, OperatingPoint]
   if (!Value.Check(ModelMetadata, references, metadata)) {
     const problems = [...Value.Errors(ModelMetadata, references, metadata)].slice(0, 3).map(e => `${e.path || '/'}: ${e.message}`)
     throw new ModelLoadError(`${metadataPath} is malformed: ${problems.join('; ')}`)
+  }
+  const table = metadata.operating_points ?? []
+  const unordered = table.findIndex((point, i) => i > 0 && !(point.threshold > table[i - 1].threshold &&
+    point.recall <= table[i - 1].recall && point.false_positive_rate <= table[i - 1].false_positive_rate))
+  if (unordered !== -1) {
+    throw new ModelLoadError(`${metadataPath} is malformed: /operating_points/${unordered}: thresholds must rise ` +
+      'and recall and false-positive rate must not')
   }
   const modelPath = join(dir, 'model.json')
   let booster: XGBoostModel

@@ -1,5 +1,27 @@
 import { Type, type Static } from '@sinclair/typebox'
 
+/** One label's rows in an evaluation: how many were flagged as attacks (recall for attack families, false-positive rate for Benign). */
+export const FamilyRate = Type.Object({
+  family: Type.String({ description: 'The label column\'s value: `Benign` or the attack family' }),
+  rows: Type.Integer({ minimum: 0 }),
+  flagged_as_attack: Type.Integer({ minimum: 0 }),
+  rate: Type.Number({ minimum: 0, maximum: 1, description: 'flagged_as_attack / rows' }),
+  days: Type.Optional(Type.Integer({ minimum: 0, description: 'Capture days the label spans (cross-validation only)' })),
+  rows_family_unseen: Type.Optional(Type.Integer({
+    minimum: 0,
+    description: 'Rows scored by a fold model trained on no row of this label (cross-validation only)',
+  })),
+}, { $id: 'FamilyRate', title: 'FamilyRate' })
+export type FamilyRate = Static<typeof FamilyRate>
+
+/** Recall and false-positive rate at one threshold, from the day-grouped cross-validation's out-of-fold probabilities. */
+export const OperatingPoint = Type.Object({
+  threshold: Type.Number({ minimum: 0, maximum: 1 }),
+  recall: Type.Number({ minimum: 0, maximum: 1 }),
+  false_positive_rate: Type.Number({ minimum: 0, maximum: 1 }),
+}, { $id: 'OperatingPoint', title: 'OperatingPoint' })
+export type OperatingPoint = Static<typeof OperatingPoint>
+
 export const Metrics = Type.Object({
   accuracy: Type.Number(),
   precision: Type.Number(),
@@ -10,6 +32,13 @@ export const Metrics = Type.Object({
   rows: Type.Optional(Type.Integer()),
   data: Type.Optional(Type.String()),
   command: Type.Optional(Type.String()),
+  measures: Type.Optional(Type.String({ description: 'What these figures measure, and what they do not' })),
+  model: Type.Optional(Type.Object({
+    name: Type.String(),
+    version: Type.Optional(Type.String()),
+    training: Type.Optional(Type.String({ description: 'The command that trained the model these figures are of' })),
+  }, { description: 'The model evaluated, when it is not this one' })),
+  by_family: Type.Optional(Type.Array(Type.Ref(FamilyRate))),
 }, { $id: 'Metrics', title: 'Metrics' })
 export type Metrics = Static<typeof Metrics>
 
@@ -33,7 +62,9 @@ export const ModelMetadata = Type.Object({
   labels: Type.Object({ 0: Type.String(), 1: Type.String() }),
   training: Type.Record(Type.String(), Type.Unknown()),
   cv_metrics: Type.Optional(Type.Ref(Metrics)),
+  operating_points: Type.Optional(Type.Array(Type.Ref(OperatingPoint))),
   holdout_metrics: Type.Optional(Type.Ref(Metrics)),
+  holdout_metrics_days_unseen: Type.Optional(Type.Ref(Metrics)),
 })
 export type ModelMetadata = Static<typeof ModelMetadata>
 
@@ -46,8 +77,19 @@ export const ModelInfo = Type.Object({
   threshold: Type.Optional(Type.Number({ description: 'Attack probability at or above which a flow is an attack' })),
   labels: Type.Object({ 0: Type.String(), 1: Type.String() }),
   training: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-  cvMetrics: Type.Optional(Type.Ref(Metrics)),
-  holdoutMetrics: Type.Optional(Type.Ref(Metrics)),
+  cvMetrics: Type.Optional(Type.Ref(Metrics, {
+    description: 'Cross-validation grouped by capture day on the training data: the estimate for days the model has not seen',
+  })),
+  operatingPoints: Type.Optional(Type.Array(Type.Ref(OperatingPoint), {
+    description: 'Cross-validated recall and false-positive rate at a range of thresholds (training folds, never the holdout): ' +
+      'pick a threshold by the false alarms you can afford',
+  })),
+  holdoutMetrics: Type.Optional(Type.Ref(Metrics, {
+    description: 'This model on the holdout, whose capture days it was trained on: other flows of seen days and attack families',
+  })),
+  holdoutMetricsDaysUnseen: Type.Optional(Type.Ref(Metrics, {
+    description: 'The same recipe trained without the holdout\'s capture days, on the holdout: a model that has not seen those days',
+  })),
   sagemaker: Type.Optional(Type.Object({ endpoint: Type.String(), region: Type.String() })),
 }, { $id: 'ModelInfo', title: 'ModelInfo' })
 export type ModelInfo = Static<typeof ModelInfo>

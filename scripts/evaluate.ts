@@ -1,13 +1,17 @@
 /**
- * Scores the model end-to-end through the HTTP API on a labelled CICFlowMeter CSV:
+ * Scores the model end-to-end through the HTTP API on a labelled CICFlowMeter CSV, overall and per label
+ * (the label column gives the attack family):
  *
- *   npm run evaluate -- ../shared/holdout/cic-ids2018-holdout.csv [--url http://host:5000] [--write-metadata]
+ *   npm run evaluate -- ../shared/holdout/cic-ids2018-holdout.csv [--url http://host:5000]
+ *     [--write-metadata [--metadata <metadata.json>] [--key holdout_metrics]]
  *
- * Without --url it starts the service itself on a loopback port, on its defaults (the embedded model).
- * With --write-metadata the figures are recorded as the model's holdout_metrics. Never tune on them.
+ * Without --url it starts the service itself on a loopback port, on its environment (MODEL_DIR picks the
+ * model). With --write-metadata the figures are recorded in the served model's metadata.json as
+ * holdout_metrics, or in another model card (--metadata) under another key (--key): that is how the model
+ * card records a model trained without the holdout's days. Never tune on these figures.
  */
 import { createReadStream, readFileSync, writeFileSync } from 'node:fs'
-import { basename, join } from 'node:path'
+import { basename, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { parse } from 'csv-parse'
 import { createApp } from '../app.js'
@@ -66,11 +70,74 @@ export function score (truth: number[], predicted: number[]) {
   }
 }
 
+/** Per label: rows, how many were flagged as attacks, and that share (recall for attack families, false-positive rate for Benign). */
+export function byFamily (labels: readonly string[], predicted: readonly number[]) {
+  const counts = new Map<string, { rows: number, flagged: number }>()
+  labels.forEach((label, i) => {
+    const count = counts.get(label) ?? { rows: 0, flagged: 0 }
+    count.rows++
+    if (predicted[i] === 1) count.flagged++
+    counts.set(label, count)
+  })
+  return [...counts].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0).map(([family, { rows, flagged }]) =>
+    ({ family, rows, flagged_as_attack: flagged, rate: Math.round(flagged / rows * 10000) / 10000 }))
+}
+
+interface ModelDescription { backend: string, name: string, version?: string, training?: { command?: string } }
+
+/** Posts the labelled CSV to a running service in batches and scores its predictions. */
+export async function evaluateCsv (csv: string, url: string) {
+  const { columns, rows, labels } = await readLabelledFlows(csv)
+  const predicted: number[] = []
+  for (let start = 0; start < rows.length; start += BATCH_ROWS) {
+    const data = rows.slice(start, start + BATCH_ROWS)
+    const res = await fetch(`${url}/api/predictions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json; format=pandas-split' },
+      body: JSON.stringify({ columns, index: data.map((_, i) => start + i), data }),
+    })
+    if (!res.ok) throw new Error(`rows ${start}..${start + data.length - 1}: ${res.status} ${await res.text()}`)
+    predicted.push(...await res.json() as number[])
+  }
+  const truth = labels.map(label => label.toLowerCase() === 'benign' ? 0 : 1)
+  const described = await (await fetch(`${url}/api/model`)).json() as ModelDescription
+  const model = { backend: described.backend, name: described.name, version: described.version, training: described.training?.command }
+  return { model, data: basename(csv), ...score(truth, predicted), by_family: byFamily(labels, predicted) }
+}
+
+/**
+ * Records an evaluation in a model card under `key`. A `measures` text already there (what the figures
+ * measure, written by hand) is kept; the evaluated model is named when it is not the card's own.
+ */
+export function recordEvaluation (metadataPath: string, key: string, report: Awaited<ReturnType<typeof evaluateCsv>>, command: string) {
+  const metadata = JSON.parse(readFileSync(metadataPath, 'utf8'))
+  const { confusion: _confusion, model, data, by_family: families, ...metrics } = report
+  const previous = metadata[key] as { measures?: string } | undefined
+  const own = model.name === metadata.name && model.version === metadata.version
+  metadata[key] = {
+    ...metrics,
+    data,
+    command,
+    ...(previous?.measures === undefined ? {} : { measures: previous.measures }),
+    ...(own ? {} : { model: { name: model.name, version: model.version, training: model.training } }),
+    by_family: families,
+  }
+  writeFileSync(metadataPath, JSON.stringify(metadata, null, 2) + '\n')
+}
+
 async function main () {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { url: { type: 'string' }, 'write-metadata': { type: 'boolean' } } })
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      url: { type: 'string' },
+      'write-metadata': { type: 'boolean' },
+      metadata: { type: 'string' },
+      key: { type: 'string', default: 'holdout_metrics' },
+    },
+  })
   const csv = positionals[0]
   if (csv === undefined) {
-    console.error('usage: npm run evaluate -- <labelled.csv> [--url http://host:port] [--write-metadata]')
+    console.error('usage: npm run evaluate -- <labelled.csv> [--url http://host:port] [--write-metadata [--metadata <metadata.json>] [--key <name>]]')
     process.exit(2)
   }
   let url = values.url
@@ -78,37 +145,22 @@ async function main () {
   if (app !== undefined) url = await app.listen({ port: 0, host: '127.0.0.1' })
 
   try {
-    const { columns, rows, labels } = await readLabelledFlows(csv)
-    const predicted: number[] = []
-    for (let start = 0; start < rows.length; start += BATCH_ROWS) {
-      const data = rows.slice(start, start + BATCH_ROWS)
-      const res = await fetch(`${url}/api/predictions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json; format=pandas-split' },
-        body: JSON.stringify({ columns, index: data.map((_, i) => start + i), data }),
-      })
-      if (!res.ok) throw new Error(`rows ${start}..${start + data.length - 1}: ${res.status} ${await res.text()}`)
-      predicted.push(...await res.json() as number[])
-    }
-    const truth = labels.map(label => label.toLowerCase() === 'benign' ? 0 : 1)
-    const { backend, name, version } = await (await fetch(`${url}/api/model`)).json() as { name: string, version?: string, backend: string }
-    const model = { backend, name, version }
-    const families = [...new Set(labels)].sort().map(family => {
-      const at = labels.flatMap((l, i) => l === family ? [i] : [])
-      const flagged = at.filter(i => predicted[i] === 1).length
-      return { family, rows: at.length, flagged_as_attack: flagged, rate: Math.round(flagged / at.length * 10000) / 10000 }
-    })
-    const metrics = score(truth, predicted)
-    console.log(JSON.stringify({ model, data: basename(csv), ...metrics, by_label: families }, null, 2))
+    const report = await evaluateCsv(csv, url as string)
+    console.log(JSON.stringify(report, null, 2))
 
     if (values['write-metadata']) {
       if (app?.classifier.backend !== 'local') throw new Error('--write-metadata needs the embedded model (no --url, no SageMaker)')
-      const metadataPath = join(app.config.MODEL_DIR ?? defaultModelDir(), 'metadata.json')
-      const metadata = JSON.parse(readFileSync(metadataPath, 'utf8'))
-      const { confusion: _confusion, ...recorded } = metrics
-      metadata.holdout_metrics = { ...recorded, data: basename(csv), command: `npm run evaluate -- ${csv} --write-metadata` }
-      writeFileSync(metadataPath, JSON.stringify(metadata, null, 2) + '\n')
-      console.error(`recorded in ${metadataPath}`)
+      const metadataPath = resolve(values.metadata ?? join(app.config.MODEL_DIR ?? defaultModelDir(), 'metadata.json'))
+      const options = [
+        ...(values.metadata === undefined ? [] : ['--metadata', values.metadata]),
+        ...(values.key === 'holdout_metrics' ? [] : ['--key', values.key]),
+      ]
+      const command = [
+        ...(app.config.MODEL_DIR === undefined ? [] : [`MODEL_DIR=${app.config.MODEL_DIR}`]),
+        'npm run evaluate --', csv, '--write-metadata', ...options,
+      ].join(' ')
+      recordEvaluation(metadataPath, values.key as string, report, command)
+      console.error(`recorded in ${metadataPath} as ${values.key}`)
     }
   } finally {
     await app?.close()

@@ -37,6 +37,18 @@ t.test('GET /api/model describes the embedded model from its metadata', async t 
   t.same(info.preprocessing, metadata.preprocessing)
 })
 
+t.test('GET /api/model serves the model card\'s evaluations whole: per family, what each measures, the operating table', async t => {
+  const app = await build(t)
+  const info = (await app.inject('/api/model')).json()
+  t.same(info.cvMetrics, metadata.cv_metrics, 'day-grouped cross-validation, per family')
+  t.same(info.operatingPoints, metadata.operating_points)
+  t.same(info.holdoutMetrics, metadata.holdout_metrics)
+  t.same(info.holdoutMetricsDaysUnseen, metadata.holdout_metrics_days_unseen)
+  t.match(info.holdoutMetrics, { measures: String, by_family: Array })
+  t.match(info.holdoutMetricsDaysUnseen, { measures: String, model: { version: String, training: /--exclude-days/ } })
+  t.match(info.training, { excluded_days: [] })
+})
+
 t.test('request ids: taken from x-request-id, or made up, and returned', async t => {
   const app = await build(t)
   const given = await app.inject({ url: '/health', headers: { 'x-request-id': 'abc-123' } })

@@ -9,6 +9,11 @@ Deterministic: the same input gives the same files (fixed seeds, one thread, no 
 
   apt-get install -y python3-xgboost python3-pandas python3-sklearn
   /usr/bin/python3 training/train.py ../shared/data/cic-ids2018-train.csv --name cic-ids2018-xgb
+
+The same recipe without some capture days (e.g. those of an evaluation set), to a scratch directory:
+
+  /usr/bin/python3 training/train.py ../shared/data/cic-ids2018-train.csv \
+      --exclude-days 14/02/2018,20/02/2018 --out /tmp/unseen-days
 """
 import argparse
 import hashlib
@@ -34,6 +39,7 @@ ZERO_VARIANCE = ['bwd_blk_rate_avg', 'bwd_byts_b_avg', 'bwd_pkts_b_avg', 'bwd_ps
                  'fwd_blk_rate_avg', 'fwd_byts_b_avg', 'fwd_pkts_b_avg']
 # CICFlowMeter writes -1 for "no TCP window seen"; a meaningful value, so these keep their negatives.
 NEGATIVE_ALLOWED = ['init_fwd_win_byts', 'init_bwd_win_byts']
+DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'models')
 GRID = {
     'max_depth': [2, 3, 4, 6],
     'n_estimators': [50, 100, 200],
@@ -68,9 +74,36 @@ def preprocess(frame, features):
 
 
 def capture_day(frame):
+    """`dd/mm/YYYY` of each row's `timestamp`; one group for all rows without one."""
     if 'timestamp' not in frame.columns:
-        return np.zeros(len(frame), dtype=int)
-    return frame['timestamp'].astype(str).str[:10].values
+        return np.full(len(frame), 'unknown', dtype=object)
+    return frame['timestamp'].astype(str).str.strip().str[:10].values
+
+
+def parse_params(text):
+    """`max_depth=2,n_estimators=100,learning_rate=0.1,min_child_weight=1`: one grid point, no search."""
+    params = {}
+    for item in text.split(','):
+        key, _, value = item.partition('=')
+        key = key.strip()
+        if key not in GRID:
+            sys.exit(f'--params: {key!r} is not one of {", ".join(GRID)}')
+        try:
+            params[key] = float(value) if key == 'learning_rate' else int(value)
+        except ValueError:
+            sys.exit(f'--params: {key}={value!r} is not a number')
+    missing = [k for k in GRID if k not in params]
+    if missing:
+        sys.exit(f'--params: {", ".join(missing)} missing')
+    return params
+
+
+def parse_days(text):
+    days = [d.strip() for d in text.split(',') if d.strip()]
+    for d in days:
+        if not re.fullmatch(r'\d{2}/\d{2}/\d{4}', d):
+            sys.exit(f'--exclude-days: {d!r} is not dd/mm/YYYY')
+    return sorted(set(days))
 
 
 def metrics(y, prob, threshold):
@@ -120,6 +153,46 @@ def youden_threshold(y, prob):
     return best
 
 
+def operating_points(y, prob, model_threshold):
+    """Recall and false-positive rate of the out-of-fold probabilities at thresholds 0.05, 0.10 ... 0.95 and
+    the model's own: the table an operator picks a threshold from by the false alarms they can afford."""
+    grid = {round(0.05 * i, 2) for i in range(1, 20)} | {model_threshold}
+    attacks, benign = max(int((y == 1).sum()), 1), max(int((y == 0).sum()), 1)
+    points = []
+    for t in sorted(grid):
+        pred = prob >= t
+        points.append({
+            'threshold': t,
+            'recall': round(float((pred & (y == 1)).sum()) / attacks, 4),
+            'false_positive_rate': round(float((pred & (y == 0)).sum()) / benign, 4),
+        })
+    return points
+
+
+def by_family(labels, days, prob, threshold, folds):
+    """Out-of-fold share of each label's rows flagged as attacks (recall for attack families, false-positive
+    rate for Benign), with how many capture days the label spans and how many of its rows were scored by
+    a fold model that had seen no row of that label (a family found on one day only is always unseen)."""
+    pred = prob >= threshold
+    unseen = np.zeros(len(labels), dtype=bool)
+    for train, test in folds:
+        trained_on = set(labels[train])
+        unseen[test] = [label not in trained_on for label in labels[test]]
+    rows = []
+    for family in sorted(set(labels)):
+        at = labels == family
+        flagged = int(pred[at].sum())
+        rows.append({
+            'family': family,
+            'rows': int(at.sum()),
+            'flagged_as_attack': flagged,
+            'rate': round(flagged / int(at.sum()), 4),
+            'days': int(len(set(days[at]))),
+            'rows_family_unseen': int(unseen[at].sum()),
+        })
+    return rows
+
+
 def thresholds_by_feature(booster, features):
     found = {f: set() for f in features}
     for tree in json.loads(booster.save_raw('json'))['learner']['gradient_booster']['model']['trees']:
@@ -167,10 +240,23 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('csv', nargs='+', help='CICFlowMeter CSV files (snake_case or CICFlowMeter-V3 headers)')
     parser.add_argument('--name', default='cic-ids2018-xgb')
-    parser.add_argument('--out', default=os.path.join(os.path.dirname(__file__), '..', 'models'))
+    parser.add_argument('--out', default=DEFAULT_OUT, help='directory the model directory is written in')
+    parser.add_argument('--exclude-days', type=parse_days, default=[], metavar='DD/MM/YYYY,...',
+                        help='leave out the rows captured on these days (by the timestamp column)')
+    parser.add_argument('--params', type=parse_params, metavar='max_depth=2,n_estimators=100,...',
+                        help='train with these parameters instead of choosing them by the grid search')
     args = parser.parse_args()
 
     frame = pd.concat([read_flows(p) for p in args.csv], ignore_index=True)
+    if args.exclude_days:
+        if 'timestamp' not in frame.columns:
+            sys.exit('--exclude-days: the data has no timestamp column')
+        leave_out = np.isin(capture_day(frame), args.exclude_days)
+        missing = sorted(set(args.exclude_days) - set(capture_day(frame)))
+        print(f'excluding {int(leave_out.sum())} rows of {args.exclude_days}'
+              + (f' (no rows on {missing})' if missing else ''), file=sys.stderr)
+        frame = frame[~leave_out].reset_index(drop=True)
+    labels = frame['label'].astype(str).str.strip().values
     y = (frame['label'].astype(str).str.strip().str.lower() != 'benign').astype(int).values
     features = [c for c in frame.columns if c not in EXCLUDED and c not in ZERO_VARIANCE]
     x = preprocess(frame, features)
@@ -180,7 +266,8 @@ def main():
 
     results = []
     keys = list(GRID)
-    for values in itertools.product(*GRID.values()):
+    grid = [tuple(args.params[k] for k in keys)] if args.params else itertools.product(*GRID.values())
+    for values in grid:
         params = dict(zip(keys, values))
         prob = out_of_fold(x, y, groups, params, folds)
         results.append((roc_auc_score(y, prob), params, prob))
@@ -190,6 +277,14 @@ def main():
     threshold = youden_threshold(y, prob)
     cv = metrics(y, prob, threshold)
     print(f'chosen {params} threshold={threshold} cv={cv}', file=sys.stderr)
+    cv['rows'] = int(len(y))
+    cv['measures'] = (
+        'Out-of-fold predictions of 5-fold cross-validation grouped by capture day: every row is scored by a '
+        'model trained without any row of its day, at the model\'s threshold. The estimate for days the '
+        'model has not seen. by_family: the share of each label\'s rows flagged as attacks (recall for '
+        'attack families, false-positive rate for Benign); rows_family_unseen counts rows scored by a fold '
+        'model that had no row of that family (families captured on one day only are always unseen).')
+    cv['by_family'] = by_family(labels, groups, prob, threshold, folds)
 
     booster = fit(x, y, params)
     model_dir = os.path.join(args.out, args.name)
@@ -200,6 +295,21 @@ def main():
     for p in args.csv:
         with open(p, 'rb') as f:
             digest.update(f.read())
+    data_sha256 = digest.hexdigest()
+    if args.exclude_days:
+        # Another model from the same file: another version.
+        digest.update(('exclude-days:' + ','.join(args.exclude_days)).encode())
+    # As run from the repository with the data in ../shared/data (the paths given are not recorded, so the
+    # files do not depend on where the data was read from).
+    command = ('/usr/bin/python3 training/train.py '
+               + ' '.join('../shared/data/' + os.path.basename(p) for p in args.csv) + ' --name ' + args.name)
+    if args.exclude_days:
+        command += ' --exclude-days ' + ','.join(args.exclude_days)
+    if os.path.abspath(args.out) != os.path.abspath(DEFAULT_OUT):
+        command += ' --out ' + args.out
+    if args.params:
+        command += ' --params ' + ','.join(f'{k}={args.params[k]}' for k in GRID)
+        digest.update(('params:' + json.dumps(args.params, sort_keys=True)).encode())
     metadata_path = os.path.join(model_dir, 'metadata.json')
     previous = {}
     if os.path.exists(metadata_path):
@@ -221,23 +331,28 @@ def main():
         'labels': {'0': 'benign', '1': 'attack'},
         'training': {
             'data': [os.path.basename(p) for p in args.csv],
-            'data_sha256': digest.hexdigest(),
+            'data_sha256': data_sha256,
             'source': 'CSE-CIC-IDS2018 (Canadian Institute for Cybersecurity), CICFlowMeter-V3 flows',
             'rows': int(len(y)),
+            'excluded_days': args.exclude_days,
             'attack_rows': int(y.sum()),
             'benign_rows': int((y == 0).sum()),
             'xgboost_version': xgb.__version__,
             'params': {**params, 'tree_method': 'exact', 'seed': SEED},
-            'selection': 'grid search on 5-fold cross-validation grouped by capture day (ROC AUC); '
-                         'threshold maximises TPR - FPR on the out-of-fold probabilities',
-            'command': '/usr/bin/python3 training/train.py ../shared/data/cic-ids2018-train.csv --name ' + args.name,
+            'selection': ('parameters given (--params)' if args.params else
+                          'grid search on 5-fold cross-validation grouped by capture day (ROC AUC)')
+                         + '; threshold maximises TPR - FPR on the out-of-fold probabilities',
+            'command': command,
         },
         'cv_metrics': cv,
+        'operating_points': operating_points(y, prob, threshold),
     }
     # Holdout figures come from `npm run evaluate`, through the API; retraining keeps them only for
     # the same model version.
-    if previous.get('version') == metadata['version'] and 'holdout_metrics' in previous:
-        metadata['holdout_metrics'] = previous['holdout_metrics']
+    if previous.get('version') == metadata['version']:
+        for key in sorted(previous):
+            if key.startswith('holdout_metrics'):
+                metadata[key] = previous[key]
     with open(metadata_path, 'w') as f:
         json.dump(metadata, f, indent=2)
         f.write('\n')
