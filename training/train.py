@@ -193,6 +193,18 @@ def by_family(labels, days, prob, threshold, folds):
     return rows
 
 
+def as_javascript_writes(value):
+    """Whole floats as integers (1.0 -> 1), as JSON.stringify writes them, so `npm run evaluate
+    --write-metadata` rewriting the card leaves the training tool's figures byte for byte."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: as_javascript_writes(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_javascript_writes(v) for v in value]
+    return value
+
+
 def thresholds_by_feature(booster, features):
     found = {f: set() for f in features}
     for tree in json.loads(booster.save_raw('json'))['learner']['gradient_booster']['model']['trees']:
@@ -354,7 +366,7 @@ def main():
             if key.startswith('holdout_metrics'):
                 metadata[key] = previous[key]
     with open(metadata_path, 'w') as f:
-        json.dump(metadata, f, indent=2)
+        json.dump(as_javascript_writes(metadata), f, indent=2)
         f.write('\n')
 
     rng = np.random.default_rng(SEED)
