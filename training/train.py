@@ -274,7 +274,11 @@ def main():
     x = preprocess(frame, features)
     groups = capture_day(frame)
     # Grouped by capture day: the model must generalise to days it has not seen, as in production.
-    folds = list(GroupKFold(n_splits=5).split(x, y, groups))
+    # Five folds, or one per day when fewer days are left.
+    n_folds = min(5, len(set(groups)))
+    if n_folds < 2:
+        sys.exit(f'day-grouped cross-validation needs rows from at least 2 capture days; {n_folds} left')
+    folds = list(GroupKFold(n_splits=n_folds).split(x, y, groups))
 
     results = []
     keys = list(GRID)
@@ -291,7 +295,7 @@ def main():
     print(f'chosen {params} threshold={threshold} cv={cv}', file=sys.stderr)
     cv['rows'] = int(len(y))
     cv['measures'] = (
-        'Out-of-fold predictions of 5-fold cross-validation grouped by capture day: every row is scored by a '
+        f'Out-of-fold predictions of {n_folds}-fold cross-validation grouped by capture day: every row is scored by a '
         'model trained without any row of its day, at the model\'s threshold. The estimate for days the '
         'model has not seen. by_family: the share of each label\'s rows flagged as attacks (recall for '
         'attack families, false-positive rate for Benign); rows_family_unseen counts rows scored by a fold '
@@ -352,7 +356,7 @@ def main():
             'xgboost_version': xgb.__version__,
             'params': {**params, 'tree_method': 'exact', 'seed': SEED},
             'selection': ('parameters given (--params)' if args.params else
-                          'grid search on 5-fold cross-validation grouped by capture day (ROC AUC)')
+                          f'grid search on {n_folds}-fold cross-validation grouped by capture day (ROC AUC)')
                          + '; threshold maximises TPR - FPR on the out-of-fold probabilities',
             'command': command,
         },
