@@ -22,8 +22,9 @@ export interface TreeExplainer {
 }
 
 export function createTreeExplainer (forest: Forest): TreeExplainer {
-  const { roots, left, right, feature, threshold, defaultLeft, leaf, cover, baseMargin, numFeatures } = forest
-  if (cover === undefined) throw new UnsupportedModelError('the model has no node covers (sum_hessian), which explanations need')
+  const { roots, left, right, feature, threshold, defaultLeft, leaf, baseMargin, numFeatures } = forest
+  if (forest.cover === undefined) throw new UnsupportedModelError('the model has no node covers (sum_hessian), which explanations need')
+  const cover: Float64Array = forest.cover
 
   // Each node's expected value under the training distribution (XGBoost's FillNodeMeanValues), and the
   // deepest tree, which sizes the path buffer.
