@@ -20,6 +20,7 @@ import modelRoutes from './routes/api/model.js'
 import predictionRoutes from './routes/api/predictions.js'
 import notificationRoutes from './routes/api/notifications.js'
 import explanationRoutes from './routes/api/explanations.js'
+import dashboardRoutes from './routes/dashboard.js'
 import { ErrorResponse } from './schemas/common.js'
 import { Health, Metrics, ModelInfo, Preprocessing } from './schemas/model.js'
 import { NotificationStats } from './schemas/notifications.js'
@@ -72,6 +73,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   // Routes.
   await fastify.register(rootRoutes)
   await fastify.register(metricsRoutes)
+  await fastify.register(dashboardRoutes)
   await fastify.register(modelRoutes, { prefix: '/api' })
   await fastify.register(predictionRoutes, { prefix: '/api' })
   await fastify.register(notificationRoutes, { prefix: '/api' })

@@ -16,7 +16,7 @@ t.test('api-spec.yaml is what the app generates (run `npm run spec` after changi
 t.test('the spec is OpenAPI 3.1 and documents every route and error status', async t => {
   const spec = YAML.parse(readFileSync(specPath, 'utf8'))
   t.equal(spec.openapi, '3.1.0')
-  t.same(Object.keys(spec.paths).sort(), ['/', '/api/explanations', '/api/model', '/api/notifications', '/api/notifications/stats', '/api/predictions', '/health', '/metrics', '/ping', '/ready'])
+  t.same(Object.keys(spec.paths).sort(), ['/', '/api/explanations', '/api/model', '/api/notifications', '/api/notifications/stats', '/api/predictions', '/dashboard', '/health', '/metrics', '/ping', '/ready'])
   t.ok(spec.paths['/api/notifications'].get.responses['200'].content['text/event-stream'], 'the stream is documented as text/event-stream')
   const predictions = spec.paths['/api/predictions'].post
   t.same(Object.keys(predictions.requestBody.content), ['application/json; format=pandas-split', 'application/json'])

@@ -21,6 +21,7 @@ export default fp(async function openapi (fastify) {
         { name: 'model', description: 'The model behind the predictions' },
         { name: 'notifications', description: 'Attack notifications: live stream and publishing counters' },
         { name: 'health', description: 'Liveness and readiness' },
+        { name: 'dashboard', description: 'The live dashboard page' },
       ],
     },
     // Components are named after the schemas' $id, so generated clients get readable type names.
