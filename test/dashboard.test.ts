@@ -112,6 +112,14 @@ t.test('in Chromium: live counts, the chart, the latest attacks with scores and 
 
   mkdirSync(artifacts, { recursive: true })
   await page.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true })
+
+  // Volume: 4,000 flows in 20 concurrent requests are all counted, and the table stays capped.
+  const frame = JSON.parse(flows)
+  const big = JSON.stringify({ columns: frame.columns, data: Array.from({ length: 200 }, (_, i) => frame.data[i % 2]) })
+  await Promise.all(Array.from({ length: 20 }, () => fetch(`${url}/api/predictions`, { method: 'POST', headers: { 'content-type': PANDAS_SPLIT }, body: big })))
+  await page.waitForFunction(() => document.getElementById('total-flows')!.textContent === '4,006')
+  t.equal(await text(page, '#total-attacks'), '2,003')
+  t.equal(await page.locator('#attacks tbody tr').count(), 50, 'the table keeps the 50 newest attacks')
   t.same(problems, [], 'no console errors')
   t.same(foreign, [], 'no request to any other host')
 })
