@@ -322,7 +322,12 @@
     stream()
   }
 
-  makeChart()
+  // Without the chart (its script failed to load) the counts and the table still work.
+  try {
+    makeChart()
+  } catch (err) {
+    $('chart').textContent = 'The chart could not be drawn: ' + err.message
+  }
   setInterval(render, 250)
   setInterval(explainNewest, 1000)
   setInterval(checkHealth, 5000)
