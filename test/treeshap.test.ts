@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseXGBoostModel, type Forest } from '../classifier/xgboost.js'
 import { createTreeExplainer } from '../classifier/treeshap.js'
+import { projectRoot } from '../project.js'
 import { modelDir } from './helper.js'
 
 /**
@@ -150,4 +151,30 @@ t.test('a model without covers cannot be explained, and says why', async t => {
   const model = parseXGBoostModel(raw)
   t.equal(model.forest.cover, undefined)
   t.throws(() => createTreeExplainer(model.forest), /sum_hessian/)
+})
+
+t.test('parity with XGBoost\'s pred_contribs on deep trees: max |diff| <= 1e-5', async t => {
+  // A synthetic model with trees six levels deep, written with its rows by training/shap_parity.py --deep.
+  const deep: { model: unknown, rows: Array<Array<number | null>>, contributions: number[][], bias: number[], margins: number[] } =
+    JSON.parse(readFileSync(join(projectRoot(), 'test', 'fixtures', 'treeshap-deep.json'), 'utf8'))
+  const model = parseXGBoostModel(deep.model)
+  const explainer = createTreeExplainer(model.forest)
+  const { left, roots } = model.forest
+  const depth = (node: number): number => left[node] === -1 ? 0 : 1 + Math.max(depth(left[node]), depth(model.forest.right[node]))
+  t.equal(Math.max(...Array.from(roots, depth)), 6, 'trees six levels deep')
+  t.ok(deep.rows.flat().some(v => v === null), 'rows with missing values')
+  const phi = new Float64Array(model.numFeatures)
+  let worst = 0
+  let worstBias = 0
+  let worstMargin = 0
+  deep.rows.forEach((row, r) => {
+    const x = Float32Array.from(row, v => v ?? NaN)
+    explainer.explain(x, phi)
+    phi.forEach((v, f) => { worst = Math.max(worst, Math.abs(v - deep.contributions[r][f])) })
+    worstBias = Math.max(worstBias, Math.abs(explainer.bias - deep.bias[r]))
+    worstMargin = Math.max(worstMargin, Math.abs(model.predictMargin(x) - deep.margins[r]))
+  })
+  t.ok(worst <= 1e-5, `contributions: max |diff| ${worst.toExponential(2)}`)
+  t.ok(worstBias <= 1e-5, `bias: max |diff| ${worstBias.toExponential(2)}`)
+  t.ok(worstMargin <= 1e-5, `margins: max |diff| ${worstMargin.toExponential(2)}`)
 })

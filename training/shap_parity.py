@@ -7,6 +7,12 @@ explainer can get wrong: values exactly on split thresholds and one float32 step
 exact range, and the two example flows. Deterministic (fixed seed).
 
   /usr/bin/python3 training/shap_parity.py models/cic-ids2018-xgb
+
+The bundled model's trees are two levels deep; `--deep FILE` also writes a small synthetic model with
+trees six levels deep (features repeating along paths, missing values learned both ways) together with
+its rows and XGBoost's SHAP values, for the same test on deep trees:
+
+  /usr/bin/python3 training/shap_parity.py models/cic-ids2018-xgb --deep test/fixtures/treeshap-deep.json
 """
 import argparse
 import json
@@ -67,10 +73,48 @@ def synthetic_rows(splits, features, rng, count):
     return rows
 
 
+def write_deep_fixture(path, rng):
+    """A synthetic binary task on 6 features, 30 trees of depth 6, with missing values in training and in
+    the rows explained; model, rows and pred_contribs in one file."""
+    n, k = 2000, 6
+    x = rng.normal(size=(n, k)).astype('float32')
+    y = ((x[:, 0] * x[:, 1] > 0) ^ (x[:, 2] + 0.5 * x[:, 3] > 0.3)).astype(int)
+    x[rng.random(size=x.shape) < 0.1] = np.nan
+    params = {'objective': 'binary:logistic', 'max_depth': 6, 'eta': 0.3, 'tree_method': 'exact',
+              'seed': SEED, 'nthread': 1, 'base_score': 0.3}
+    booster = xgb.train(params, xgb.DMatrix(x, label=y, missing=np.nan), num_boost_round=30)
+    model = json.loads(booster.save_raw('json'))
+    rows = rng.normal(size=(150, k)).astype('float32')
+    rows[rng.random(size=rows.shape) < 0.15] = np.nan
+    # Values exactly on thresholds and one float32 step either side.
+    thresholds = [float(c) for tree in model['learner']['gradient_booster']['model']['trees']
+                  for c, left in zip(tree['split_conditions'], tree['left_children']) if left != -1]
+    for r in range(50):
+        f = r % k
+        t = np.float32(thresholds[(r * 7) % len(thresholds)])
+        rows[r, f] = [t, np.nextafter(t, np.float32(np.inf)), np.nextafter(t, np.float32(-np.inf))][r % 3]
+    matrix = xgb.DMatrix(rows, missing=np.nan)
+    contribs = booster.predict(matrix, pred_contribs=True)
+    out = {
+        'xgboost_version': xgb.__version__,
+        'model': model,
+        'rows': [[None if math.isnan(v) else float(v) for v in row] for row in rows],
+        'contributions': [[float(v) for v in row[:-1]] for row in contribs],
+        'bias': [float(row[-1]) for row in contribs],
+        'margins': [float(v) for v in booster.predict(matrix, output_margin=True)],
+    }
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(out, f)
+        f.write('\n')
+    print(f'wrote {path}: {len(rows)} rows, {len(model["learner"]["gradient_booster"]["model"]["trees"])} trees')
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('model_dir')
     parser.add_argument('--rows', type=int, default=250)
+    parser.add_argument('--deep', help='also write the deep-tree fixture to this file')
     args = parser.parse_args()
 
     with open(os.path.join(args.model_dir, 'metadata.json')) as f:
@@ -113,6 +157,8 @@ def main():
         json.dump(out, f)
         f.write('\n')
     print(f'wrote {path}: {len(rows)} rows')
+    if args.deep:
+        write_deep_fixture(args.deep, np.random.default_rng(SEED + 1))
 
 
 if __name__ == '__main__':
