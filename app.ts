@@ -19,10 +19,13 @@ import metricsRoutes from './routes/metrics.js'
 import modelRoutes from './routes/api/model.js'
 import predictionRoutes from './routes/api/predictions.js'
 import notificationRoutes from './routes/api/notifications.js'
+import explanationRoutes from './routes/api/explanations.js'
+import dashboardRoutes from './routes/dashboard.js'
 import { ErrorResponse } from './schemas/common.js'
 import { FamilyRate, Health, Metrics, ModelInfo, OperatingPoint, Preprocessing } from './schemas/model.js'
 import { NotificationStats } from './schemas/notifications.js'
 import { PandasSplitFrame, Predictions } from './schemas/predictions.js'
+import { Explanations } from './schemas/explanations.js'
 
 /** Fastify's own options, shared by the server and the tests so both build the same app. */
 export const serverOptions = {
@@ -56,7 +59,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(security)
   await fastify.register(underPressure)
   await fastify.register(rateLimit)
-  for (const schema of [ErrorResponse, PandasSplitFrame, Predictions, Preprocessing, FamilyRate, Metrics, OperatingPoint, ModelInfo, Health, NotificationStats]) {
+  for (const schema of [ErrorResponse, PandasSplitFrame, Predictions, Preprocessing, FamilyRate, Metrics, OperatingPoint, ModelInfo, Health, NotificationStats, Explanations]) {
     fastify.addSchema(schema)
   }
   // The app's own plugins: decorators the routes use.
@@ -70,9 +73,11 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   // Routes.
   await fastify.register(rootRoutes)
   await fastify.register(metricsRoutes)
+  await fastify.register(dashboardRoutes)
   await fastify.register(modelRoutes, { prefix: '/api' })
   await fastify.register(predictionRoutes, { prefix: '/api' })
   await fastify.register(notificationRoutes, { prefix: '/api' })
+  await fastify.register(explanationRoutes, { prefix: '/api' })
 }
 
 const appPlugin = fp(app, { name: 'ml-ids-api' })

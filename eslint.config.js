@@ -7,4 +7,9 @@ export default [
     files: ['schemas/**/*.ts'],
     rules: { '@typescript-eslint/no-redeclare': 'off' },
   },
+  {
+    // The dashboard's page script runs in the browser, as a classic script.
+    files: ['dashboard/**/*.js'],
+    languageOptions: { sourceType: 'script' },
+  },
 ]

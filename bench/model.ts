@@ -1,6 +1,7 @@
 /**
  * The embedded model's speed: rows/s for batches of 1, 100 and 10,000 rows, in the engine alone and
- * through HTTP on loopback, and the worst event-loop delay while a maximum-size request is served.
+ * through HTTP on loopback, and the worst event-loop delay while a maximum-size request is served;
+ * then the same for explanations (TreeSHAP), up to EXPLAIN_MAX_ROWS.
  *
  *   npm run bench:model [-- --seconds 2]
  */
@@ -44,6 +45,11 @@ for (const rows of [1, 100, 10000]) {
   const perSecond = await rate(() => classifier.probabilities(frame))
   results[`engine_rows_per_s_batch_${rows}`] = Math.round(perSecond * rows)
 }
+for (const [rows, top] of [[1, undefined], [100, undefined], [1000, undefined], [1000, 5]] as const) {
+  const frame = frameOf(rows)
+  const perSecond = await rate(() => classifier.explain(frame, { top }))
+  results[`engine_explain_rows_per_s_batch_${rows}${top === undefined ? '' : `_top_${top}`}`] = Math.round(perSecond * rows)
+}
 
 const app = createApp({ env: {} })
 const url = await app.listen({ port: 0, host: '127.0.0.1' })
@@ -56,6 +62,15 @@ for (const rows of [1, 100, 10000]) {
   })
   results[`http_rows_per_s_batch_${rows}`] = Math.round(perSecond * rows)
 }
+for (const [rows, top] of [[1, undefined], [100, undefined], [1000, undefined], [1000, 5]] as const) {
+  const body = JSON.stringify(frameOf(rows))
+  const perSecond = await rate(async () => {
+    const res = await fetch(`${url}/api/explanations${top === undefined ? '' : `?top=${top}`}`, { method: 'POST', headers: { 'content-type': 'application/json; format=pandas-split' }, body })
+    if (!res.ok) throw new Error(`${res.status} ${await res.text()}`)
+    await res.arrayBuffer()
+  })
+  results[`http_explain_rows_per_s_batch_${rows}${top === undefined ? '' : `_top_${top}`}`] = Math.round(perSecond * rows)
+}
 
 // The largest request the defaults accept: rows until the body reaches the 6 MB limit.
 const limit = app.config.BODY_LIMIT
@@ -64,16 +79,25 @@ let rows = Math.min(app.config.MAX_ROWS, Math.floor(limit / perRow))
 let body = JSON.stringify(frameOf(rows))
 while (body.length > limit) body = JSON.stringify(frameOf(--rows))
 const histogram = monitorEventLoopDelay({ resolution: 1 })
-let worst = 0
-for (let i = 0; i < 5; i++) {
-  histogram.reset()
-  histogram.enable()
-  const res = await fetch(`${url}/api/predictions`, { method: 'POST', headers: { 'content-type': 'application/json; format=pandas-split' }, body })
-  await res.arrayBuffer()
-  histogram.disable()
-  if (!res.ok) throw new Error(`max-size request: ${res.status}`)
-  worst = Math.max(worst, histogram.max / 1e6)
+/** The worst event-loop delay over 5 requests, and the answer's size. */
+async function worstDelay (path: string, body: string) {
+  let worst = 0
+  let answer = 0
+  for (let i = 0; i < 5; i++) {
+    histogram.reset()
+    histogram.enable()
+    const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json; format=pandas-split' }, body })
+    answer = (await res.arrayBuffer()).byteLength
+    histogram.disable()
+    if (!res.ok) throw new Error(`max-size request to ${path}: ${res.status}`)
+    worst = Math.max(worst, histogram.max / 1e6)
+  }
+  return { worst_event_loop_delay_ms: Math.round(worst * 10) / 10, response_bytes: answer }
 }
-results.max_request = { rows, bytes: body.length, worst_event_loop_delay_ms: Math.round(worst * 10) / 10 }
+results.max_request = { rows, bytes: body.length, ...await worstDelay('/api/predictions', body) }
+const explainRows = Math.min(app.config.MAX_ROWS, app.config.EXPLAIN_MAX_ROWS)
+const explainBody = JSON.stringify(frameOf(explainRows))
+results.max_explain_request = { rows: explainRows, bytes: explainBody.length, ...await worstDelay('/api/explanations', explainBody) }
+results.max_explain_request_top_5 = { rows: explainRows, ...await worstDelay('/api/explanations?top=5', explainBody) }
 await app.close()
 console.log(JSON.stringify(results, null, 2))

@@ -11,6 +11,8 @@ export const UpstreamError = createError<[string]>('UPSTREAM_ERROR', '%s', 502)
 /** The model is throttling or overloaded: the client may retry shortly. */
 export const UpstreamUnavailableError = createError<[string]>('UPSTREAM_UNAVAILABLE', '%s', 503)
 export const UpstreamTimeoutError = createError<[string]>('UPSTREAM_TIMEOUT', '%s', 504)
+/** Explanations need the embedded model and its node covers: the SageMaker backend has none. */
+export const ExplanationsUnavailableError = createError<[string]>('EXPLANATIONS_UNAVAILABLE', '%s', 501)
 /** A model directory that cannot be served: raised at start-up, so the process fails fast. */
 export class ModelLoadError extends Error {
   override name = 'ModelLoadError'

@@ -1,8 +1,12 @@
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
 import type { ModelInfo } from '../schemas/model.js'
+import type { Explanation } from '../schemas/explanations.js'
 import type { Classifier } from './types.js'
 import { fillFeatures, planFeatures, type FeaturePlan } from './features.js'
 import type { LoadedModel } from './model.js'
+import { createTreeExplainer, type TreeExplainer } from './treeshap.js'
+import { ExplanationsUnavailableError } from './errors.js'
+import { UnsupportedModelError } from './xgboost.js'
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 
 // Clients send the same columns request after request: remember a few plans rather than rebuild them.
@@ -10,11 +14,25 @@ const PLAN_CACHE_SIZE = 32
 // Rows evaluated between yields to the event loop: about 3 ms of work on this project's 2-core
 // benchmark machine, so a 10,000-row request does not hold up other clients (bench/model.ts measures it).
 export const ROWS_PER_SLICE = 1000
+// Rows explained between yields: TreeSHAP costs about 30x a prediction on the bundled model (12,000 rows/s), so about
+// the same few milliseconds per slice (bench/model.ts measures it).
+export const EXPLAIN_ROWS_PER_SLICE = 50
 
 export function createLocalClassifier (model: LoadedModel) {
   const { metadata, booster } = model
   const plans = new Map<string, FeaturePlan>()
   const features = new Float32Array(metadata.features.length)
+  // A model file without node covers still predicts; only explanations are refused, saying why.
+  let explainer: TreeExplainer | undefined
+  let unexplainable = ''
+  try {
+    explainer = createTreeExplainer(booster.forest)
+  } catch (err) {
+    if (!(err instanceof UnsupportedModelError)) throw err
+    unexplainable = err.message
+  }
+  const phi = new Float64Array(metadata.features.length)
+  const byMagnitude = new Int32Array(metadata.features.length)
 
   function planFor (columns: readonly string[]): FeaturePlan {
     // JSON, not a join: no two different lists share a key.
@@ -41,6 +59,23 @@ export function createLocalClassifier (model: LoadedModel) {
     const out = new Float64Array(frame.data.length)
     evaluate(frame, planFor(frame.columns), 0, frame.data.length, out)
     return out
+  }
+
+  /** Explanations of rows [from, to) into `out`: the margin from the evaluator, the contributions from TreeSHAP. */
+  function explainRows (frame: PandasSplitFrame, plan: FeaturePlan, from: number, to: number, top: number, out: Explanation[]): void {
+    const shap = explainer as TreeExplainer
+    const names = metadata.features
+    for (let r = from; r < to; r++) {
+      fillFeatures(frame.data[r], r, frame.columns, plan, features)
+      const margin = booster.predictMargin(features)
+      shap.explain(features, phi)
+      for (let i = 0; i < byMagnitude.length; i++) byMagnitude[i] = i
+      byMagnitude.sort((a, b) => Math.abs(phi[b]) - Math.abs(phi[a]) || a - b)
+      const contributions: Record<string, number> = {}
+      for (let k = 0; k < top; k++) contributions[names[byMagnitude[k]]] = phi[byMagnitude[k]]
+      const score = 1 / (1 + Math.exp(-margin))
+      out[r] = { prediction: score >= metadata.threshold ? 1 : 0, score, margin, bias: shap.bias, contributions }
+    }
   }
 
   const info: ModelInfo = {
@@ -73,6 +108,19 @@ export function createLocalClassifier (model: LoadedModel) {
       const predictions = new Array<Prediction>(p.length)
       for (let r = 0; r < p.length; r++) predictions[r] = p[r] >= metadata.threshold ? 1 : 0
       return predictions
+    },
+    /** SHAP explanations in slices of EXPLAIN_ROWS_PER_SLICE rows, yielding to other requests in between. */
+    async explain (frame: PandasSplitFrame, opts: { top?: number } = {}): Promise<Explanation[]> {
+      if (explainer === undefined) throw new ExplanationsUnavailableError(`this model cannot be explained: ${unexplainable}`)
+      const plan = planFor(frame.columns)
+      const rows = frame.data.length
+      const top = Math.min(opts.top ?? Infinity, metadata.features.length)
+      const out = new Array<Explanation>(rows)
+      for (let from = 0; from < rows; from += EXPLAIN_ROWS_PER_SLICE) {
+        if (from > 0) await yieldToEventLoop()
+        explainRows(frame, plan, from, Math.min(from + EXPLAIN_ROWS_PER_SLICE, rows), top, out)
+      }
+      return out
     },
     readiness: () => ({ ready: true }),
     describe: () => info,

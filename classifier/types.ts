@@ -1,5 +1,6 @@
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
 import type { ModelInfo } from '../schemas/model.js'
+import type { Explanation } from '../schemas/explanations.js'
 
 /** What every backend offers the routes: predictions for validated rows, and a description. */
 export interface Classifier {
@@ -9,5 +10,10 @@ export interface Classifier {
   /** Whether a prediction can be served now, and if not, why. */
   readiness (): { ready: boolean, reason?: string }
   describe (): ModelInfo
+  /**
+   * Per-row SHAP explanations (`top`: keep the N largest contributions), for backends that can
+   * compute them; absent otherwise. Throws errors carrying a 4xx/5xx statusCode.
+   */
+  explain? (frame: PandasSplitFrame, opts?: { top?: number }): Promise<Explanation[]>
   close (): Promise<void>
 }

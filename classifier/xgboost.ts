@@ -19,6 +19,28 @@ export interface XGBoostModel {
   readonly featureNames: readonly string[] | undefined
   /** Probability of the positive class for one row of float32 features (NaN = missing). */
   predictProbability (features: Float32Array): number
+  /** The margin (log-odds) for one row: base margin plus the leaves reached. */
+  predictMargin (features: Float32Array): number
+  /** The flattened trees the evaluator walks, for other algorithms on the same model (TreeSHAP). */
+  readonly forest: Forest
+}
+
+/**
+ * All trees' nodes in flat arrays; tree t starts at node `roots[t]`. A leaf has `left === -1` and
+ * its value in `leaf`. `cover` is each node's `sum_hessian` (float32), when the model file has it.
+ */
+export interface Forest {
+  readonly roots: Int32Array
+  readonly left: Int32Array
+  readonly right: Int32Array
+  readonly feature: Int32Array
+  readonly threshold: Float32Array
+  readonly defaultLeft: Uint8Array
+  readonly leaf: Float64Array
+  readonly cover: Float64Array | undefined
+  /** base_score as a margin (log-odds). */
+  readonly baseMargin: number
+  readonly numFeatures: number
 }
 
 interface JsonTree {
@@ -29,6 +51,7 @@ interface JsonTree {
   default_left: Array<number | boolean>
   split_type?: number[]
   categories_nodes?: number[]
+  sum_hessian?: number[]
 }
 
 function fail (message: string): never {
@@ -72,6 +95,9 @@ export function parseXGBoostModel (json: unknown): XGBoostModel {
   const defaultLeft = new Uint8Array(numNodes)
   // Leaf values in doubles: XGBoost sums float32 leaves, the difference is far below 1e-6.
   const leaf = new Float64Array(numNodes)
+  // Node covers for TreeSHAP; every tree XGBoost writes has them, but prediction does not need them.
+  const hasCover = trees.every(tree => Array.isArray(tree.sum_hessian) && tree.sum_hessian.length === (tree.left_children?.length ?? 0))
+  const cover = hasCover ? new Float64Array(numNodes) : undefined
 
   let offset = 0
   trees.forEach((tree, t) => {
@@ -87,6 +113,7 @@ export function parseXGBoostModel (json: unknown): XGBoostModel {
     for (let i = 0; i < n; i++) {
       const l = tree.left_children[i]
       const node = offset + i
+      if (cover !== undefined) cover[node] = Math.fround(tree.sum_hessian![i])
       if (l === -1) {
         left[node] = -1
         right[node] = -1
@@ -106,22 +133,26 @@ export function parseXGBoostModel (json: unknown): XGBoostModel {
     offset += n
   })
 
+  function predictMargin (x: Float32Array): number {
+    let margin = baseMargin
+    for (let t = 0; t < roots.length; t++) {
+      let node = roots[t]
+      while (left[node] !== -1) {
+        const v = x[feature[node]]
+        // NaN is missing: take the direction learned for missing values.
+        node = Number.isNaN(v) ? (defaultLeft[node] === 1 ? left[node] : right[node]) : (v < threshold[node] ? left[node] : right[node])
+      }
+      margin += leaf[node]
+    }
+    return margin
+  }
+
   return {
     numFeatures,
     numTrees: trees.length,
     featureNames: Array.isArray(learner.feature_names) && learner.feature_names.length > 0 ? learner.feature_names : undefined,
-    predictProbability (x: Float32Array): number {
-      let margin = baseMargin
-      for (let t = 0; t < roots.length; t++) {
-        let node = roots[t]
-        while (left[node] !== -1) {
-          const v = x[feature[node]]
-          // NaN is missing: take the direction learned for missing values.
-          node = Number.isNaN(v) ? (defaultLeft[node] === 1 ? left[node] : right[node]) : (v < threshold[node] ? left[node] : right[node])
-        }
-        margin += leaf[node]
-      }
-      return 1 / (1 + Math.exp(-margin))
-    },
+    predictProbability: (x: Float32Array): number => 1 / (1 + Math.exp(-predictMargin(x))),
+    predictMargin,
+    forest: { roots, left, right, feature, threshold, defaultLeft, leaf, cover, baseMargin, numFeatures },
   }
 }

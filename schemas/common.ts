@@ -18,6 +18,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   429: 'Too many requests',
   502: 'The model backend failed or answered something unusable',
   503: 'The service is overloaded or shutting down',
+  501: 'Not available with this backend',
   504: 'The model backend did not answer in time',
 }
 

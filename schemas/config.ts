@@ -15,6 +15,8 @@ export const ConfigSchema = Type.Object({
   // Below ECS's 30 s stop timeout, so in-flight work finishes before the task is killed.
   SHUTDOWN_TIMEOUT_MS: Type.Integer({ default: 25000, minimum: 0 }),
   MAX_ROWS: Type.Integer({ default: 10000, minimum: 1 }),
+  // Explaining a row costs about 30 predictions: a smaller limit keeps one request's work and answer bounded.
+  EXPLAIN_MAX_ROWS: Type.Integer({ default: 1000, minimum: 1 }),
 
   MODEL_DIR: Type.Optional(Type.String({ minLength: 1 })),
 

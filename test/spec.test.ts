@@ -16,7 +16,7 @@ t.test('api-spec.yaml is what the app generates (run `npm run spec` after changi
 t.test('the spec is OpenAPI 3.1 and documents every route and error status', async t => {
   const spec = YAML.parse(readFileSync(specPath, 'utf8'))
   t.equal(spec.openapi, '3.1.0')
-  t.same(Object.keys(spec.paths).sort(), ['/', '/api/model', '/api/notifications', '/api/notifications/stats', '/api/predictions', '/health', '/metrics', '/ping', '/ready'])
+  t.same(Object.keys(spec.paths).sort(), ['/', '/api/explanations', '/api/model', '/api/notifications', '/api/notifications/stats', '/api/predictions', '/dashboard', '/health', '/metrics', '/ping', '/ready'])
   t.ok(spec.paths['/api/notifications'].get.responses['200'].content['text/event-stream'], 'the stream is documented as text/event-stream')
   const predictions = spec.paths['/api/predictions'].post
   t.same(Object.keys(predictions.requestBody.content), ['application/json; format=pandas-split', 'application/json'])
@@ -24,6 +24,11 @@ t.test('the spec is OpenAPI 3.1 and documents every route and error status', asy
   for (const status of ['400', '401', '413', '415', '429', '502', '503', '504']) {
     t.equal(predictions.responses[status].content['application/json'].schema.$ref, '#/components/schemas/ErrorResponse', status)
   }
+  const explanations = spec.paths['/api/explanations'].post
+  t.same(Object.keys(explanations.requestBody.content), ['application/json; format=pandas-split', 'application/json'])
+  t.same(Object.keys(explanations.responses).sort(), ['200', '400', '401', '413', '415', '429', '501', '503'])
+  t.equal(explanations.responses['200'].content['application/json'].schema.$ref, '#/components/schemas/Explanations')
+  t.same(explanations.parameters.map((p: { name: string, in: string }) => `${p.in}:${p.name}`), ['query:top'])
 })
 
 t.test('Swagger UI is served at /docs, with the same document', async t => {

@@ -17,9 +17,11 @@ export default fp(async function openapi (fastify) {
       },
       tags: [
         { name: 'predictions', description: 'Classify network flows' },
+        { name: 'explanations', description: 'Why a flow was classified so: per-feature contributions' },
         { name: 'model', description: 'The model behind the predictions' },
         { name: 'notifications', description: 'Attack notifications: live stream and publishing counters' },
         { name: 'health', description: 'Liveness and readiness' },
+        { name: 'dashboard', description: 'The live dashboard page' },
       ],
     },
     // Components are named after the schemas' $id, so generated clients get readable type names.

@@ -5,8 +5,8 @@ import { checkFrame } from '../../classifier/frame.js'
 import { apiSecurity, errorResponses } from '../../schemas/common.js'
 import { PandasSplitFrame, PREDICTION_MEDIA_TYPES, Predictions } from '../../schemas/predictions.js'
 
-const UnsupportedMediaTypeError = createError<[string]>('FST_ERR_CTP_INVALID_MEDIA_TYPE', '%s', 415)
-const TooManyRowsError = createError<[number, number]>('TOO_MANY_ROWS', '%d rows exceed the limit of %d rows per request: split the frame', 413)
+export const UnsupportedMediaTypeError = createError<[string]>('FST_ERR_CTP_INVALID_MEDIA_TYPE', '%s', 415)
+export const TooManyRowsError = createError<[number, number]>('TOO_MANY_ROWS', '%d rows exceed the limit of %d rows per request: split the frame', 413)
 
 /**
  * `application/json`, optionally with `format=pandas-split` and `charset=utf-8`, in any case and spacing.
