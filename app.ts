@@ -12,6 +12,7 @@ import shutdown from './plugins/app/shutdown.js'
 import requestLog from './plugins/app/request-log.js'
 import auth from './plugins/app/auth.js'
 import classifier from './plugins/app/classifier.js'
+import flowInput from './plugins/app/flow-input.js'
 import notifications from './plugins/app/notifications.js'
 import metrics from './plugins/app/metrics.js'
 import rootRoutes from './routes/root.js'
@@ -19,10 +20,12 @@ import metricsRoutes from './routes/metrics.js'
 import modelRoutes from './routes/api/model.js'
 import predictionRoutes from './routes/api/predictions.js'
 import notificationRoutes from './routes/api/notifications.js'
+import invocationRoutes from './routes/invocations.js'
 import { ErrorResponse } from './schemas/common.js'
-import { Health, Metrics, ModelInfo, Preprocessing } from './schemas/model.js'
+import { Health, Metrics, ModelInfo, OperatingPoint, Preprocessing } from './schemas/model.js'
+import { MlflowPredictions, MlflowRequest, VersionInfo } from './schemas/mlflow.js'
 import { NotificationStats } from './schemas/notifications.js'
-import { PandasSplitFrame, Predictions } from './schemas/predictions.js'
+import { PandasSplitFrame, Predictions, Scores } from './schemas/predictions.js'
 
 /** Fastify's own options, shared by the server and the tests so both build the same app. */
 export const serverOptions = {
@@ -56,7 +59,8 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(security)
   await fastify.register(underPressure)
   await fastify.register(rateLimit)
-  for (const schema of [ErrorResponse, PandasSplitFrame, Predictions, Preprocessing, Metrics, ModelInfo, Health, NotificationStats]) {
+  for (const schema of [ErrorResponse, PandasSplitFrame, Predictions, Scores, Preprocessing, Metrics, OperatingPoint, ModelInfo, Health,
+    NotificationStats, MlflowRequest, MlflowPredictions, VersionInfo]) {
     fastify.addSchema(schema)
   }
   // The app's own plugins: decorators the routes use.
@@ -65,11 +69,13 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(requestLog)
   await fastify.register(auth)
   await fastify.register(classifier)
+  await fastify.register(flowInput)
   await fastify.register(notifications)
   await fastify.register(metrics)
   // Routes.
   await fastify.register(rootRoutes)
   await fastify.register(metricsRoutes)
+  await fastify.register(invocationRoutes)
   await fastify.register(modelRoutes, { prefix: '/api' })
   await fastify.register(predictionRoutes, { prefix: '/api' })
   await fastify.register(notificationRoutes, { prefix: '/api' })

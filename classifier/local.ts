@@ -1,7 +1,8 @@
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
 import type { ModelInfo } from '../schemas/model.js'
-import type { Classifier } from './types.js'
+import type { Classifier, Scored } from './types.js'
 import { fillFeatures, planFeatures, type FeaturePlan } from './features.js'
+import { rowName } from './frame.js'
 import type { LoadedModel } from './model.js'
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 
@@ -11,8 +12,14 @@ const PLAN_CACHE_SIZE = 32
 // benchmark machine, so a 10,000-row request does not hold up other clients (bench/model.ts measures it).
 export const ROWS_PER_SLICE = 1000
 
-export function createLocalClassifier (model: LoadedModel) {
+export interface LocalOptions {
+  /** ATTACK_THRESHOLD: replaces the model's own threshold. */
+  threshold?: number
+}
+
+export function createLocalClassifier (model: LoadedModel, opts: LocalOptions = {}) {
   const { metadata, booster } = model
+  const threshold = opts.threshold ?? metadata.threshold
   const plans = new Map<string, FeaturePlan>()
   const features = new Float32Array(metadata.features.length)
 
@@ -30,8 +37,9 @@ export function createLocalClassifier (model: LoadedModel) {
 
   /** Attack probabilities of rows [from, to) into `out`; synchronous, no allocation per row. */
   function evaluate (frame: PandasSplitFrame, plan: FeaturePlan, from: number, to: number, out: Float64Array): void {
+    const name = (r: number) => rowName(frame, r)
     for (let r = from; r < to; r++) {
-      fillFeatures(frame.data[r], r, frame.columns, plan, features)
+      fillFeatures(frame.data[r], r, frame.columns, plan, features, name)
       out[r] = booster.predictProbability(features)
     }
   }
@@ -43,13 +51,33 @@ export function createLocalClassifier (model: LoadedModel) {
     return out
   }
 
+  /** Probabilities in slices of ROWS_PER_SLICE rows, yielding to other requests in between. */
+  async function sliced (frame: PandasSplitFrame): Promise<Float64Array> {
+    const plan = planFor(frame.columns)
+    const rows = frame.data.length
+    const p = new Float64Array(rows)
+    for (let from = 0; from < rows; from += ROWS_PER_SLICE) {
+      if (from > 0) await yieldToEventLoop()
+      evaluate(frame, plan, from, Math.min(from + ROWS_PER_SLICE, rows), p)
+    }
+    return p
+  }
+
+  function labels (p: Float64Array): Prediction[] {
+    const predictions = new Array<Prediction>(p.length)
+    for (let r = 0; r < p.length; r++) predictions[r] = p[r] >= threshold ? 1 : 0
+    return predictions
+  }
+
   const info: ModelInfo = {
     backend: 'local',
     name: metadata.name,
     version: metadata.version,
     features: metadata.features,
     preprocessing: metadata.preprocessing,
-    threshold: metadata.threshold,
+    threshold,
+    ...(threshold !== metadata.threshold ? { modelThreshold: metadata.threshold } : {}),
+    ...(metadata.operating_points !== undefined ? { operatingPoints: metadata.operating_points } : {}),
     labels: metadata.labels,
     training: metadata.training,
     cvMetrics: metadata.cv_metrics,
@@ -59,18 +87,13 @@ export function createLocalClassifier (model: LoadedModel) {
   return {
     backend: 'local',
     probabilities,
-    /** Predictions in slices of ROWS_PER_SLICE rows, yielding to other requests in between. */
+    threshold,
     async predict (frame: PandasSplitFrame): Promise<Prediction[]> {
-      const plan = planFor(frame.columns)
-      const rows = frame.data.length
-      const p = new Float64Array(rows)
-      for (let from = 0; from < rows; from += ROWS_PER_SLICE) {
-        if (from > 0) await yieldToEventLoop()
-        evaluate(frame, plan, from, Math.min(from + ROWS_PER_SLICE, rows), p)
-      }
-      const predictions = new Array<Prediction>(p.length)
-      for (let r = 0; r < p.length; r++) predictions[r] = p[r] >= metadata.threshold ? 1 : 0
-      return predictions
+      return labels(await sliced(frame))
+    },
+    async score (frame: PandasSplitFrame): Promise<Scored> {
+      const p = await sliced(frame)
+      return { scores: Array.from(p), predictions: labels(p) }
     },
     readiness: () => ({ ready: true }),
     describe: () => info,

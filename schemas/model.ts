@@ -13,6 +13,14 @@ export const Metrics = Type.Object({
 }, { $id: 'Metrics', title: 'Metrics' })
 export type Metrics = Static<typeof Metrics>
 
+/** One row of the model card's operating table: what a threshold would have done in cross-validation. */
+export const OperatingPoint = Type.Object({
+  threshold: Type.Number({ minimum: 0, maximum: 1 }),
+  recall: Type.Number({ minimum: 0, maximum: 1, description: 'Share of attacks flagged, out of fold (training folds, never the holdout)' }),
+  false_positive_rate: Type.Number({ minimum: 0, maximum: 1, description: 'Share of benign flows flagged, out of fold' }),
+}, { $id: 'OperatingPoint', title: 'OperatingPoint' })
+export type OperatingPoint = Static<typeof OperatingPoint>
+
 export const Preprocessing = Type.Object({
   column_names: Type.Literal('snake_case', { description: 'Request columns are lower-cased, every run of other characters turned into `_`' }),
   non_finite: Type.Literal('missing'),
@@ -34,6 +42,7 @@ export const ModelMetadata = Type.Object({
   training: Type.Record(Type.String(), Type.Unknown()),
   cv_metrics: Type.Optional(Type.Ref(Metrics)),
   holdout_metrics: Type.Optional(Type.Ref(Metrics)),
+  operating_points: Type.Optional(Type.Array(Type.Ref(OperatingPoint))),
 })
 export type ModelMetadata = Static<typeof ModelMetadata>
 
@@ -43,12 +52,18 @@ export const ModelInfo = Type.Object({
   version: Type.Optional(Type.String()),
   features: Type.Optional(Type.Array(Type.String(), { description: 'Features the model reads, in order' })),
   preprocessing: Type.Optional(Type.Ref(Preprocessing)),
-  threshold: Type.Optional(Type.Number({ description: 'Attack probability at or above which a flow is an attack' })),
+  threshold: Type.Optional(Type.Number({ description: 'The threshold in force: attack probability at or above which a flow is an attack (ATTACK_THRESHOLD when set, else the model\'s)' })),
+  modelThreshold: Type.Optional(Type.Number({ description: 'The model\'s own threshold, when ATTACK_THRESHOLD overrides it' })),
+  operatingPoints: Type.Optional(Type.Array(Type.Ref(OperatingPoint), { description: 'From the model card: for a range of thresholds, the cross-validated recall and false-positive rate, to pick a threshold by the false alarms one can afford' })),
   labels: Type.Object({ 0: Type.String(), 1: Type.String() }),
   training: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
   cvMetrics: Type.Optional(Type.Ref(Metrics)),
   holdoutMetrics: Type.Optional(Type.Ref(Metrics)),
-  sagemaker: Type.Optional(Type.Object({ endpoint: Type.String(), region: Type.String() })),
+  sagemaker: Type.Optional(Type.Object({
+    endpoint: Type.String(),
+    region: Type.String(),
+    inputFormat: Type.Optional(Type.Union([Type.Literal('pandas-split'), Type.Literal('dataframe_split')], { description: 'How frames are sent: MLflow 1.x `format=pandas-split`, or 2.x `{"dataframe_split": ...}` (with SAGEMAKER_INPUT_FORMAT=auto, what the endpoint was found to take)' })),
+  })),
 }, { $id: 'ModelInfo', title: 'ModelInfo' })
 export type ModelInfo = Static<typeof ModelInfo>
 

@@ -20,6 +20,7 @@ export default fp(async function openapi (fastify) {
         { name: 'model', description: 'The model behind the predictions' },
         { name: 'notifications', description: 'Attack notifications: live stream and publishing counters' },
         { name: 'health', description: 'Liveness and readiness' },
+        { name: 'mlflow', description: 'MLflow 2.x scoring protocol and the SageMaker container contract' },
       ],
     },
     // Components are named after the schemas' $id, so generated clients get readable type names.
