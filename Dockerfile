@@ -24,6 +24,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY models ./models
+# The OpenAPI document's request example is examples/flows.json.
+COPY examples ./examples
 # Notifications that SNS cannot take in time are spilled here; mount a volume to keep them across containers.
 RUN mkdir -p /app/data && chown node:node /app/data
 VOLUME ["/app/data"]

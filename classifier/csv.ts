@@ -93,7 +93,8 @@ export async function csvToFrame (text: string, opts: CsvOptions): Promise<Panda
     failure ??= new InvalidInputError(`line ${err.lines ?? '?'}: ${err.message.replace(/ at line \d+/, '')}`)
   })
   // The transform parses each write synchronously: one slice of work per turn of the event loop.
-  for (let from = 0; from < text.length && failure === undefined; from += CHARS_PER_SLICE) {
+  for (let from = 0; from < text.length; from += CHARS_PER_SLICE) {
+    if (failure !== undefined) break
     parser.write(text.slice(from, from + CHARS_PER_SLICE))
     await yieldToEventLoop()
   }

@@ -111,8 +111,9 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
   // MLflow models answer labels or probabilities; probabilities are read at ATTACK_THRESHOLD, else 0.5.
   const threshold = config.ATTACK_THRESHOLD ?? 0.5
   // `auto` starts with 1.x's format, which 1.x needs, and switches for good at 2.x's first refusal.
+  const auto = config.SAGEMAKER_INPUT_FORMAT === 'auto'
   let format: InputFormat = config.SAGEMAKER_INPUT_FORMAT === 'dataframe_split' ? 'dataframe_split' : 'pandas-split'
-  let detecting = config.SAGEMAKER_INPUT_FORMAT === 'auto'
+  let found = !auto
   const agentOptions = { keepAlive: true, maxSockets: config.SAGEMAKER_MAX_SOCKETS }
   const client = new SageMakerRuntimeClient({
     region: config.AWS_REGION,
@@ -146,8 +147,8 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
     sagemaker: { endpoint, region: config.AWS_REGION },
   }
 
-  async function send (frameJson: string): Promise<string> {
-    const response = await client.send(new InvokeEndpointCommand({ EndpointName: endpoint, Accept: 'application/json', ...requestFor(format, frameJson) }))
+  async function send (frameJson: string, as: InputFormat): Promise<string> {
+    const response = await client.send(new InvokeEndpointCommand({ EndpointName: endpoint, Accept: 'application/json', ...requestFor(as, frameJson) }))
     return new TextDecoder().decode(response.Body)
   }
 
@@ -155,18 +156,22 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
   async function invoke (frameJson: string, rows: number): Promise<number[]> {
     let answer: string
     try {
+      const as = format
       try {
-        answer = await send(frameJson)
+        answer = await send(frameJson, as)
       } catch (err) {
-        if (!detecting || !isMlflow2Refusal(err)) throw err
-        format = 'dataframe_split'
-        detecting = false
-        log?.info({ endpoint, format }, 'the SageMaker endpoint runs MLflow 2.x: sending {"dataframe_split": ...} from now on')
-        answer = await send(frameJson)
+        // Calls sent before the switch, refused alike, are sent again too.
+        if (!auto || as !== 'pandas-split' || !isMlflow2Refusal(err)) throw err
+        if (format === 'pandas-split') {
+          format = 'dataframe_split'
+          found = true
+          log?.info({ endpoint, inputFormat: format }, 'the SageMaker endpoint runs MLflow 2.x: sending {"dataframe_split": ...} from now on')
+        }
+        answer = await send(frameJson, 'dataframe_split')
       }
-      if (detecting) {
-        detecting = false
-        log?.info({ endpoint, format }, 'the SageMaker endpoint takes MLflow 1.x pandas-split frames')
+      if (!found) {
+        found = true
+        log?.info({ endpoint, inputFormat: format }, 'the SageMaker endpoint takes MLflow 1.x pandas-split frames')
       }
     } catch (err) {
       const translated = translateError(err)

@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { Type, type Static } from '@sinclair/typebox'
+import { projectRoot } from '../project.js'
 
 /** A cell as pandas writes it: a number, a string (e.g. a timestamp) or null (NaN and ±inf). */
 export const MAX_STRING_CELL_LENGTH = 1024
@@ -22,11 +25,8 @@ export const PandasSplitFrame = Type.Object({
   $id: 'PandasSplitFrame',
   title: 'PandasSplitFrame',
   additionalProperties: false,
-  examples: [{
-    columns: ['flow_duration', 'tot_fwd_pkts', 'flow_byts_s', 'timestamp'],
-    index: [0],
-    data: [[119759145, 75837, null, '21/02/2018 10:15:06']],
-  }],
+  // A real request, so that Swagger UI's "Try it out" answers 200: a typical benign and a typical attack flow.
+  examples: [JSON.parse(readFileSync(join(projectRoot(), 'examples', 'flows.json'), 'utf8'))],
 })
 export type PandasSplitFrame = Static<typeof PandasSplitFrame>
 

@@ -5,7 +5,7 @@ import type { ErrorResponse } from '../../schemas/common.js'
 import { PREDICTION_MEDIA_TYPES } from '../../schemas/predictions.js'
 
 // Errors of ours whose messages are written for clients, even at 5xx (they never carry upstream details).
-const SAFE_5XX = new Set(['UPSTREAM_ERROR', 'UPSTREAM_TIMEOUT', 'UPSTREAM_UNAVAILABLE', 'OVERLOADED'])
+const SAFE_5XX = new Set(['UPSTREAM_ERROR', 'UPSTREAM_TIMEOUT', 'UPSTREAM_UNAVAILABLE', 'OVERLOADED', 'SCORES_UNAVAILABLE'])
 // Answers the service gives on purpose under load: worth a warning, not an error with a stack.
 const EXPECTED_5XX = new Set(['UPSTREAM_UNAVAILABLE', 'OVERLOADED'])
 

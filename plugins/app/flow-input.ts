@@ -85,6 +85,14 @@ export function flowInput (config: Pick<Config, 'BODY_LIMIT' | 'MAX_ROWS'>, opts
     preValidation: async (request: FastifyRequest) => {
       const body = request.body
       if (typeof body !== 'object' || body === null || Array.isArray(body)) return
+      if (opts.json === 'mlflow') {
+        // Checked before validation, which would drop unknown fields without a word.
+        const unknown = Object.keys(body).filter(key => !(MLFLOW_FIELDS as readonly string[]).includes(key) && key !== 'params')
+        if (unknown.length > 0) {
+          throw new MlflowBodyError(`the body must have exactly one of ${MLFLOW_FIELDS.join(', ')}; it has ${unknown.join(', ')}` +
+            ('columns' in body ? ': wrap a split frame as {"dataframe_split": {"columns": [...], "data": [...]}} (MLflow 2.x), or POST it bare to /api/predictions' : ''))
+        }
+      }
       if (opts.json === 'split') {
         const field = MLFLOW_FIELDS.find(name => name in body)
         if (field !== undefined && !('columns' in body)) {
