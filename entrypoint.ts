@@ -15,7 +15,7 @@ import { join } from 'node:path'
 export const SAGEMAKER_MODEL_DIR = '/opt/ml/model'
 
 /** The environment `serve` runs the service with. */
-export function serveEnvironment (env: NodeJS.ProcessEnv, modelDir = SAGEMAKER_MODEL_DIR, exists = existsSync): NodeJS.ProcessEnv {
+export function serveEnvironment (env: NodeJS.ProcessEnv, modelDir = SAGEMAKER_MODEL_DIR, exists: (path: string) => boolean = existsSync): NodeJS.ProcessEnv {
   const served: NodeJS.ProcessEnv = { ...env, PORT: env.SAGEMAKER_BIND_TO_PORT || '8080', HOST: '0.0.0.0' }
   if (!env.MODEL_DIR && exists(join(modelDir, 'metadata.json'))) served.MODEL_DIR = modelDir
   return served
