@@ -63,7 +63,7 @@ t.test('CSV errors name the line of the file', async t => {
   const cases: Array<[string, string, number, RegExp]> = [
     ['a non-numeric value', [header, benign, '', header, bad].join('\r\n'), 400, /^line 5, column "Flow Duration": "abc" is not a number$/],
     ['a short line', [header, benign, benign.split(',').slice(0, 3).join(',')].join('\n'), 400, /^line 3 has 3 values but the header has 83 columns$/],
-    ['a broken quote', [header, benign, `"x"y,${attack}`].join('\n'), 400, /^line 3: Invalid Closing Quote/],
+    ['a broken quote', [header, benign, `"x"y,${attack}`].join('\n'), 400, /^line 3: Trailing quote on quoted field is malformed$/],
     ['missing features', 'Flow ID,Src IP\nx,10.0.0.1\n', 400, /missing features the model needs: flow_duration/],
     ['an empty file', '', 400, /the CSV is empty/],
     ['only a BOM', '\ufeff\r\n', 400, /the CSV is empty/],
@@ -87,6 +87,9 @@ t.test('csvToFrame: cells as pandas reads them, and each row\'s line', async t =
   t.equal(JSON.stringify(frame), '{"columns":["a","b"],"data":[[1,"x"],[2,null]]}', 'the lines are not serialised')
   t.equal(rowName(frame, 1), 'line 5')
   t.equal(rowName({ columns: [], data: [] }, 1), 'row 1')
+  const multiline = await csvToFrame('a,b\n"two\nlines",1\n\n3,4\n', { maxRows: 10 })
+  t.same(multiline.data, [['two\nlines', 1], [3, 4]])
+  t.same([rowName(multiline, 0), rowName(multiline, 1)], ['line 2', 'line 5'], 'a line break inside quotes counts')
 })
 
 t.test('a CSV body over BODY_LIMIT is 413', async t => {
