@@ -69,4 +69,8 @@ t.test('the OpenAPI request example is a real flow: it validates and predicts 20
   t.equal(res.statusCode, 200)
   t.same(res.json(), [0, 1])
   t.same((await scores(app, splitFrame([examples.benign]))).json().predictions, [0])
+  const csvExample = content['text/csv'].example
+  t.match(csvExample, /^Flow ID,Src IP,Src Port,Dst IP,Dst Port,Protocol,Timestamp,Flow Duration,/, 'the CSV example is examples/flows.csv')
+  const csv = await app.inject({ method: 'POST', url: '/api/predictions', headers: { 'content-type': 'text/csv' }, payload: csvExample })
+  t.same(csv.json(), [0, 1])
 })

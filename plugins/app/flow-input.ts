@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import fp from 'fastify-plugin'
 import createError from '@fastify/error'
 import { Type } from '@sinclair/typebox'
@@ -6,6 +8,7 @@ import { csvToFrame } from '../../classifier/csv.js'
 import { TooManyRowsError } from '../../classifier/errors.js'
 import { checkFrame } from '../../classifier/frame.js'
 import { mlflowRows, mlflowToFrame, MLFLOW_FIELDS } from '../../classifier/mlflow.js'
+import { projectRoot } from '../../project.js'
 import type { Config } from '../../schemas/config.js'
 import { MlflowRequest } from '../../schemas/mlflow.js'
 import { PandasSplitFrame } from '../../schemas/predictions.js'
@@ -39,7 +42,8 @@ const CsvBody = Type.String({
   description: 'CICFlowMeter CSV as written: a header line (original CICFlowMeter-V3 headers such as `Flow Byts/s`, or snake_case), ' +
     'then one line per flow. Extra columns (`Flow ID`, `Src IP`, `Timestamp`, `Label`...) are ignored; `Infinity`, `NaN` and empty ' +
     'cells are missing values; repeated header lines, blank lines, CRLF and a UTF-8 BOM are accepted. Errors name the line of the file.',
-  examples: ['Dst Port,Protocol,Timestamp,Flow Duration,Tot Fwd Pkts,...\n443,6,21/02/2018 10:15:06,89478656,6,...'],
+  // A real file, so that Swagger UI's "Try it out" answers 200 with CSV too.
+  examples: [readFileSync(join(projectRoot(), 'examples', 'flows.csv'), 'utf8')],
 })
 
 /** The body schemas of a flow route, one per media type (the OpenAPI document shows each). */
