@@ -160,6 +160,10 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
       try {
         answer = await send(frameJson, as)
       } catch (err) {
+        if (as === 'pandas-split' && isMlflow2Refusal(err) && !auto) {
+          // Not the client's fault, and not for the client to fix.
+          throw Object.assign(new UpstreamError('the SageMaker endpoint runs MLflow 2.x, which refuses pandas-split frames: set SAGEMAKER_INPUT_FORMAT to auto or dataframe_split'), { cause: err })
+        }
         // Calls sent before the switch, refused alike, are sent again too.
         if (!auto || as !== 'pandas-split' || !isMlflow2Refusal(err)) throw err
         if (format === 'pandas-split') {
@@ -174,9 +178,11 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
         log?.info({ endpoint, inputFormat: format }, 'the SageMaker endpoint takes MLflow 1.x pandas-split frames')
       }
     } catch (err) {
-      const translated = translateError(err)
+      // Our own errors are already written for the client.
+      const ours = err instanceof Error && typeof (err as { statusCode?: unknown }).statusCode === 'number'
+      const translated = ours ? err : Object.assign(translateError(err), { cause: err })
       if ((translated as { statusCode?: number }).statusCode !== 400) fail(translated.message)
-      throw Object.assign(translated, { cause: err })
+      throw translated
     }
     try {
       const values = parseAnswer(answer, rows)

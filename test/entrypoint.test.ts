@@ -43,9 +43,15 @@ t.test('`entrypoint serve` listens, answers /ping at once and /invocations, and 
   t.same(await invocation.json(), { predictions: [0, 1] })
   const csv = await fetch(`${url}/invocations`, { method: 'POST', headers: { 'content-type': 'text/csv' }, body: readFileSync(join(projectRoot(), 'examples', 'flows.csv')) })
   t.same(await csv.json(), { predictions: [0, 1] })
+  const port = new URL(url).port
+  const healthy = startServer({ SAGEMAKER_BIND_TO_PORT: port }, 'entrypoint.ts', ['healthcheck'])
+  t.equal((await once(healthy.child, 'exit'))[0], 0, 'healthcheck finds the service on the serve port')
   server.child.kill('SIGTERM')
   const [code] = await once(server.child, 'exit')
   t.equal(code, 0)
+  // Port 9 (discard) has no listener here.
+  const unhealthy = startServer({ PORT: '9', SAGEMAKER_BIND_TO_PORT: '9' }, 'entrypoint.ts', ['healthcheck'])
+  t.equal((await once(unhealthy.child, 'exit'))[0], 1, 'and fails when nothing answers')
 })
 
 t.test('an unknown command exits 2 naming the commands', async t => {
