@@ -92,6 +92,16 @@ t.test('csvToFrame: cells as pandas reads them, and each row\'s line', async t =
   t.same([rowName(multiline, 0), rowName(multiline, 1)], ['line 2', 'line 5'], 'a line break inside quotes counts')
 })
 
+t.test('through a listening server: the content type in any spelling, the file as bytes', async t => {
+  const app = await build(t)
+  const url = await app.listen({ port: 0, host: '127.0.0.1' })
+  for (const type of ['text/csv', 'Text/CSV; charset=UTF-8', 'text/csv;header=present']) {
+    const res = await fetch(`${url}/api/predictions`, { method: 'POST', headers: { 'content-type': type }, body: Buffer.from('\ufeff' + flowsCsv) })
+    t.equal(res.status, 200, type)
+    t.same(await res.json(), [0, 1], type)
+  }
+})
+
 t.test('a CSV body over BODY_LIMIT is 413', async t => {
   const app = await build(t, { BODY_LIMIT: '1024' })
   t.equal((await post(app, flowsCsv, 'text/csv')).statusCode, 413)

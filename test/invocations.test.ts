@@ -38,7 +38,7 @@ t.test('/invocations refuses as MLflow 2.x does, naming what to send', async t =
   const frame = splitFrame([benign])
   const cases: Array<[string, unknown, string, number, RegExp]> = [
     ['a content-type format parameter', { dataframe_split: frame }, 'application/json; format=pandas-split', 415, /^Unrecognized content type parameters: format\..*dataframe_split/],
-    ['another media type', { dataframe_split: frame }, 'text/plain', 415, /unsupported content type "text\/plain"/],
+    ['another media type', { dataframe_split: frame }, 'text/plain', 415, /^unsupported content type "text\/plain": send "application\/json" with \{"dataframe_split": \{\.\.\.\}\} \(or dataframe_records, instances, inputs\), or "text\/csv"$/],
     ['two input fields', { dataframe_split: frame, instances: [benign] }, 'application/json', 400, /exactly one of dataframe_split, dataframe_records, instances, inputs; it has dataframe_split, instances/],
     ['no input field', { params: {} }, 'application/json', 400, /exactly one of .*; it has none/],
     ['a bare split frame', frame, 'application/json', 400, /exactly one of dataframe_split, .*; it has columns, index, data: wrap a split frame as \{"dataframe_split"/],

@@ -77,7 +77,11 @@ export function flowInput (config: Pick<Config, 'BODY_LIMIT' | 'MAX_ROWS'>, opts
     // Before the body is read: refuse what is neither JSON nor CSV without reading it.
     onRequest: async (request: FastifyRequest) => {
       const header = request.headers['content-type']
-      if (flowMediaType(header) === undefined) throw new UnsupportedMediaTypeError('')
+      if (flowMediaType(header) === undefined) {
+        if (opts.json === 'split') throw new UnsupportedMediaTypeError('')
+        throw new ContentTypeParametersError(`${header ? `unsupported content type ${JSON.stringify(header)}` : 'no content type'}: ` +
+          'send "application/json" with {"dataframe_split": {...}} (or dataframe_records, instances, inputs), or "text/csv"')
+      }
       // As MLflow 2.x's scoring server: parameters other than charset are refused, `format` included.
       if (opts.json === 'mlflow' && /;\s*format\s*=/i.test(header ?? '')) {
         throw new ContentTypeParametersError('Unrecognized content type parameters: format. /invocations speaks MLflow 2.x\'s scoring protocol: ' +
