@@ -12,6 +12,7 @@ import shutdown from './plugins/app/shutdown.js'
 import requestLog from './plugins/app/request-log.js'
 import auth from './plugins/app/auth.js'
 import classifier from './plugins/app/classifier.js'
+import flowInput from './plugins/app/flow-input.js'
 import notifications from './plugins/app/notifications.js'
 import metrics from './plugins/app/metrics.js'
 import rootRoutes from './routes/root.js'
@@ -21,10 +22,12 @@ import predictionRoutes from './routes/api/predictions.js'
 import notificationRoutes from './routes/api/notifications.js'
 import explanationRoutes from './routes/api/explanations.js'
 import dashboardRoutes from './routes/dashboard.js'
+import invocationRoutes from './routes/invocations.js'
 import { ErrorResponse } from './schemas/common.js'
 import { FamilyRate, Health, Metrics, ModelInfo, OperatingPoint, Preprocessing } from './schemas/model.js'
+import { MlflowPredictions, MlflowRequest, VersionInfo } from './schemas/mlflow.js'
 import { NotificationStats } from './schemas/notifications.js'
-import { PandasSplitFrame, Predictions } from './schemas/predictions.js'
+import { PandasSplitFrame, Predictions, Scores } from './schemas/predictions.js'
 import { Explanations } from './schemas/explanations.js'
 
 /** Fastify's own options, shared by the server and the tests so both build the same app. */
@@ -59,7 +62,8 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(security)
   await fastify.register(underPressure)
   await fastify.register(rateLimit)
-  for (const schema of [ErrorResponse, PandasSplitFrame, Predictions, Preprocessing, FamilyRate, Metrics, OperatingPoint, ModelInfo, Health, NotificationStats, Explanations]) {
+  for (const schema of [ErrorResponse, PandasSplitFrame, Predictions, Scores, Explanations, Preprocessing, FamilyRate, Metrics, OperatingPoint, ModelInfo, Health,
+    NotificationStats, MlflowRequest, MlflowPredictions, VersionInfo]) {
     fastify.addSchema(schema)
   }
   // The app's own plugins: decorators the routes use.
@@ -68,12 +72,14 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(requestLog)
   await fastify.register(auth)
   await fastify.register(classifier)
+  await fastify.register(flowInput)
   await fastify.register(notifications)
   await fastify.register(metrics)
   // Routes.
   await fastify.register(rootRoutes)
   await fastify.register(metricsRoutes)
   await fastify.register(dashboardRoutes)
+  await fastify.register(invocationRoutes)
   await fastify.register(modelRoutes, { prefix: '/api' })
   await fastify.register(predictionRoutes, { prefix: '/api' })
   await fastify.register(notificationRoutes, { prefix: '/api' })

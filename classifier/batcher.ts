@@ -1,4 +1,4 @@
-import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
+import type { PandasSplitFrame } from '../schemas/predictions.js'
 
 export interface BatcherOptions {
   /** Most rows in one call. */
@@ -11,19 +11,19 @@ export interface BatcherOptions {
   maxInFlight: number
 }
 
-/** One call to the model: a pandas-split body and its row count in, one prediction per row out. */
-export type Invoke = (body: string, rows: number) => Promise<Prediction[]>
+/** One call to the model: a split frame's JSON and its row count in, one answer per row out. */
+export type Invoke<T = number> = (body: string, rows: number) => Promise<T[]>
 
-interface Item {
+interface Item<T> {
   readonly rowsJson: string
   readonly rows: number
-  readonly resolve: (predictions: Prediction[]) => void
+  readonly resolve: (predictions: T[]) => void
   readonly reject: (err: unknown) => void
 }
 
-interface Batch {
+interface Batch<T> {
   readonly columnsJson: string
-  readonly items: Item[]
+  readonly items: Array<Item<T>>
   rows: number
   bytes: number
   timer?: NodeJS.Timeout
@@ -31,7 +31,7 @@ interface Batch {
   due: boolean
 }
 
-const bodyOf = (columnsJson: string, items: readonly Item[]) =>
+const bodyOf = (columnsJson: string, items: ReadonlyArray<{ readonly rowsJson: string }>) =>
   `{"columns":${columnsJson},"data":[${items.map(item => item.rowsJson).join(',')}]}`
 
 /**
@@ -43,12 +43,12 @@ const bodyOf = (columnsJson: string, items: readonly Item[]) =>
  * model rejects the input of a batch of several requests, each is sent again alone, so one client's
  * bad rows cannot fail another's request.
  */
-export function createBatcher (invoke: Invoke, opts: BatcherOptions) {
-  const open = new Map<string, Batch>()
+export function createBatcher<T> (invoke: Invoke<T>, opts: BatcherOptions) {
+  const open = new Map<string, Batch<T>>()
   const calls = new Set<Promise<void>>()
   let closing = false
 
-  function call (columnsJson: string, items: readonly Item[]): void {
+  function call (columnsJson: string, items: ReadonlyArray<Item<T>>): void {
     const rows = items.reduce((sum, item) => sum + item.rows, 0)
     const done = invoke(bodyOf(columnsJson, items), rows).then(predictions => {
       let offset = 0
@@ -71,27 +71,27 @@ export function createBatcher (invoke: Invoke, opts: BatcherOptions) {
     calls.add(done)
   }
 
-  function flush (batch: Batch): void {
+  function flush (batch: Batch<T>): void {
     if (open.get(batch.columnsJson) === batch) open.delete(batch.columnsJson)
     clearTimeout(batch.timer)
     call(batch.columnsJson, batch.items)
   }
 
   /** Sends the batch now if a call slot is free, otherwise as soon as one is. */
-  function release (batch: Batch): void {
+  function release (batch: Batch<T>): void {
     if (open.get(batch.columnsJson) !== batch) return
     if (calls.size < opts.maxInFlight || closing) flush(batch)
     else batch.due = true
   }
 
   return {
-    submit (frame: PandasSplitFrame): Promise<Prediction[]> {
+    submit (frame: PandasSplitFrame): Promise<T[]> {
       const rows = frame.data.length
       if (rows === 0) return Promise.resolve([])
       const rowsJson = JSON.stringify(frame.data).slice(1, -1)
       const bytes = Buffer.byteLength(rowsJson) + 1
       const columnsJson = JSON.stringify(frame.columns)
-      return new Promise<Prediction[]>((resolve, reject) => {
+      return new Promise<T[]>((resolve, reject) => {
         const item = { rowsJson, rows, resolve, reject }
         let batch = open.get(columnsJson)
         if (batch !== undefined && (batch.rows + rows > opts.maxRows || batch.bytes + bytes > opts.maxBytes)) {
@@ -99,7 +99,7 @@ export function createBatcher (invoke: Invoke, opts: BatcherOptions) {
           batch = undefined
         }
         if (batch === undefined) {
-          const created: Batch = { columnsJson, items: [], rows: 0, bytes: Buffer.byteLength(columnsJson) + 24, due: false }
+          const created: Batch<T> = { columnsJson, items: [], rows: 0, bytes: Buffer.byteLength(columnsJson) + 24, due: false }
           open.set(columnsJson, created)
           if (calls.size === 0) setImmediate(() => release(created))
           created.timer = setTimeout(() => release(created), opts.maxWaitMs)
@@ -120,4 +120,4 @@ export function createBatcher (invoke: Invoke, opts: BatcherOptions) {
   }
 }
 
-export type Batcher = ReturnType<typeof createBatcher>
+export type Batcher<T> = ReturnType<typeof createBatcher<T>>

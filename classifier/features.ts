@@ -35,12 +35,16 @@ export function planFeatures (columns: readonly string[], features: readonly str
 // Spellings of non-finite values in CICFlowMeter CSVs and pandas/numpy string output.
 const NON_FINITE = /^[+-]?(inf|infinity|nan)$/i
 
+const byPosition = (r: number) => `row ${r}`
+
 /**
  * Fills `out` with one row's model features as float32, cleaned as the model was trained:
  * null, ±inf and NaN are missing (NaN); negatives are missing unless kept. Numeric strings are
- * read as numbers (the public CSVs carry "Infinity"); any other string is the client's error.
+ * read as numbers (the public CSVs carry "Infinity"); any other string is the client's error, named
+ * by `rowName` (its position, or its line in a CSV file).
  */
-export function fillFeatures (row: readonly unknown[], rowNumber: number, columns: readonly string[], plan: FeaturePlan, out: Float32Array): void {
+export function fillFeatures (row: readonly unknown[], rowNumber: number, columns: readonly string[], plan: FeaturePlan, out: Float32Array,
+  rowName: (r: number) => string = byPosition): void {
   const { columnOf, keepNegative } = plan
   for (let i = 0; i < columnOf.length; i++) {
     const cell = row[columnOf[i]]
@@ -52,7 +56,7 @@ export function fillFeatures (row: readonly unknown[], rowNumber: number, column
     } else if (typeof cell === 'string' && cell.trim() !== '' && (NON_FINITE.test(cell.trim()) || !Number.isNaN(Number(cell)))) {
       value = NON_FINITE.test(cell.trim()) ? NaN : Number(cell)
     } else {
-      throw new NonNumericValueError(`row ${rowNumber}, column "${columns[columnOf[i]]}": ${JSON.stringify(cell).slice(0, 40)} is not a number`)
+      throw new NonNumericValueError(`${rowName(rowNumber)}, column "${columns[columnOf[i]]}": ${JSON.stringify(cell).slice(0, 40)} is not a number`)
     }
     out[i] = !Number.isFinite(value) || (value < 0 && keepNegative[i] === 0) ? NaN : value
   }

@@ -27,3 +27,19 @@ export function checkFrame (frame: PandasSplitFrame): void {
     throw new InvalidInputError(`index has ${frame.index.length} labels but data has ${frame.data.length} rows`)
   }
 }
+
+// The line of the file each row came from, for frames read from CSV. A symbol: never serialised,
+// so a frame forwarded to SageMaker or echoed in notifications is the same as one sent as JSON.
+const SOURCE_LINES = Symbol('source lines')
+
+/** Attaches each row's line in the source file, so error messages can name lines instead of rows. */
+export function withSourceLines<F extends PandasSplitFrame> (frame: F, lines: Int32Array): F {
+  Object.defineProperty(frame, SOURCE_LINES, { value: lines, enumerable: false })
+  return frame
+}
+
+/** How error messages name row `r` of a frame: `row 3` (JSON, from 0) or `line 5` (CSV, as an editor numbers it). */
+export function rowName (frame: PandasSplitFrame, r: number): string {
+  const lines = (frame as { [SOURCE_LINES]?: Int32Array })[SOURCE_LINES]
+  return lines !== undefined && r < lines.length ? `line ${lines[r]}` : `row ${r}`
+}

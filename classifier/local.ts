@@ -1,8 +1,9 @@
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
 import type { ModelInfo } from '../schemas/model.js'
 import type { Explanation } from '../schemas/explanations.js'
-import type { Classifier } from './types.js'
+import type { Classifier, Scored } from './types.js'
 import { fillFeatures, planFeatures, type FeaturePlan } from './features.js'
+import { rowName } from './frame.js'
 import type { LoadedModel } from './model.js'
 import { createTreeExplainer, type TreeExplainer } from './treeshap.js'
 import { ExplanationsUnavailableError } from './errors.js'
@@ -18,8 +19,14 @@ export const ROWS_PER_SLICE = 1000
 // the same few milliseconds per slice (bench/model.ts measures it).
 export const EXPLAIN_ROWS_PER_SLICE = 50
 
-export function createLocalClassifier (model: LoadedModel) {
+export interface LocalOptions {
+  /** ATTACK_THRESHOLD: replaces the model's own threshold. */
+  threshold?: number
+}
+
+export function createLocalClassifier (model: LoadedModel, opts: LocalOptions = {}) {
   const { metadata, booster } = model
+  const threshold = opts.threshold ?? metadata.threshold
   const plans = new Map<string, FeaturePlan>()
   const features = new Float32Array(metadata.features.length)
   // A model file without node covers still predicts; only explanations are refused, saying why.
@@ -48,8 +55,9 @@ export function createLocalClassifier (model: LoadedModel) {
 
   /** Attack probabilities of rows [from, to) into `out`; synchronous, no allocation per row. */
   function evaluate (frame: PandasSplitFrame, plan: FeaturePlan, from: number, to: number, out: Float64Array): void {
+    const name = (r: number) => rowName(frame, r)
     for (let r = from; r < to; r++) {
-      fillFeatures(frame.data[r], r, frame.columns, plan, features)
+      fillFeatures(frame.data[r], r, frame.columns, plan, features, name)
       out[r] = booster.predictProbability(features)
     }
   }
@@ -74,8 +82,26 @@ export function createLocalClassifier (model: LoadedModel) {
       const contributions: Record<string, number> = {}
       for (let k = 0; k < top; k++) contributions[names[byMagnitude[k]]] = phi[byMagnitude[k]]
       const score = 1 / (1 + Math.exp(-margin))
-      out[r] = { prediction: score >= metadata.threshold ? 1 : 0, score, margin, bias: shap.bias, contributions }
+      out[r] = { prediction: score >= threshold ? 1 : 0, score, margin, bias: shap.bias, contributions }
     }
+  }
+
+  /** Probabilities in slices of ROWS_PER_SLICE rows, yielding to other requests in between. */
+  async function sliced (frame: PandasSplitFrame): Promise<Float64Array> {
+    const plan = planFor(frame.columns)
+    const rows = frame.data.length
+    const p = new Float64Array(rows)
+    for (let from = 0; from < rows; from += ROWS_PER_SLICE) {
+      if (from > 0) await yieldToEventLoop()
+      evaluate(frame, plan, from, Math.min(from + ROWS_PER_SLICE, rows), p)
+    }
+    return p
+  }
+
+  function labels (p: Float64Array): Prediction[] {
+    const predictions = new Array<Prediction>(p.length)
+    for (let r = 0; r < p.length; r++) predictions[r] = p[r] >= threshold ? 1 : 0
+    return predictions
   }
 
   const info: ModelInfo = {
@@ -84,7 +110,8 @@ export function createLocalClassifier (model: LoadedModel) {
     version: metadata.version,
     features: metadata.features,
     preprocessing: metadata.preprocessing,
-    threshold: metadata.threshold,
+    threshold,
+    ...(threshold !== metadata.threshold ? { modelThreshold: metadata.threshold } : {}),
     labels: metadata.labels,
     training: metadata.training,
     cvMetrics: metadata.cv_metrics,
@@ -96,18 +123,13 @@ export function createLocalClassifier (model: LoadedModel) {
   return {
     backend: 'local',
     probabilities,
-    /** Predictions in slices of ROWS_PER_SLICE rows, yielding to other requests in between. */
+    threshold,
     async predict (frame: PandasSplitFrame): Promise<Prediction[]> {
-      const plan = planFor(frame.columns)
-      const rows = frame.data.length
-      const p = new Float64Array(rows)
-      for (let from = 0; from < rows; from += ROWS_PER_SLICE) {
-        if (from > 0) await yieldToEventLoop()
-        evaluate(frame, plan, from, Math.min(from + ROWS_PER_SLICE, rows), p)
-      }
-      const predictions = new Array<Prediction>(p.length)
-      for (let r = 0; r < p.length; r++) predictions[r] = p[r] >= metadata.threshold ? 1 : 0
-      return predictions
+      return labels(await sliced(frame))
+    },
+    async score (frame: PandasSplitFrame): Promise<Scored> {
+      const p = await sliced(frame)
+      return { scores: Array.from(p), predictions: labels(p) }
     },
     /** SHAP explanations in slices of EXPLAIN_ROWS_PER_SLICE rows, yielding to other requests in between. */
     async explain (frame: PandasSplitFrame, opts: { top?: number } = {}): Promise<Explanation[]> {

@@ -4,14 +4,39 @@ import { InvokeEndpointCommand, SageMakerRuntimeClient } from '@aws-sdk/client-s
 import { NodeHttpHandler } from '@smithy/node-http-handler'
 import type { Config } from '../schemas/config.js'
 import type { ModelInfo } from '../schemas/model.js'
+import type { FastifyBaseLogger } from 'fastify'
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
-import { InvalidInputError, UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
-import type { Classifier } from './types.js'
+import { InvalidInputError, ScoresUnavailableError, UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
+import type { Classifier, Scored } from './types.js'
 import { createBatcher } from './batcher.js'
 
 const UNREADY_AFTER_FAILURE_MS = 10_000
 
 export const PANDAS_SPLIT = 'application/json; format=pandas-split'
+
+/** How frames are sent: MLflow 1.x's `format=pandas-split` with a bare frame, or 2.x's `{"dataframe_split": ...}`. */
+export type InputFormat = 'pandas-split' | 'dataframe_split'
+
+/** A split frame's JSON as the endpoint's MLflow generation wants it: content type and body. */
+export function requestFor (format: InputFormat, frameJson: string): { ContentType: string, Body: string } {
+  return format === 'pandas-split'
+    ? { ContentType: PANDAS_SPLIT, Body: frameJson }
+    : { ContentType: 'application/json', Body: `{"dataframe_split":${frameJson}}` }
+}
+
+/**
+ * Whether an error is an MLflow 2.x scoring server refusing MLflow 1.x's request: 415 "Unrecognized
+ * content type parameters: format" for the content type, or 400 asking for `dataframe_split` (and the
+ * other 2.x fields) for a bare frame. SageMaker passes the container's answer on as a ModelError.
+ */
+export function isMlflow2Refusal (err: unknown): boolean {
+  const e = err as { name?: string, OriginalStatusCode?: number, OriginalMessage?: string, message?: string }
+  if (e.name !== 'ModelError') return false
+  const message = `${e.OriginalMessage ?? ''} ${e.message ?? ''}`
+  if (e.OriginalStatusCode === 415) return /content type parameters/i.test(message)
+  if (e.OriginalStatusCode === 400) return /dataframe_split/.test(message)
+  return false
+}
 
 /** `my-endpoint` or the earlier service's `/endpoints/my-endpoint/invocations` to `my-endpoint`. */
 export function endpointName (value: string): string {
@@ -25,15 +50,15 @@ export function endpointUrl (host: string | undefined): string | undefined {
 }
 
 type SageMakerConfig = Pick<Config, 'AWS_REGION' | 'AWS_SAGEMAKER_ENDPOINT' | 'AWS_SAGEMAKER_HOST' | 'AWS_ACCESS_KEY' | 'AWS_SECRET_KEY' |
-'SAGEMAKER_TIMEOUT_MS' | 'SAGEMAKER_CONNECT_TIMEOUT_MS' | 'SAGEMAKER_MAX_ATTEMPTS' | 'SAGEMAKER_MAX_SOCKETS' |
+'SAGEMAKER_INPUT_FORMAT' | 'ATTACK_THRESHOLD' | 'SAGEMAKER_TIMEOUT_MS' | 'SAGEMAKER_CONNECT_TIMEOUT_MS' | 'SAGEMAKER_MAX_ATTEMPTS' | 'SAGEMAKER_MAX_SOCKETS' |
 'SAGEMAKER_BATCHING' | 'SAGEMAKER_BATCH_MAX_ROWS' | 'SAGEMAKER_BATCH_MAX_BYTES' | 'SAGEMAKER_BATCH_WAIT_MS' | 'SAGEMAKER_BATCH_MAX_IN_FLIGHT'>
 
 /**
  * Reads the model's answer: `[...]` (MLflow 1.x) or `{"predictions": [...]}` (2.x), one entry per row.
- * An entry is 0/1, a boolean, or an attack probability in [0, 1] (1 at 0.5 and above); a one-element
- * list of those (a column vector) is read as its element.
+ * An entry is 0/1, a boolean (read as 0/1), or an attack probability in [0, 1]; a one-element list of
+ * those (a column vector) is read as its element.
  */
-export function parsePredictions (body: string, rows: number): Prediction[] {
+export function parseAnswer (body: string, rows: number): number[] {
   let parsed: unknown
   try {
     parsed = JSON.parse(body)
@@ -46,10 +71,22 @@ export function parsePredictions (body: string, rows: number): Prediction[] {
   return list.map((entry: unknown, i) => {
     const value = Array.isArray(entry) && entry.length === 1 ? entry[0] : entry
     if (typeof value === 'boolean') return value ? 1 : 0
-    if (typeof value === 'number' && value >= 0 && value <= 1) return value >= 0.5 ? 1 : 0
+    if (typeof value === 'number' && value >= 0 && value <= 1) return value
     throw new UpstreamError(`the model's prediction for row ${i} is not 0, 1 or a probability`)
   })
 }
+
+/** Predictions from the answer's entries: a label stays itself, a probability is 1 at `threshold` and above. */
+export const predictionsOf = (values: readonly number[], threshold: number): Prediction[] =>
+  values.map(value => value >= threshold ? 1 : 0)
+
+/** The answer of parsePredictions, read at 0.5. */
+export function parsePredictions (body: string, rows: number): Prediction[] {
+  return predictionsOf(parseAnswer(body, rows), 0.5)
+}
+
+/** An answer made only of 0s and 1s is labels, not probabilities: it has no scores to give. */
+export const isLabels = (values: readonly number[]): boolean => values.every(value => value === 0 || value === 1)
 
 /** SDK error to an HTTP error the client may see: no ARNs, account ids, credentials or stacks. */
 export function translateError (err: unknown): Error {
@@ -69,8 +106,14 @@ export function translateError (err: unknown): Error {
   return new UpstreamError(`the SageMaker endpoint failed (${what})`)
 }
 
-export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEMAKER_ENDPOINT: string, AWS_REGION: string }) {
+export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEMAKER_ENDPOINT: string, AWS_REGION: string }, log?: FastifyBaseLogger) {
   const endpoint = endpointName(config.AWS_SAGEMAKER_ENDPOINT)
+  // MLflow models answer labels or probabilities; probabilities are read at ATTACK_THRESHOLD, else 0.5.
+  const threshold = config.ATTACK_THRESHOLD ?? 0.5
+  // `auto` starts with 1.x's format, which 1.x needs, and switches for good at 2.x's first refusal.
+  const auto = config.SAGEMAKER_INPUT_FORMAT === 'auto'
+  let format: InputFormat = config.SAGEMAKER_INPUT_FORMAT === 'dataframe_split' ? 'dataframe_split' : 'pandas-split'
+  let found = !auto
   const agentOptions = { keepAlive: true, maxSockets: config.SAGEMAKER_MAX_SOCKETS }
   const client = new SageMakerRuntimeClient({
     region: config.AWS_REGION,
@@ -99,29 +142,61 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
   const info: ModelInfo = {
     backend: 'sagemaker',
     name: endpoint,
+    threshold,
     labels: { 0: 'benign', 1: 'attack' },
     sagemaker: { endpoint, region: config.AWS_REGION },
   }
 
-  /** One InvokeEndpoint call: a pandas-split body in, one prediction per row out. */
-  async function invoke (body: string, rows: number): Promise<Prediction[]> {
+  async function send (frameJson: string, as: InputFormat): Promise<string> {
+    const response = await client.send(new InvokeEndpointCommand({ EndpointName: endpoint, Accept: 'application/json', ...requestFor(as, frameJson) }))
+    return new TextDecoder().decode(response.Body)
+  }
+
+  /** One InvokeEndpoint call: a split frame's JSON in, the model's entry per row out (labels or probabilities). */
+  async function invoke (frameJson: string, rows: number): Promise<number[]> {
     let answer: string
     try {
-      const response = await client.send(new InvokeEndpointCommand({ EndpointName: endpoint, ContentType: PANDAS_SPLIT, Accept: 'application/json', Body: body }))
-      answer = new TextDecoder().decode(response.Body)
+      const as = format
+      try {
+        answer = await send(frameJson, as)
+      } catch (err) {
+        if (as === 'pandas-split' && isMlflow2Refusal(err) && !auto) {
+          // Not the client's fault, and not for the client to fix.
+          throw Object.assign(new UpstreamError('the SageMaker endpoint runs MLflow 2.x, which refuses pandas-split frames: set SAGEMAKER_INPUT_FORMAT to auto or dataframe_split'), { cause: err })
+        }
+        // Calls sent before the switch, refused alike, are sent again too.
+        if (!auto || as !== 'pandas-split' || !isMlflow2Refusal(err)) throw err
+        if (format === 'pandas-split') {
+          format = 'dataframe_split'
+          found = true
+          log?.info({ endpoint, inputFormat: format }, 'the SageMaker endpoint runs MLflow 2.x: sending {"dataframe_split": ...} from now on')
+        }
+        answer = await send(frameJson, 'dataframe_split')
+      }
+      if (!found) {
+        found = true
+        log?.info({ endpoint, inputFormat: format }, 'the SageMaker endpoint takes MLflow 1.x pandas-split frames')
+      }
     } catch (err) {
-      const translated = translateError(err)
+      // Our own errors are already written for the client.
+      const ours = err instanceof Error && typeof (err as { statusCode?: unknown }).statusCode === 'number'
+      const translated = ours ? err : Object.assign(translateError(err), { cause: err })
       if ((translated as { statusCode?: number }).statusCode !== 400) fail(translated.message)
-      throw Object.assign(translated, { cause: err })
+      throw translated
     }
     try {
-      const predictions = parsePredictions(answer, rows)
+      const values = parseAnswer(answer, rows)
       lastFailure = undefined
-      return predictions
+      return values
     } catch (err) {
       fail((err as Error).message)
       throw err
     }
+  }
+
+  async function values (frame: PandasSplitFrame): Promise<number[]> {
+    if (frame.data.length === 0) return []
+    return batcher !== undefined ? await batcher.submit(frame) : await invoke(JSON.stringify(frame), frame.data.length)
   }
 
   const batcher = config.SAGEMAKER_BATCHING === 'on'
@@ -135,15 +210,23 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
 
   return {
     backend: 'sagemaker',
+    threshold,
     async predict (frame: PandasSplitFrame): Promise<Prediction[]> {
-      if (frame.data.length === 0) return []
-      return batcher !== undefined ? await batcher.submit(frame) : await invoke(JSON.stringify(frame), frame.data.length)
+      return predictionsOf(await values(frame), threshold)
+    },
+    async score (frame: PandasSplitFrame): Promise<Scored> {
+      const scores = await values(frame)
+      if (scores.length > 0 && isLabels(scores)) {
+        throw new ScoresUnavailableError(`the SageMaker endpoint ${endpoint} answers labels, not probabilities: deploy a model that returns the attack probability (e.g. predict_proba) to get scores`)
+      }
+      return { scores, predictions: predictionsOf(scores, threshold) }
     },
     // SageMaker has no cheap health call on the runtime API: ready unless a call failed upstream lately.
     readiness: () => lastFailure === undefined || Date.now() - lastFailure.at > UNREADY_AFTER_FAILURE_MS
       ? { ready: true }
       : { ready: false, reason: lastFailure.reason },
-    describe: () => info,
+    // With the input format in use: the configured one, or what `auto` found.
+    describe: (): ModelInfo => ({ ...info, sagemaker: { endpoint, region: config.AWS_REGION, inputFormat: format } }),
     async close () {
       await batcher?.close()
       client.destroy()

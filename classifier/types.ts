@@ -7,6 +7,10 @@ export interface Classifier {
   readonly backend: ModelInfo['backend']
   /** One prediction per row of `frame.data`, in order. Throws errors carrying a 4xx/5xx statusCode. */
   predict (frame: PandasSplitFrame): Promise<Prediction[]>
+  /** The attack probability of every row, and its prediction at `threshold`. Throws 501 when the backend only answers labels. */
+  score (frame: PandasSplitFrame): Promise<Scored>
+  /** The attack probability at or above which a flow is an attack: ATTACK_THRESHOLD, else the model's. */
+  readonly threshold: number
   /** Whether a prediction can be served now, and if not, why. */
   readiness (): { ready: boolean, reason?: string }
   describe (): ModelInfo
@@ -16,4 +20,9 @@ export interface Classifier {
    */
   explain? (frame: PandasSplitFrame, opts?: { top?: number }): Promise<Explanation[]>
   close (): Promise<void>
+}
+
+export interface Scored {
+  scores: number[]
+  predictions: Prediction[]
 }

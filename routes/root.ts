@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 import { Health } from '../schemas/model.js'
 
 const routes: FastifyPluginAsyncTypebox = async function (fastify) {
@@ -24,16 +25,20 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
     return { status: 'ok' as const }
   })
 
-  const readiness = {
-    schema: {
-      tags: ['health'],
-      response: {
-        200: Type.Ref(Health, { description: 'Ready to classify' }),
-        503: Type.Ref(Health, { description: 'Not ready: the reason says why' }),
-      },
-    },
-  }
-  async function ready (_request: unknown, reply: import('fastify').FastifyReply) {
+  fastify.get('/ready', { schema: { ...readinessSchema, summary: 'Readiness: the classifier can serve predictions' } }, readiness(fastify))
+}
+
+export const readinessSchema = {
+  tags: ['health'],
+  response: {
+    200: Type.Ref(Health, { description: 'Ready to classify' }),
+    503: Type.Ref(Health, { description: 'Not ready: the reason says why' }),
+  },
+}
+
+/** 200 when the classifier can serve and the process is not shedding load, else 503 with the reason. */
+export function readiness (fastify: FastifyInstance) {
+  return async function ready (_request: unknown, reply: FastifyReply) {
     const { ready, reason } = fastify.isUnderPressure()
       ? { ready: false, reason: 'overloaded: shedding load' }
       : fastify.classifier.readiness()
@@ -41,9 +46,6 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
     if (ready) return { status: 'ok' as const, backend }
     return reply.code(503).send({ status: 'unavailable' as const, backend, reason })
   }
-
-  fastify.get('/ready', { schema: { ...readiness.schema, summary: 'Readiness: the classifier can serve predictions' } }, ready)
-  fastify.get('/ping', { schema: { ...readiness.schema, summary: 'Readiness, at the path SageMaker containers answer' } }, ready)
 }
 
 export default routes

@@ -14,11 +14,11 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   401: 'Missing or unknown API key',
   404: 'No such route',
   413: 'The body or the number of rows is over the limit',
-  415: 'The content type is not application/json (optionally with format=pandas-split)',
+  415: 'The content type is not application/json (optionally with format=pandas-split) or text/csv',
   429: 'Too many requests',
+  501: 'Not available with this backend: explanations need the embedded model; scores need a SageMaker endpoint that returns probabilities',
   502: 'The model backend failed or answered something unusable',
   503: 'The service is overloaded or shutting down',
-  501: 'Not available with this backend',
   504: 'The model backend did not answer in time',
 }
 

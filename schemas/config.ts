@@ -19,12 +19,16 @@ export const ConfigSchema = Type.Object({
   EXPLAIN_MAX_ROWS: Type.Integer({ default: 1000, minimum: 1 }),
 
   MODEL_DIR: Type.Optional(Type.String({ minLength: 1 })),
+  // Replaces the model's threshold on every route (and applies to SageMaker endpoints answering probabilities).
+  ATTACK_THRESHOLD: Type.Optional(Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 })),
 
   AWS_REGION: Type.Optional(Type.String({ minLength: 1, pattern: '^[a-z]{2}(-[a-z]+)+-\\d+$' })),
   AWS_SAGEMAKER_ENDPOINT: Type.Optional(Type.String({ minLength: 1, pattern: '^(/endpoints/[A-Za-z0-9-]{1,63}/invocations|[A-Za-z0-9-]{1,63})$' })),
   AWS_SAGEMAKER_HOST: Type.Optional(Type.String({ minLength: 1 })),
   AWS_ACCESS_KEY: Type.Optional(Type.String({ minLength: 1 })),
   AWS_SECRET_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  // MLflow 1.x containers take `format=pandas-split` and a bare split frame; 2.x wants {"dataframe_split": ...}.
+  SAGEMAKER_INPUT_FORMAT: Type.Union([Type.Literal('auto'), Type.Literal('pandas-split'), Type.Literal('dataframe_split')], { default: 'auto' }),
   SAGEMAKER_TIMEOUT_MS: Type.Integer({ default: 65000, minimum: 100 }),
   SAGEMAKER_CONNECT_TIMEOUT_MS: Type.Integer({ default: 3000, minimum: 10 }),
   SAGEMAKER_MAX_ATTEMPTS: Type.Integer({ default: 3, minimum: 1, maximum: 10 }),

@@ -14,14 +14,6 @@ export const FamilyRate = Type.Object({
 }, { $id: 'FamilyRate', title: 'FamilyRate' })
 export type FamilyRate = Static<typeof FamilyRate>
 
-/** Recall and false-positive rate at one threshold, from the day-grouped cross-validation's out-of-fold probabilities. */
-export const OperatingPoint = Type.Object({
-  threshold: Type.Number({ minimum: 0, maximum: 1 }),
-  recall: Type.Number({ minimum: 0, maximum: 1 }),
-  false_positive_rate: Type.Number({ minimum: 0, maximum: 1 }),
-}, { $id: 'OperatingPoint', title: 'OperatingPoint' })
-export type OperatingPoint = Static<typeof OperatingPoint>
-
 export const Metrics = Type.Object({
   accuracy: Type.Number(),
   precision: Type.Number(),
@@ -41,6 +33,14 @@ export const Metrics = Type.Object({
   by_family: Type.Optional(Type.Array(Type.Ref(FamilyRate))),
 }, { $id: 'Metrics', title: 'Metrics' })
 export type Metrics = Static<typeof Metrics>
+
+/** One row of the model card's operating table: what a threshold would have done in cross-validation. */
+export const OperatingPoint = Type.Object({
+  threshold: Type.Number({ minimum: 0, maximum: 1 }),
+  recall: Type.Number({ minimum: 0, maximum: 1, description: 'Share of attacks flagged, out of fold (training folds, never the holdout)' }),
+  false_positive_rate: Type.Number({ minimum: 0, maximum: 1, description: 'Share of benign flows flagged, out of fold' }),
+}, { $id: 'OperatingPoint', title: 'OperatingPoint' })
+export type OperatingPoint = Static<typeof OperatingPoint>
 
 export const Preprocessing = Type.Object({
   column_names: Type.Literal('snake_case', { description: 'Request columns are lower-cased, every run of other characters turned into `_`' }),
@@ -74,15 +74,16 @@ export const ModelInfo = Type.Object({
   version: Type.Optional(Type.String()),
   features: Type.Optional(Type.Array(Type.String(), { description: 'Features the model reads, in order' })),
   preprocessing: Type.Optional(Type.Ref(Preprocessing)),
-  threshold: Type.Optional(Type.Number({ description: 'Attack probability at or above which a flow is an attack' })),
+  threshold: Type.Optional(Type.Number({ description: 'The threshold in force: attack probability at or above which a flow is an attack (ATTACK_THRESHOLD when set, else the model\'s)' })),
+  modelThreshold: Type.Optional(Type.Number({ description: 'The model\'s own threshold, when ATTACK_THRESHOLD overrides it' })),
+  operatingPoints: Type.Optional(Type.Array(Type.Ref(OperatingPoint), {
+    description: 'Cross-validated recall and false-positive rate at a range of thresholds (training folds, never the holdout): ' +
+      'pick a threshold by the false alarms you can afford',
+  })),
   labels: Type.Object({ 0: Type.String(), 1: Type.String() }),
   training: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
   cvMetrics: Type.Optional(Type.Ref(Metrics, {
     description: 'Cross-validation grouped by capture day on the training data: the estimate for days the model has not seen',
-  })),
-  operatingPoints: Type.Optional(Type.Array(Type.Ref(OperatingPoint), {
-    description: 'Cross-validated recall and false-positive rate at a range of thresholds (training folds, never the holdout): ' +
-      'pick a threshold by the false alarms you can afford',
   })),
   holdoutMetrics: Type.Optional(Type.Ref(Metrics, {
     description: 'This model on the holdout, whose capture days it was trained on: other flows of seen days and attack families',
@@ -90,7 +91,11 @@ export const ModelInfo = Type.Object({
   holdoutMetricsDaysUnseen: Type.Optional(Type.Ref(Metrics, {
     description: 'The same recipe trained without the holdout\'s capture days, on the holdout: a model that has not seen those days',
   })),
-  sagemaker: Type.Optional(Type.Object({ endpoint: Type.String(), region: Type.String() })),
+  sagemaker: Type.Optional(Type.Object({
+    endpoint: Type.String(),
+    region: Type.String(),
+    inputFormat: Type.Optional(Type.Union([Type.Literal('pandas-split'), Type.Literal('dataframe_split')], { description: 'How frames are sent: MLflow 1.x `format=pandas-split`, or 2.x `{"dataframe_split": ...}` (with SAGEMAKER_INPUT_FORMAT=auto, what the endpoint was found to take)' })),
+  })),
 }, { $id: 'ModelInfo', title: 'ModelInfo' })
 export type ModelInfo = Static<typeof ModelInfo>
 

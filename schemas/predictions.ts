@@ -1,9 +1,13 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { Type, type Static } from '@sinclair/typebox'
+import { projectRoot } from '../project.js'
 
 /** A cell as pandas writes it: a number, a string (e.g. a timestamp) or null (NaN and ±inf). */
+export const MAX_STRING_CELL_LENGTH = 1024
 export const Cell = Type.Unsafe<number | string | null>({
   type: ['number', 'string', 'null'],
-  maxLength: 1024,
+  maxLength: MAX_STRING_CELL_LENGTH,
   description: 'A number, a string (at most 1,024 characters), or null for a missing or non-finite value',
 })
 
@@ -21,11 +25,8 @@ export const PandasSplitFrame = Type.Object({
   $id: 'PandasSplitFrame',
   title: 'PandasSplitFrame',
   additionalProperties: false,
-  examples: [{
-    columns: ['flow_duration', 'tot_fwd_pkts', 'flow_byts_s', 'timestamp'],
-    index: [0],
-    data: [[119759145, 75837, null, '21/02/2018 10:15:06']],
-  }],
+  // A real request, so that Swagger UI's "Try it out" answers 200: a typical benign and a typical attack flow.
+  examples: [JSON.parse(readFileSync(join(projectRoot(), 'examples', 'flows.json'), 'utf8'))],
 })
 export type PandasSplitFrame = Static<typeof PandasSplitFrame>
 
@@ -41,5 +42,13 @@ export const Predictions = Type.Array(Prediction, {
 })
 export type Predictions = Static<typeof Predictions>
 
-/** Media types the predictions route accepts; the first is what the earlier service documented. */
-export const PREDICTION_MEDIA_TYPES = ['application/json; format=pandas-split', 'application/json'] as const
+export const Scores = Type.Object({
+  model: Type.String({ description: 'The model (or SageMaker endpoint) that scored the rows', examples: ['cic-ids2018-xgb'] }),
+  threshold: Type.Number({ description: 'The threshold in force: a score at or above it is an attack', examples: [0.4433] }),
+  scores: Type.Array(Type.Number({ minimum: 0, maximum: 1 }), { description: 'Attack probability of each row, in input order', examples: [[0.08, 0.93]] }),
+  predictions: Type.Ref(Predictions),
+}, { $id: 'Scores', title: 'Scores' })
+export type Scores = Static<typeof Scores>
+
+/** Media types the flow routes accept; the first is what the earlier service documented. */
+export const PREDICTION_MEDIA_TYPES = ['application/json; format=pandas-split', 'application/json', 'text/csv'] as const

@@ -17,6 +17,21 @@ t.test('the README\'s curl example answers [0,1]', async t => {
   t.equal(res.body, '[0,1]')
 })
 
+t.test('the README\'s CSV, scores and MLflow examples answer what it says, from files in the repo', async t => {
+  const readme = read('README.md')
+  const app = await build(t)
+  const csv = /curl -s -X POST http:\/\/localhost:5000\/api\/predictions -H 'Content-Type: text\/csv' --data-binary @examples\/flows\.csv\n# (.*)/.exec(readme)
+  t.ok(csv, 'the CSV curl example')
+  t.equal((await post(app, read('examples/flows.csv'), 'text/csv')).body, csv?.[1])
+  const scores = /--data-binary @examples\/flows\.csv\n# (\{"model".*)/.exec(readme)
+  const res = await app.inject({ method: 'POST', url: '/api/scores', headers: { 'content-type': 'text/csv' }, payload: read('examples/flows.csv') })
+  t.equal(res.body, scores?.[1], 'the scores example')
+  const invocation = await app.inject({ method: 'POST', url: '/invocations', headers: { 'content-type': 'application/json' }, payload: `{"dataframe_split": ${read('examples/flows.json')}}` })
+  t.match(readme, /# \{"predictions":\[0,1\]\}/)
+  t.equal(invocation.body, '{"predictions":[0,1]}')
+  for (const [, file] of readme.matchAll(/(?:read_csv\(|open\(|@)"?(examples\/[\w.]+)/g)) t.ok(read(file).length > 0, `${file} is in the repo`)
+})
+
 t.test('the README documents every configuration variable', async t => {
   const readme = read('README.md')
   const { ConfigSchema } = await import('../schemas/config.js')
@@ -42,10 +57,13 @@ t.test('the Dockerfile builds every source folder the build compiles and runs as
     t.match(dockerfile, new RegExp(`^COPY ${folder} \\./${folder}$`, 'm'), folder)
   }
   t.match(dockerfile, /^COPY models \.\/models$/m)
-  t.match(dockerfile, /^USER node$/m)
-  t.match(dockerfile, /^EXPOSE 5000$/m)
+  t.match(dockerfile, /^COPY examples \.\/examples$/m, 'the spec\'s examples are read at start-up')
+  t.match(dockerfile, /^ARG RUN_AS=node$/m)
+  t.match(dockerfile, /^USER \$\{RUN_AS\}$/m)
+  t.match(dockerfile, /^EXPOSE 5000 8080$/m)
   t.match(dockerfile, /^HEALTHCHECK /m)
-  t.match(dockerfile, /^CMD \["node", "dist\/server\.js"\]$/m)
+  t.match(dockerfile, /^ENTRYPOINT \["node", "dist\/entrypoint\.js"\]$/m)
+  t.match(dockerfile, /^CMD \["start"\]$/m)
   t.match(read('README.md'), /docker build -t ml-ids-api \./)
 })
 

@@ -151,3 +151,14 @@ t.test('large requests are explained in slices that let other work run', async t
   t.equal(explanations.length, frame.data.length)
   t.same(explanations[EXPLAIN_ROWS_PER_SLICE * 3 + 1], explanations[(EXPLAIN_ROWS_PER_SLICE * 3 + 1) % 20], 'rows are independent of their slice')
 })
+
+t.test('CICFlowMeter CSV explains the same as the same flows sent as pandas JSON', async t => {
+  const app = await build(t)
+  const csv = readFileSync(join(modelDir, '..', '..', 'examples', 'flows.csv'), 'utf8')
+  const json = readFileSync(join(modelDir, '..', '..', 'examples', 'flows.json'), 'utf8')
+  const fromCsv = await explain(app, csv, '?top=3', { 'content-type': 'text/csv' })
+  t.equal(fromCsv.statusCode, 200)
+  t.same(fromCsv.json(), (await explain(app, json, '?top=3')).json())
+  const bad = csv.replace(/\r?\n([^\r\n]*)$/, '\nnot,a,flow\n')
+  t.match((await explain(app, bad, '', { 'content-type': 'text/csv' })).json(), { statusCode: 400, message: /line \d/ })
+})

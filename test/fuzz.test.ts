@@ -35,7 +35,7 @@ t.test('fuzzing POST /api/predictions', async t => {
     if (res.statusCode < 400 || !Value.Check(ErrorResponse, res.json())) throw new Error(`${res.statusCode} not in the error shape: ${res.body.slice(0, 200)}`)
   }
 
-  const contentTypes = fc.constantFrom(PANDAS_SPLIT, 'application/json', 'APPLICATION/JSON; FORMAT=PANDAS-SPLIT', 'text/plain', 'application/json; format=records', 'multipart/form-data; boundary=x', '', ';;;', 'application/json; charset=utf-16', undefined)
+  const contentTypes = fc.constantFrom(PANDAS_SPLIT, 'application/json', 'text/csv', 'APPLICATION/JSON; FORMAT=PANDAS-SPLIT', 'text/plain', 'application/json; format=records', 'multipart/form-data; boundary=x', '', ';;;', 'application/json; charset=utf-16', undefined)
   const heapBefore = process.memoryUsage().heapUsed
 
   // Any JSON value at all, under any content type.

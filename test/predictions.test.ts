@@ -56,7 +56,7 @@ t.test('content types: the pandas-split type in any case and spacing, and plain 
 t.test('415 for other or missing content types, naming the supported ones', async t => {
   const app = await build(t)
   const frame = splitFrame([attack])
-  for (const type of [null, 'text/plain', 'application/x-www-form-urlencoded', 'application/json; format=records', 'application/json; charset=latin1', 'text/csv']) {
+  for (const type of [null, 'text/plain', 'application/x-www-form-urlencoded', 'application/json; format=records', 'application/json; charset=latin1', 'text/csv; charset=latin1', 'text/tab-separated-values']) {
     const res = await post(app, frame, type)
     assertError(t, res, 415, /application\/json; format=pandas-split/)
   }
@@ -101,6 +101,18 @@ t.test('default limits: 6 MB bodies and 10,000 rows', async t => {
   t.equal(app.config.BODY_LIMIT, 6 * 1024 * 1024)
   t.equal(app.config.MAX_ROWS, 10000)
   t.equal(metadata.threshold > 0 && metadata.threshold < 1, true)
+})
+
+t.test('an MLflow scoring body gets a 400 naming the expected frame and pointing to /invocations', async t => {
+  const app = await build(t)
+  const frame = splitFrame([attack])
+  const bodies = [{ dataframe_split: frame }, { dataframe_records: [attack] }, { instances: [attack] }, { inputs: { flow_duration: [1] } }]
+  for (const body of bodies) {
+    for (const url of ['/api/predictions', '/api/scores']) {
+      const res = await app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payload: body })
+      assertError(t, res, 400, new RegExp(`MLflow scoring body \\(\\{"${Object.keys(body)[0]}": \\.\\.\\.\\}\\): ${url} takes the pandas split frame itself, \\{"columns".*POST their body unchanged to /invocations`))
+    }
+  }
 })
 
 t.test('errors elsewhere share the shape: 404 and 405-ish routes', async t => {

@@ -1,9 +1,9 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Writable } from 'node:stream'
 import { createApp } from '../app.js'
 import { endpointName, parsePredictions } from '../classifier/sagemaker.js'
 import { build, examples, post, splitFrame, PANDAS_SPLIT } from './helper.js'
-import { json, loopback } from './support/loopback.js'
+import { json, loopback, mlflowEndpoint, type SplitFrame } from './support/loopback.js'
 
 const SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'
 
@@ -153,8 +153,9 @@ t.test('/api/model describes the endpoint', async t => {
   t.same((await app.inject('/api/model')).json(), {
     backend: 'sagemaker',
     name: 'ml-ids-prod',
+    threshold: 0.5,
     labels: { 0: 'benign', 1: 'attack' },
-    sagemaker: { endpoint: 'ml-ids-prod', region: 'eu-west-1' },
+    sagemaker: { endpoint: 'ml-ids-prod', region: 'eu-west-1', inputFormat: 'pandas-split' },
   })
 })
 
@@ -190,3 +191,102 @@ t.test('concurrent requests share InvokeEndpoint calls and each gets its own pre
   answers.forEach((res, i) => t.same(res.json(), frames[i].data.map(row => (row[frames[i].columns.indexOf('flow_iat_min')] as number) % 2), `request ${i}`, { diagnostic: false }))
   t.ok(sagemaker.requests.length < frames.length / 2, `${sagemaker.requests.length} calls for ${frames.length} requests`)
 })
+
+/** The stand-in model's answer: 1 where flow_iat_min is odd, as a label or as a probability. */
+const oddIat = (as: 'labels' | 'probabilities') => (f: SplitFrame) => {
+  const at = f.columns.indexOf('flow_iat_min')
+  return f.data.map(row => (row[at] as number) % 2 === 1 ? (as === 'labels' ? 1 : 0.75) : (as === 'labels' ? 0 : 0.25))
+}
+const oddFrame = splitFrame([{ ...examples.benign, flow_iat_min: 1 }, { ...examples.benign, flow_iat_min: 2 }, { ...examples.benign, flow_iat_min: 3 }])
+
+function logged (t: Test, env: NodeJS.ProcessEnv) {
+  const lines: Array<Record<string, unknown>> = []
+  const stream = new Writable({ write (chunk, _enc, done) { lines.push(JSON.parse(String(chunk))); done() } })
+  const app = createApp({ env, logger: { level: 'info', stream } })
+  t.teardown(() => app.close())
+  return { app, lines }
+}
+
+t.test('MLflow 1.x endpoint through the real SDK: auto keeps pandas-split, and says so once', async t => {
+  const sagemaker = await loopback(t, mlflowEndpoint('1.x', oddIat('labels')))
+  const { app, lines } = logged(t, sagemakerEnv(sagemaker.url))
+  await app.ready()
+  t.same((await post(app, oddFrame)).json(), [1, 0, 1])
+  t.same((await post(app, oddFrame)).json(), [1, 0, 1])
+  t.equal(sagemaker.requests.length, 2, 'one call per request')
+  for (const call of sagemaker.requests) t.equal(call.headers['content-type'], PANDAS_SPLIT)
+  t.equal(lines.filter(l => /MLflow 1\.x/.test(String(l.msg))).length, 1)
+  t.match((await app.inject('/api/model')).json().sagemaker, { inputFormat: 'pandas-split' })
+})
+
+t.test('MLflow 2.x endpoint through the real SDK: auto switches at the first refusal, remembers and logs it', async t => {
+  const sagemaker = await loopback(t, mlflowEndpoint('2.x', oddIat('labels')))
+  const { app, lines } = logged(t, sagemakerEnv(sagemaker.url))
+  await app.ready()
+  t.same((await post(app, oddFrame)).json(), [1, 0, 1], 'the first request is answered')
+  t.equal(sagemaker.requests.length, 2, 'refused once, then sent as 2.x wants')
+  t.equal(sagemaker.requests[0].headers['content-type'], PANDAS_SPLIT)
+  t.equal(sagemaker.requests[1].headers['content-type'], 'application/json')
+  t.same(JSON.parse(sagemaker.requests[1].body), { dataframe_split: { columns: oddFrame.columns, data: oddFrame.data } })
+  t.same((await post(app, oddFrame)).json(), [1, 0, 1])
+  t.equal(sagemaker.requests.length, 3, 'remembered: no more refusals')
+  t.match(lines.find(l => /MLflow 2\.x/.test(String(l.msg))), { inputFormat: 'dataframe_split', endpoint: 'ml-ids-prod' })
+  t.match((await app.inject('/api/model')).json().sagemaker, { inputFormat: 'dataframe_split' })
+  t.equal((await app.inject('/ready')).statusCode, 200, 'the refusal is not an upstream failure')
+})
+
+t.test('MLflow 2.x: concurrent first requests, batched, all answered after the switch', async t => {
+  const sagemaker = await loopback(t, mlflowEndpoint('2.x', oddIat('labels')))
+  const app = await build(t, sagemakerEnv(sagemaker.url, { SAGEMAKER_BATCH_MAX_ROWS: '3' }))
+  const answers = await Promise.all(Array.from({ length: 8 }, () => post(app, oddFrame)))
+  answers.forEach((res, i) => t.same(res.json(), [1, 0, 1], `request ${i}`, { diagnostic: false }))
+})
+
+t.test('a 2.x server that ignores the format parameter is detected from its 400 asking for dataframe_split', async t => {
+  const twoX = mlflowEndpoint('2.x', oddIat('labels'))
+  const sagemaker = await loopback(t, (req, res) => twoX({ ...req, headers: { ...req.headers, 'content-type': 'application/json' } }, res))
+  const app = await build(t, sagemakerEnv(sagemaker.url))
+  t.same((await post(app, oddFrame)).json(), [1, 0, 1])
+  t.equal(sagemaker.requests.length, 2)
+  t.match(JSON.parse(sagemaker.requests[1].body), { dataframe_split: {} })
+})
+
+t.test('SAGEMAKER_INPUT_FORMAT=dataframe_split sends 2.x bodies from the start; pandas-split never switches', async t => {
+  const sagemaker = await loopback(t, mlflowEndpoint('2.x', oddIat('labels')))
+  const app = await build(t, sagemakerEnv(sagemaker.url, { SAGEMAKER_INPUT_FORMAT: 'dataframe_split' }))
+  t.same((await post(app, oddFrame)).json(), [1, 0, 1])
+  t.equal(sagemaker.requests.length, 1)
+  const fixed = await build(t, sagemakerEnv(sagemaker.url, { SAGEMAKER_INPUT_FORMAT: 'pandas-split' }))
+  const res = await post(fixed, oddFrame)
+  t.equal(res.statusCode, 502, 'a configuration to fix, not the client\'s error')
+  t.match(res.json().message, /^the SageMaker endpoint runs MLflow 2\.x, which refuses pandas-split frames: set SAGEMAKER_INPUT_FORMAT to auto or dataframe_split$/)
+  t.equal(sagemaker.requests.length, 2, 'not retried in another format')
+  const oneX = await loopback(t, mlflowEndpoint('1.x', oddIat('labels')))
+  const wrong = await build(t, sagemakerEnv(oneX.url, { SAGEMAKER_INPUT_FORMAT: 'dataframe_split' }))
+  t.equal((await post(wrong, oddFrame)).statusCode, 400, 'a 1.x endpoint refuses 2.x bodies: the 400 says so')
+  await t.rejects(build(t, sagemakerEnv(sagemaker.url, { SAGEMAKER_INPUT_FORMAT: 'records' })), /SAGEMAKER_INPUT_FORMAT must be equal to/)
+})
+
+for (const generation of ['1.x', '2.x'] as const) {
+  t.test(`scores from a ${generation} endpoint that returns probabilities; ATTACK_THRESHOLD applies`, async t => {
+    const sagemaker = await loopback(t, mlflowEndpoint(generation, oddIat('probabilities')))
+    const app = await build(t, sagemakerEnv(sagemaker.url))
+    const scores = await app.inject({ method: 'POST', url: '/api/scores', headers: { 'content-type': PANDAS_SPLIT }, payload: JSON.stringify(oddFrame) })
+    t.equal(scores.statusCode, 200)
+    t.same(scores.json(), { model: 'ml-ids-prod', threshold: 0.5, scores: [0.75, 0.25, 0.75], predictions: [1, 0, 1] })
+    const strict = await build(t, sagemakerEnv(sagemaker.url, { ATTACK_THRESHOLD: '0.8' }))
+    t.same((await post(strict, oddFrame)).json(), [0, 0, 0], 'probabilities are read at ATTACK_THRESHOLD')
+    t.match((await strict.inject('/api/model')).json(), { threshold: 0.8 })
+    const csv = await app.inject({ method: 'POST', url: '/api/scores', headers: { 'content-type': 'text/csv' }, payload: [oddFrame.columns.join(','), ...oddFrame.data.map(r => r.map(v => v ?? '').join(','))].join('\n') })
+    t.same(csv.json().scores, [0.75, 0.25, 0.75], 'CSV in, forwarded as JSON')
+  })
+
+  t.test(`scores from a ${generation} endpoint that returns labels: a clear 501`, async t => {
+    const sagemaker = await loopback(t, mlflowEndpoint(generation, oddIat('labels')))
+    const app = await build(t, sagemakerEnv(sagemaker.url))
+    const res = await app.inject({ method: 'POST', url: '/api/scores', headers: { 'content-type': PANDAS_SPLIT }, payload: JSON.stringify(oddFrame) })
+    t.equal(res.statusCode, 501)
+    t.match(res.json(), { statusCode: 501, code: 'SCORES_UNAVAILABLE', message: /ml-ids-prod answers labels, not probabilities/ })
+    t.same((await post(app, oddFrame)).json(), [1, 0, 1], '/api/predictions still works')
+  })
+}

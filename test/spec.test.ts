@@ -16,16 +16,19 @@ t.test('api-spec.yaml is what the app generates (run `npm run spec` after changi
 t.test('the spec is OpenAPI 3.1 and documents every route and error status', async t => {
   const spec = YAML.parse(readFileSync(specPath, 'utf8'))
   t.equal(spec.openapi, '3.1.0')
-  t.same(Object.keys(spec.paths).sort(), ['/', '/api/explanations', '/api/model', '/api/notifications', '/api/notifications/stats', '/api/predictions', '/dashboard', '/health', '/metrics', '/ping', '/ready'])
+  t.same(Object.keys(spec.paths).sort(), ['/', '/api/explanations', '/api/model', '/api/notifications', '/api/notifications/stats', '/api/predictions', '/api/scores', '/dashboard', '/health', '/invocations', '/metrics', '/ping', '/ready', '/version'])
   t.ok(spec.paths['/api/notifications'].get.responses['200'].content['text/event-stream'], 'the stream is documented as text/event-stream')
   const predictions = spec.paths['/api/predictions'].post
-  t.same(Object.keys(predictions.requestBody.content), ['application/json; format=pandas-split', 'application/json'])
+  t.same(Object.keys(predictions.requestBody.content), ['application/json; format=pandas-split', 'application/json', 'text/csv'])
+  t.equal(predictions.requestBody.content['text/csv'].schema.type, 'string')
+  t.same(Object.keys(spec.paths['/invocations'].post.requestBody.content), ['application/json', 'text/csv'])
+  t.same(Object.keys(spec.paths['/api/scores'].post.responses).sort(), ['200', '400', '401', '413', '415', '429', '501', '502', '503', '504'])
   t.same(Object.keys(predictions.responses).sort(), ['200', '400', '401', '413', '415', '429', '502', '503', '504'])
   for (const status of ['400', '401', '413', '415', '429', '502', '503', '504']) {
     t.equal(predictions.responses[status].content['application/json'].schema.$ref, '#/components/schemas/ErrorResponse', status)
   }
   const explanations = spec.paths['/api/explanations'].post
-  t.same(Object.keys(explanations.requestBody.content), ['application/json; format=pandas-split', 'application/json'])
+  t.same(Object.keys(explanations.requestBody.content), ['application/json; format=pandas-split', 'application/json', 'text/csv'])
   t.same(Object.keys(explanations.responses).sort(), ['200', '400', '401', '413', '415', '429', '501', '503'])
   t.equal(explanations.responses['200'].content['application/json'].schema.$ref, '#/components/schemas/Explanations')
   t.same(explanations.parameters.map((p: { name: string, in: string }) => `${p.in}:${p.name}`), ['query:top'])

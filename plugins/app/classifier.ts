@@ -21,9 +21,9 @@ export default fp(async function classifier (fastify) {
     if ((config.AWS_ACCESS_KEY === undefined) !== (config.AWS_SECRET_KEY === undefined)) {
       throw new Error('set both AWS_ACCESS_KEY and AWS_SECRET_KEY, or neither to use the default credential chain')
     }
-    classifier = createSageMakerClassifier({ ...config, AWS_SAGEMAKER_ENDPOINT: config.AWS_SAGEMAKER_ENDPOINT, AWS_REGION: config.AWS_REGION })
+    classifier = createSageMakerClassifier({ ...config, AWS_SAGEMAKER_ENDPOINT: config.AWS_SAGEMAKER_ENDPOINT, AWS_REGION: config.AWS_REGION }, fastify.log)
   } else {
-    classifier = createLocalClassifier(loadModel(config.MODEL_DIR))
+    classifier = createLocalClassifier(loadModel(config.MODEL_DIR), { threshold: config.ATTACK_THRESHOLD })
   }
   const { name, version } = classifier.describe()
   fastify.log.info({ backend: classifier.backend, model: name, version }, 'classifier ready')

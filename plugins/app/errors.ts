@@ -5,9 +5,9 @@ import type { ErrorResponse } from '../../schemas/common.js'
 import { PREDICTION_MEDIA_TYPES } from '../../schemas/predictions.js'
 
 // Errors of ours whose messages are written for clients, even at 5xx (they never carry upstream details).
-const SAFE_5XX = new Set(['UPSTREAM_ERROR', 'UPSTREAM_TIMEOUT', 'UPSTREAM_UNAVAILABLE', 'OVERLOADED', 'EXPLANATIONS_UNAVAILABLE'])
+const SAFE_5XX = new Set(['UPSTREAM_ERROR', 'UPSTREAM_TIMEOUT', 'UPSTREAM_UNAVAILABLE', 'OVERLOADED', 'EXPLANATIONS_UNAVAILABLE', 'SCORES_UNAVAILABLE'])
 // Answers the service gives on purpose (under load, or a feature the backend lacks): worth a warning, not an error with a stack.
-const EXPECTED_5XX = new Set(['UPSTREAM_UNAVAILABLE', 'OVERLOADED', 'EXPLANATIONS_UNAVAILABLE'])
+const EXPECTED_5XX = new Set(['UPSTREAM_UNAVAILABLE', 'OVERLOADED', 'EXPLANATIONS_UNAVAILABLE', 'SCORES_UNAVAILABLE'])
 
 /** `/data/3/5` to `row 3, column "flow_duration"`, so a schema error names what the client wrote. */
 function describePath (path: string, body: unknown): string {

@@ -22,6 +22,7 @@ export default fp(async function openapi (fastify) {
         { name: 'notifications', description: 'Attack notifications: live stream and publishing counters' },
         { name: 'health', description: 'Liveness and readiness' },
         { name: 'dashboard', description: 'The live dashboard page' },
+        { name: 'mlflow', description: 'MLflow 2.x scoring protocol and the SageMaker container contract' },
       ],
     },
     // Components are named after the schemas' $id, so generated clients get readable type names.

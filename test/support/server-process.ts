@@ -2,9 +2,9 @@ import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { projectRoot } from '../../project.js'
 
-/** server.ts as its own process, through the same TypeScript loader as this test. */
-export function startServer (env: NodeJS.ProcessEnv) {
-  const child = spawn(process.execPath, [...process.execArgv, join(projectRoot(), 'server.ts')], {
+/** server.ts (or another entry point, with arguments) as its own process, through the same TypeScript loader as this test. */
+export function startServer (env: NodeJS.ProcessEnv, script = 'server.ts', args: string[] = []) {
+  const child = spawn(process.execPath, [...process.execArgv, join(projectRoot(), script), ...args], {
     env: { PATH: process.env.PATH, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

@@ -1,0 +1,131 @@
+import Papa from 'papaparse'
+import type { PandasSplitFrame } from '../schemas/predictions.js'
+import { MAX_COLUMN_NAME_LENGTH, MAX_COLUMNS, MAX_STRING_CELL_LENGTH } from '../schemas/predictions.js'
+import { InvalidInputError, TooManyRowsError } from './errors.js'
+import { withSourceLines } from './frame.js'
+
+// Rows parsed between yields to the event loop: about 2 ms of work on the project's 2-core machine,
+// so a 6 MB file never holds other requests up for long (bench/csv.ts measures it).
+export const ROWS_PER_SLICE = 250
+
+// What pandas.read_csv reads as NaN by default (its `na_values`), plus the infinities it reads as ±inf:
+// the model treats both as missing, and pandas' to_json writes both as null.
+const MISSING = new Set(['', '#N/A', '#N/A N/A', '#NA', '-1.#IND', '-1.#QNAN', '-NaN', '-nan', '1.#IND', '1.#QNAN', '<NA>',
+  'N/A', 'NA', 'NULL', 'NaN', 'None', 'n/a', 'nan', 'null'])
+const INFINITY = /^[+-]?(inf|infinity)$/i
+// A decimal number as pandas reads one (no hex, no underscores, no bare dot).
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/
+
+/** One CSV cell as `pd.read_csv(...).to_json(orient="split")` would write it: a number, null, or the string. */
+export function csvCell (raw: string): number | string | null {
+  const cell = raw.trim()
+  if (DECIMAL.test(cell)) {
+    const value = Number(cell)
+    return Number.isFinite(value) ? value : null
+  }
+  if (MISSING.has(cell) || INFINITY.test(cell)) return null
+  return raw
+}
+
+export interface CsvOptions {
+  /** Most data rows; one more is a 413. */
+  maxRows: number
+}
+
+/**
+ * A CICFlowMeter CSV (or any CSV with a header line) to the split frame the JSON route receives:
+ * the same column names (original CICFlowMeter-V3 headers or snake_case: the model's feature plan
+ * matches either), one row per flow, numbers as numbers, empty/NaN/Infinity cells as null, other
+ * text (timestamps, addresses) as strings. Tolerates a UTF-8 BOM, CRLF or LF, blank lines, and the
+ * header repeated inside the file (CICFlowMeter does that when files are concatenated). Every error
+ * names the line of the file; the frame remembers each row's line, so later errors name it too.
+ * Parses with papaparse (bench/csv.md says why), in slices of rows, yielding to the event loop in between.
+ */
+export async function csvToFrame (text: string, opts: CsvOptions): Promise<PandasSplitFrame> {
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
+  let columns: string[] | undefined
+  let headerKey = ''
+  const data: Array<Array<number | string | null>> = []
+  const lines: number[] = []
+  let failure: Error | undefined
+
+  function onRecord (record: string[], line: number): void {
+    if (columns === undefined) {
+      columns = readHeader(record, line)
+      headerKey = JSON.stringify(columns)
+      return
+    }
+    // The header again (files concatenated): skipped. Checked on the first cell first, for speed.
+    if (record[0].trim() === columns[0] && record.length === columns.length && JSON.stringify(record.map(name => name.trim())) === headerKey) return
+    if (record.length !== columns.length) {
+      throw new InvalidInputError(`line ${line} has ${record.length} values but the header has ${columns.length} columns`)
+    }
+    if (data.length >= opts.maxRows) throw new TooManyRowsError(`the file has more than ${opts.maxRows} rows (line ${line})`)
+    const row = new Array<number | string | null>(record.length)
+    for (let c = 0; c < record.length; c++) {
+      const cell = csvCell(record[c])
+      if (typeof cell === 'string' && cell.length > MAX_STRING_CELL_LENGTH) {
+        throw new InvalidInputError(`line ${line}, column ${JSON.stringify(columns[c])}: a value longer than ${MAX_STRING_CELL_LENGTH} characters`)
+      }
+      row[c] = cell
+    }
+    data.push(row)
+    lines.push(line)
+  }
+
+  // No quote in the file (CICFlowMeter writes none): no field holds a line break, and a row's line is
+  // one more than the last. Otherwise line breaks inside quoted fields are counted.
+  const quoted = text.includes('"')
+  let line = 1
+  let rowsInSlice = 0
+  await new Promise<void>(resolve => {
+    Papa.parse<string[]>(text, {
+      delimiter: ',',
+      // Blank lines come through as [''] and are skipped below, so that lines are counted right.
+      skipEmptyLines: false,
+      step: (results, parser) => {
+        const record = results.data
+        const at = line
+        line += 1
+        if (quoted) for (const field of record) for (let i = field.indexOf('\n'); i !== -1; i = field.indexOf('\n', i + 1)) line++
+        if (failure !== undefined) return
+        if (results.errors.length > 0) {
+          failure = new InvalidInputError(`line ${at}: ${results.errors[0].message}`)
+          parser.abort()
+          return
+        }
+        if (record.length === 1 && record[0].trim() === '') return
+        try {
+          onRecord(record, at)
+        } catch (err) {
+          failure = err as Error
+          parser.abort()
+          return
+        }
+        // A slice of rows per turn of the event loop.
+        if (++rowsInSlice === ROWS_PER_SLICE) {
+          rowsInSlice = 0
+          parser.pause()
+          setImmediate(() => parser.resume())
+        }
+      },
+      complete: () => resolve(),
+    })
+  })
+  if (failure !== undefined) throw failure
+  if (columns === undefined) throw new InvalidInputError('the CSV is empty: send a header line, then one line per flow')
+  return withSourceLines({ columns, data }, Int32Array.from(lines))
+}
+
+function readHeader (record: string[], line: number): string[] {
+  const columns = record.map(name => name.trim())
+  if (columns.length > MAX_COLUMNS) throw new InvalidInputError(`line ${line}: ${columns.length} columns, more than ${MAX_COLUMNS}`)
+  const seen = new Set<string>()
+  for (const name of columns) {
+    if (name === '') throw new InvalidInputError(`line ${line}: the header has an empty column name`)
+    if (name.length > MAX_COLUMN_NAME_LENGTH) throw new InvalidInputError(`line ${line}: a column name longer than ${MAX_COLUMN_NAME_LENGTH} characters`)
+    if (seen.has(name)) throw new InvalidInputError(`line ${line}: duplicate column name ${JSON.stringify(name)}`)
+    seen.add(name)
+  }
+  return columns
+}

@@ -1,0 +1,151 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import fp from 'fastify-plugin'
+import createError from '@fastify/error'
+import { Type } from '@sinclair/typebox'
+import type { FastifyRequest } from 'fastify'
+import { csvToFrame } from '../../classifier/csv.js'
+import { TooManyRowsError } from '../../classifier/errors.js'
+import { checkFrame } from '../../classifier/frame.js'
+import { mlflowRows, mlflowToFrame, MLFLOW_FIELDS } from '../../classifier/mlflow.js'
+import { projectRoot } from '../../project.js'
+import type { Config } from '../../schemas/config.js'
+import { MlflowRequest } from '../../schemas/mlflow.js'
+import { PandasSplitFrame } from '../../schemas/predictions.js'
+
+const UnsupportedMediaTypeError = createError<[string]>('FST_ERR_CTP_INVALID_MEDIA_TYPE', '%s', 415)
+const MlflowBodyError = createError<[string]>('MLFLOW_BODY', '%s', 400)
+const ContentTypeParametersError = createError<[string]>('UNSUPPORTED_MEDIA_TYPE', '%s', 415)
+
+/**
+ * What a flow route makes of a content-type header, in any case and spacing: `json` for
+ * `application/json` (optionally `format=pandas-split`), `csv` for `text/csv`, both with
+ * `charset=utf-8` allowed; undefined for anything else, which is a 415. JSON with another `format`
+ * (records, columns...) is another body, so it is refused rather than misread.
+ */
+export function flowMediaType (header: string | undefined): 'json' | 'csv' | undefined {
+  if (header === undefined) return undefined
+  const [essence, ...params] = header.split(';').map(part => part.trim().toLowerCase())
+  const kind = essence === 'application/json' ? 'json' : essence === 'text/csv' ? 'csv' : undefined
+  if (kind === undefined) return undefined
+  const ok = params.every(param => {
+    if (param === '') return true
+    const [key, value = ''] = param.split('=').map(part => part.trim().replace(/^"(.*)"$/, '$1'))
+    if (key === 'format') return kind === 'json' && value === 'pandas-split'
+    if (key === 'charset') return value === 'utf-8' || value === 'utf8'
+    return true
+  })
+  return ok ? kind : undefined
+}
+
+const CsvBody = Type.String({
+  description: 'CICFlowMeter CSV as written: a header line (original CICFlowMeter-V3 headers such as `Flow Byts/s`, or snake_case), ' +
+    'then one line per flow. Extra columns (`Flow ID`, `Src IP`, `Timestamp`, `Label`...) are ignored; `Infinity`, `NaN` and empty ' +
+    'cells are missing values; repeated header lines, blank lines, CRLF and a UTF-8 BOM are accepted. Errors name the line of the file.',
+  // A real file, so that Swagger UI's "Try it out" answers 200 with CSV too.
+  examples: [readFileSync(join(projectRoot(), 'examples', 'flows.csv'), 'utf8')],
+})
+
+/** The body schemas of a flow route, one per media type (the OpenAPI document shows each). */
+const bodies = {
+  split: Type.Ref(PandasSplitFrame),
+  mlflow: Type.Ref(MlflowRequest),
+}
+
+export interface FlowInputOptions {
+  /**
+   * `split`: the JSON body is the split frame itself (`/api/*`); an MLflow-shaped body gets a 400
+   * pointing to /invocations. `mlflow`: the JSON body is MLflow 2.x's (`dataframe_split`,
+   * `dataframe_records`, `instances`, `inputs`), or a bare split frame as MLflow 1.x took it.
+   */
+  json: 'split' | 'mlflow'
+}
+
+/**
+ * Route options for every route that takes flows, in one place: the body schema per media type, the
+ * 415 rule, the row limit, and the conversion of every accepted body to the one internal frame (a
+ * pandas split frame, schema-checked), which the handler reads with `framesOf(request)`.
+ *
+ * ```ts
+ * fastify.post('/x', { ...flowInput(fastify.config), schema: { body: flowBody(), ... } }, async request => framesOf(request))
+ * ```
+ */
+export function flowInput (config: Pick<Config, 'BODY_LIMIT' | 'MAX_ROWS'>, opts: FlowInputOptions = { json: 'split' }) {
+  const { MAX_ROWS } = config
+  return {
+    bodyLimit: config.BODY_LIMIT,
+    // Before the body is read: refuse what is neither JSON nor CSV without reading it.
+    onRequest: async (request: FastifyRequest) => {
+      const header = request.headers['content-type']
+      if (flowMediaType(header) === undefined) {
+        if (opts.json === 'split') throw new UnsupportedMediaTypeError('')
+        throw new ContentTypeParametersError(`${header ? `unsupported content type ${JSON.stringify(header)}` : 'no content type'}: ` +
+          'send "application/json" with {"dataframe_split": {...}} (or dataframe_records, instances, inputs), or "text/csv"')
+      }
+      // As MLflow 2.x's scoring server: parameters other than charset are refused, `format` included.
+      if (opts.json === 'mlflow' && /;\s*format\s*=/i.test(header ?? '')) {
+        throw new ContentTypeParametersError('Unrecognized content type parameters: format. /invocations speaks MLflow 2.x\'s scoring protocol: ' +
+          'send Content-Type: application/json with {"dataframe_split": {...}}, or text/csv')
+      }
+    },
+    // Before schema validation walks every cell: an MLflow body sent to a split route is named as
+    // such, and a frame over the row limit is refused at once.
+    preValidation: async (request: FastifyRequest) => {
+      const body = request.body
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) return
+      if (opts.json === 'mlflow') {
+        // Checked before validation, which would drop unknown fields without a word.
+        const unknown = Object.keys(body).filter(key => !(MLFLOW_FIELDS as readonly string[]).includes(key) && key !== 'params')
+        if (unknown.length > 0) {
+          throw new MlflowBodyError(`the body must have exactly one of ${MLFLOW_FIELDS.join(', ')}; it has ${unknown.join(', ')}` +
+            ('columns' in body ? ': wrap a split frame as {"dataframe_split": {"columns": [...], "data": [...]}} (MLflow 2.x), or POST it bare to /api/predictions' : ''))
+        }
+      }
+      if (opts.json === 'split') {
+        const field = MLFLOW_FIELDS.find(name => name in body)
+        if (field !== undefined && !('columns' in body)) {
+          throw new MlflowBodyError(`this is an MLflow scoring body ({"${field}": ...}): ${request.url.split('?')[0]} takes the pandas split frame itself, ` +
+            '{"columns": [...], "data": [[...], ...]} (DataFrame.to_json(orient="split")), or text/csv. MLflow clients can POST their body unchanged to /invocations')
+        }
+      }
+      const rows = opts.json === 'split' ? (body as { data?: unknown }).data : mlflowRows(body)
+      if (Array.isArray(rows) && rows.length > MAX_ROWS) throw new TooManyRowsError(`${rows.length} rows exceed the limit of ${MAX_ROWS} rows per request`)
+    },
+    // After validation: every body becomes the checked split frame the handler reads.
+    preHandler: async (request: FastifyRequest) => {
+      let frame: PandasSplitFrame
+      if (typeof request.body === 'string') {
+        frame = await csvToFrame(request.body, { maxRows: MAX_ROWS })
+      } else if (opts.json === 'mlflow') {
+        frame = mlflowToFrame(request.body as MlflowRequest)
+        if (frame.data.length > MAX_ROWS) throw new TooManyRowsError(`${frame.data.length} rows exceed the limit of ${MAX_ROWS} rows per request`)
+      } else {
+        frame = request.body as PandasSplitFrame
+      }
+      checkFrame(frame)
+      request.body = frame
+    },
+  }
+}
+
+/** The `body` schema of a flow route: the JSON shape of `opts.json`, and CSV. */
+export function flowBody (opts: FlowInputOptions = { json: 'split' }) {
+  const json = bodies[opts.json === 'split' ? 'split' : 'mlflow']
+  const content: Record<string, { schema: unknown }> = opts.json === 'split'
+    ? { 'application/json; format=pandas-split': { schema: json }, 'application/json': { schema: json } }
+    : { 'application/json': { schema: json } }
+  content['text/csv'] = { schema: CsvBody }
+  return { content }
+}
+
+/** The request's flows, as the flow input hooks left them: a checked split frame, whatever was sent. */
+export const framesOf = (request: FastifyRequest): PandasSplitFrame => request.body as PandasSplitFrame
+
+/**
+ * Teaches the server to read `text/csv` bodies (as text, up to the route's body limit); routes that
+ * take flows decide what to make of them through `flowInput`. Registered at the root, so routes in
+ * any scope can take CSV.
+ */
+export default fp(async function flowInputPlugin (fastify) {
+  fastify.addContentTypeParser('text/csv', { parseAs: 'string' }, (_request, body, done) => { done(null, body) })
+}, { name: 'flow-input', dependencies: ['env'] })
