@@ -4,14 +4,8 @@ FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json *.ts ./
-COPY classifier ./classifier
-COPY notifications ./notifications
-COPY plugins ./plugins
-COPY routes ./routes
-COPY schemas ./schemas
-COPY scripts ./scripts
-COPY bench ./bench
+# Everything .dockerignore lets in; the build compiles the service from its entry points, following imports.
+COPY . .
 RUN npm run build
 
 # Run: production dependencies, the compiled service and the bundled model, as a non-root user.

@@ -2,7 +2,7 @@
  * CSV parsing: two libraries measured on a 6 MB CICFlowMeter file, then the service itself, CSV
  * against the same flows as JSON: time and the longest the event loop was held.
  *
- *   npm run build --silent && node dist/bench/csv.js
+ *   npm run bench:csv
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'

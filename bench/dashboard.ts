@@ -3,7 +3,7 @@
  * as the service answers. Prints flows/s sent, whether the page counted every one, and the page's
  * main-thread long tasks (over 50 ms: what a user would feel as a freeze).
  *
- *   npm run build && node dist/bench/dashboard.js [--seconds 10] [--clients 4]
+ *   npm run bench:dashboard -- [--seconds 10] [--clients 4]
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
