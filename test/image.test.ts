@@ -7,7 +7,7 @@
 import t, { type Test } from 'tap'
 import { spawn, spawnSync, type SpawnOptions } from 'node:child_process'
 import { once } from 'node:events'
-import { chmodSync, chownSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, relative, sep } from 'node:path'
 import { projectRoot } from '../project.js'
@@ -151,6 +151,7 @@ t.test('the image, laid out as the Dockerfile lays it out, serves /health, a pre
   }
 
   const dir = join(temp, `stage-${stages.length - 1}`)
+  for (const tool of ['bench', 'scripts', 'test']) t.notOk(existsSync(join(dir, 'dist', tool)), `the image's dist/ has no ${tool}/`)
   const exec = (keyword: string) => {
     const text = runtime.instructions.filter(instruction => instruction.keyword === keyword).at(-1)?.args ?? '[]'
     return JSON.parse(text.replace(/^.*?CMD\s+/, '')) as string[]
