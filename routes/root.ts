@@ -34,9 +34,10 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
     },
   }
   async function ready (_request: unknown, reply: import('fastify').FastifyReply) {
+    const notifications = fastify.notifications.readiness()
     const { ready, reason } = fastify.isUnderPressure()
       ? { ready: false, reason: 'overloaded: shedding load' }
-      : fastify.classifier.readiness()
+      : !notifications.ready ? notifications : fastify.classifier.readiness()
     const backend = fastify.classifier.backend
     if (ready) return { status: 'ok' as const, backend }
     return reply.code(503).send({ status: 'unavailable' as const, backend, reason })

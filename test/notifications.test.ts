@@ -18,6 +18,7 @@ function snsEnv (url: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv 
     NOTIFY_DATA_DIR: mkdtempSync(join(tmpdir(), 'ml-ids-notify-')),
     NOTIFY_RETRY_BASE_MS: '5',
     NOTIFY_RETRY_MAX_MS: '40',
+    NOTIFY_GROUPING: 'row',
     ...extra,
   }
 }
