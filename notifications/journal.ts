@@ -93,6 +93,7 @@ export function createJournal (opts: JournalOptions) {
       if (!Number.isInteger(seq)) continue
       const segment = makeSegment(seq)
       const stat = statSync(segment.path)
+      if (!stat.isFile()) continue // not ours to read (a device, a folder)
       segment.bytes = stat.size
       segment.known = false
       segment.acksLoaded = false
@@ -108,8 +109,21 @@ export function createJournal (opts: JournalOptions) {
   function makeSegment (seq: number): Segment {
     const base = join(opts.dir, `journal-${String(seq).padStart(8, '0')}`)
     return {
-      seq, path: `${base}.jsonl`, ackPath: `${base}.acks`, fd: undefined, ackFd: undefined, bytes: 0, nextId: 0, unacked: 0,
-      known: true, acked: new Bits(), acksLoaded: true, resident: 0, replaying: false, offMemorySince: undefined, needsNewline: false,
+      seq,
+      path: `${base}.jsonl`,
+      ackPath: `${base}.acks`,
+      fd: undefined,
+      ackFd: undefined,
+      bytes: 0,
+      nextId: 0,
+      unacked: 0,
+      known: true,
+      acked: new Bits(),
+      acksLoaded: true,
+      resident: 0,
+      replaying: false,
+      offMemorySince: undefined,
+      needsNewline: false,
     }
   }
 

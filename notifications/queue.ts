@@ -82,10 +82,12 @@ export function createQueue<E extends QueueEntry> (opts: QueueOptions<E>) {
     // Live first: a few notifications that have not waited long wait for company.
     const lingering = !flushing && live.length > 0 && live.length < MAX_BATCH_ENTRIES && now - live[0].enqueuedAt < opts.lingerMs
     if (lingering) wakeAt = live[0].enqueuedAt + opts.lingerMs
-    while (!lingering && calls < opts.concurrency && live.length > 0) {
-      const batch = takeBatch(live, now)
-      if (batch.length === 0) break
-      start(batch, false)
+    if (!lingering) {
+      while (calls < opts.concurrency && live.length > 0) {
+        const batch = takeBatch(live, now)
+        if (batch.length === 0) break
+        start(batch, false)
+      }
     }
     while (replayCalls < opts.replayShare && calls < opts.concurrency && replay.length > 0) {
       const batch = takeBatch(replay, now)

@@ -68,6 +68,7 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
   const held = new Set<Entry>()
   let consecutiveFailures = 0
   let closing = false
+  const isClosing = () => closing
   let replaying: Promise<void> | undefined
   let degraded: string | undefined
   const counters = { published: 0, retried: 0, spilled: 0, dead_lettered: 0, replayed: 0, lost: 0, sns_calls: 0, failed_calls: 0 }
@@ -211,7 +212,7 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
         }
         counters.replayed++
         queue.push({ ...entryOf(notification, enqueuedAt), replayed: true, ref })
-        while (queue.size.replay >= ahead && !closing) await sleep(5, undefined, { ref: false })
+        while (queue.size.replay >= ahead && !isClosing()) await sleep(5, undefined, { ref: false })
       }
     })()
       .catch(err => log.error({ err }, 'replaying journaled notifications failed'))
