@@ -1,11 +1,12 @@
 import t, { type Test } from 'tap'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, unlinkSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, symlinkSync, unlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { createApp } from '../app.js'
 import { build, examples, post, splitFrame } from './helper.js'
 import { sizeOf, snsServer } from './support/sns.js'
+import { journalFiles, onDisk, rowsOf } from './support/journal.js'
 
 const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:ml-ids-predictions'
 const { benign, attack } = examples
@@ -40,22 +41,6 @@ function rows (count: number) {
   return Array.from({ length: count }, (_, i) => ({ ...(i % 2 === 0 ? benign : attack), flow_iat_min: 1000 + i }))
 }
 const rowOf = (message: string) => JSON.parse(message).data[0]
-
-/** The journal's records not yet acknowledged, as the next start would replay them. */
-function onDisk (dir: string) {
-  const out: Array<{ message: string, attributes: Record<string, string> }> = []
-  for (const name of readdirSync(dir).filter(f => /^journal-\d+\.jsonl$/.test(f)).sort()) {
-    const ackFile = join(dir, name.replace('.jsonl', '.acks'))
-    const acked = new Set(existsSync(ackFile) ? readFileSync(ackFile, 'utf8').split('\n').filter(Boolean).map(Number) : [])
-    for (const line of readFileSync(join(dir, name), 'utf8').split('\n')) {
-      if (line === '') continue
-      const record = JSON.parse(line)
-      if (!acked.has(record.i)) out.push({ message: JSON.stringify(record.m), attributes: record.a })
-    }
-  }
-  return out
-}
-const journalFiles = (dir: string) => readdirSync(dir).filter(f => f.startsWith('journal-'))
 
 t.test('one notification per row: the row as a one-row split frame plus prediction, and its attributes', async t => {
   const sns = await snsServer(t)
@@ -319,9 +304,7 @@ t.test('without SNS nothing is written to the data directory', async t => {
   t.same((await app.inject('/api/notifications/stats')).json(), { mode: 'all', grouping: 'request', journal: 'on', sns: null, stream: { subscribers: 0, emitted: 0, dropped_subscribers: 0 } })
 })
 
-/** Labels of the rows SNS has, as `request_id:index label`, from every accepted message. */
-const publishedRows = (messages: Array<{ message: string, attributes: Record<string, { value: string }> }>) =>
-  messages.flatMap(m => (JSON.parse(m.message).index as unknown[]).map(label => `${m.attributes.request_id.value}:${String(label)}`))
+const publishedRows = rowsOf
 
 t.test('request grouping: one message per class per request, its rows as one split frame, index labels kept', async t => {
   const sns = await snsServer(t)
