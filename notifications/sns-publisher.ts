@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { SNSClient } from '@aws-sdk/client-sns'
@@ -59,6 +60,8 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
   const deadLetters = createJsonLinesFile(join(opts.dataDir, 'dead-letter.jsonl'), err => log.error({ err }, 'writing the dead-letter file failed'))
   const sender = createSender(opts.client, opts.topicArn)
   const aborter = new AbortController()
+  // Every call in flight listens for the one shutdown signal.
+  setMaxListeners(0, aborter.signal)
   const queue = createQueue<Entry>({
     concurrency: opts.concurrency,
     replayShare: Math.max(1, Math.floor(opts.concurrency / 4)),
