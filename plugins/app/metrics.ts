@@ -83,7 +83,7 @@ export default fp(async function metrics (fastify) {
     requests.inc(labels)
     duration.observe(labels, reply.elapsedTime / 1000)
     const backend = fastify.classifier.backend
-    if (request.classified !== null) {
+    if (request.classified != null) {
       const { predictions: answered, seconds } = request.classified
       rows.inc({ backend }, answered.length)
       let attacks = 0

@@ -25,7 +25,8 @@ export default fp(async function notifications (fastify) {
   fastify.decorate('notifications', notifier)
   fastify.decorateRequest('classified', null)
   fastify.addHook('preSerialization', async (request, reply, payload) => {
-    if (request.classified === null || reply.statusCode !== 200) return payload
+    // Routes in contexts made before this decorator (Swagger UI's) have no `classified` at all.
+    if (request.classified == null || reply.statusCode !== 200) return payload
     const { frame, predictions } = request.classified
     notifier.notify(frame, predictions, { model: fastify.classifier.describe().name, requestId: request.id })
     return payload
