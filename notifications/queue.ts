@@ -21,7 +21,7 @@ export interface QueueEntry<Ref = unknown> {
 export interface QueueOptions<E extends QueueEntry> {
   /** SNS calls in flight at once. */
   concurrency: number
-  /** Of those, at most this many carry replayed notifications: live ones always have the rest. */
+  /** Of those, this many are kept for replayed notifications while any wait (and they never get more): live ones always have the rest. */
   replayShare: number
   /** How long a live notification may wait for others to fill its batch. */
   lingerMs: number
@@ -82,8 +82,10 @@ export function createQueue<E extends QueueEntry> (opts: QueueOptions<E>) {
     // Live first: a few notifications that have not waited long wait for company.
     const lingering = !flushing && live.length > 0 && live.length < MAX_BATCH_ENTRIES && now - live[0].enqueuedAt < opts.lingerMs
     if (lingering) wakeAt = live[0].enqueuedAt + opts.lingerMs
+    // While replayed notifications wait, their share of the calls is kept for them.
+    const liveLimit = replay.length > 0 ? opts.concurrency - Math.min(opts.replayShare, opts.concurrency - 1) : opts.concurrency
     if (!lingering) {
-      while (calls < opts.concurrency && live.length > 0) {
+      while (calls - replayCalls < liveLimit && calls < opts.concurrency && live.length > 0) {
         const batch = takeBatch(live, now)
         if (batch.length === 0) break
         start(batch, false)
