@@ -1,5 +1,7 @@
 import { setMaxListeners } from 'node:events'
+import { createReadStream, existsSync, readdirSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { SNSClient } from '@aws-sdk/client-sns'
 import type { FastifyBaseLogger } from 'fastify'
@@ -223,6 +225,41 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
     return replaying
   }
 
+  /**
+   * `spill.jsonl` and `*.replay.jsonl` of versions before the journal (`{"notification": ...}` lines):
+   * streamed into the journal, then removed.
+   */
+  async function importLegacySpills (): Promise<void> {
+    const names = existsSync(opts.dataDir) ? readdirSync(opts.dataDir).filter(f => f === 'spill.jsonl' || f.endsWith('.replay.jsonl')).sort() : []
+    for (const name of names) {
+      const path = join(opts.dataDir, name)
+      let chunk: Notification[] = []
+      const flush = () => {
+        if (chunk.length === 0) return
+        const written = journal.append(chunk)
+        if (written === undefined) throw journal.lastFailure ?? new Error('journal write failed')
+        // Not in memory: the replay reads them back.
+        journal.release(written, Date.now())
+        chunk = []
+      }
+      let refs = 0
+      for await (const line of createInterface({ input: createReadStream(path), crlfDelay: Infinity })) {
+        try {
+          const record = JSON.parse(line) as { notification?: Notification }
+          if (record.notification !== undefined) chunk.push(record.notification)
+        } catch {}
+        if (chunk.length >= 100) {
+          refs += chunk.length
+          flush()
+        }
+      }
+      refs += chunk.length
+      flush()
+      unlinkSync(path)
+      log.info({ file: path, notifications: refs }, 'spill file of an earlier version moved into the journal')
+    }
+  }
+
   function oldestUnpublished (): number | undefined {
     let oldest = journal.stats().oldest_off_memory
     for (const e of queue.entries()) oldest = Math.min(oldest ?? Infinity, e.enqueuedAt)
@@ -253,8 +290,13 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
       if (overflow.length > 0) offload(overflow, closing ? 'shutting down' : 'queue full')
       updateState()
     },
-    /** Replays what an earlier run left on disk. */
-    start (): Promise<void> {
+    /** Replays what an earlier run left on disk, the spill files of earlier versions included. */
+    async start (): Promise<void> {
+      try {
+        await importLegacySpills()
+      } catch (err) {
+        log.error({ err }, 'reading spill files of an earlier version failed: they are left in place')
+      }
       return replay()
     },
     /** False while some notification is held in memory only: new work could not be announced. */

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { existsSync, mkdtempSync, readFileSync, symlinkSync, unlinkSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
@@ -421,4 +421,17 @@ t.test('nowhere to keep a notification: predictions 503 and /ready 503, then rec
     const published = new Set(publishedRows(sns.accepted))
     t.same(answered.filter(row => !published.has(row)), [], `${c.name}: every answered row published at least once`)
   }
+})
+
+t.test('spill files of versions before the journal are published on start, then removed', async t => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'ml-ids-legacy-'))
+  const legacy = (n: number) => JSON.stringify({ notification: { message: `{"columns":["a","prediction"],"index":[${n}],"data":[[${n},1]]}`, attributes: { prediction: 'attack', model: 'm', request_id: `r${n}` } }, reason: 'queue full', at: '2026-01-01T00:00:00.000Z' })
+  writeFileSync(join(dataDir, 'spill.jsonl'), Array.from({ length: 150 }, (_, n) => legacy(n)).join('\n') + '\n')
+  writeFileSync(join(dataDir, 'spill-1-2.replay.jsonl'), legacy(1000) + '\n')
+  const sns = await snsServer(t)
+  const app = await build(t, snsEnv(sns.url, { NOTIFY_DATA_DIR: dataDir }))
+  await until(t, '151 published', () => app.notifications.stats().sns?.published === 151)
+  t.same(sns.accepted.map(m => JSON.parse(m.message).index[0]).sort((a, b) => a - b), [...Array.from({ length: 150 }, (_, n) => n), 1000], 'each once')
+  t.notOk(existsSync(join(dataDir, 'spill.jsonl')))
+  await until(t, 'the journal emptied', () => journalFiles(dataDir).length === 0)
 })
