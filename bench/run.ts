@@ -11,7 +11,7 @@
  * Needs no network and no AWS account: SageMaker and SNS are loopback stand-ins (bench/stubs.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { createServer } from 'node:net'
@@ -50,8 +50,9 @@ async function startService (env: NodeJS.ProcessEnv, name: string) {
   const port = await freePort()
   const profile = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(results, 'profiles')}`, `--cpu-prof-name=${name.replace(/[^a-z0-9]+/gi, '-')}.cpuprofile`] : []
   const devNull = openSync('/dev/null', 'w')
+  const dataDir = mkdtempSync(join(tmpdir(), 'ml-ids-bench-'))
   const child = spawn(process.execPath, [...profile, join(root, 'dist', 'server.js')], {
-    env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', NOTIFY_DATA_DIR: mkdtempSync(join(tmpdir(), 'ml-ids-bench-')), ...env },
+    env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', NOTIFY_DATA_DIR: dataDir, ...env },
     stdio: ['ignore', devNull, 'inherit'],
   })
   children.add(child)
@@ -63,7 +64,12 @@ async function startService (env: NodeJS.ProcessEnv, name: string) {
     if (i > 200) throw new Error(`${name}: the service did not start`)
     await new Promise(resolve => setTimeout(resolve, 50))
   }
-  return { child, url }
+  return { child, url, dataDir }
+}
+
+/** Bytes of notifications left on disk (journal segments) in a data folder. */
+function spillBytes (dir: string): number {
+  return readdirSync(dir).filter(f => f.endsWith('.jsonl') && f !== 'dead-letter.jsonl').reduce((sum, f) => sum + statSync(join(dir, f)).size, 0)
 }
 
 async function stop (child: ChildProcess) {
@@ -107,7 +113,10 @@ interface Row {
   peak_rss_mib: number | null
   invoke_calls_per_row?: number
   sns_calls_per_1000_flows?: number
-  notifications?: { published: number, spilled: number, queued: number }
+  sns_messages_per_1000_flows?: number
+  notifications?: { published: number, spilled: number, queued: number, held: number }
+  /** Journal/spill bytes left on disk once the service has stopped (SNS answering throughout). */
+  spill_bytes_after?: number
 }
 
 const stubs = await startScript('stubs.js')
@@ -130,7 +139,10 @@ const sagemaker = (delay: 0 | 20, batching: 'on' | 'off') => ({
 const scenarios: Array<{ name: string, env?: NodeJS.ProcessEnv, limit?: boolean, rows: number[], connections: number }> = [
   { name: 'limit (bare node:http + JSON.parse)', limit: true, rows: [1, 100], connections: 50 },
   { name: 'embedded, notifications off', env: { NOTIFY: 'none' }, rows: [1, 100], connections: 50 },
-  { name: 'embedded, notifications on', env: SNS, rows: [1, 100], connections: 50 },
+  { name: 'embedded, notifications on, row grouping', env: { ...SNS, NOTIFY_GROUPING: 'row' }, rows: [1, 100], connections: 50 },
+  { name: 'embedded, notifications on, request grouping', env: { ...SNS, NOTIFY_GROUPING: 'request' }, rows: [1, 100], connections: 50 },
+  // What the write-ahead journal costs: the same without it.
+  { name: 'embedded, notifications on, request grouping, journal off', env: { ...SNS, NOTIFY_GROUPING: 'request', NOTIFY_JOURNAL: 'off' }, rows: [100], connections: 50 },
   { name: 'sagemaker 0 ms, notifications on, batching off', env: sagemaker(0, 'off'), rows: [1, 100], connections: 50 },
   { name: 'sagemaker 0 ms, notifications on, batching on', env: sagemaker(0, 'on'), rows: [1, 100], connections: 50 },
   { name: 'sagemaker 20 ms, notifications on, batching off', env: sagemaker(20, 'off'), rows: [1, 100], connections: 50 },
@@ -155,6 +167,9 @@ try {
       if (!scenario.limit) await new Promise(resolve => setTimeout(resolve, 500))
       const after = await counts()
       const notifications = scenario.env?.AWS_SNS_PREDICTIONS_TOPIC ? (await (await fetch(`${url}/api/notifications/stats`)).json()).sns : undefined
+      const rss = peakRssMiB(target.child.pid!)
+      await stop(target.child)
+      const spilledBytes = 'dataDir' in target && notifications ? spillBytes(target.dataDir) : undefined
       const ok = result['2xx']
       const flows = ok * rows
       const invokes = (after.invoke_0ms - before.invoke_0ms) + (after.invoke_20ms - before.invoke_20ms)
@@ -168,21 +183,22 @@ try {
         p99_ms: result.latency.p99,
         errors: result.errors + result.timeouts,
         non_2xx: result.non2xx,
-        peak_rss_mib: peakRssMiB(target.child.pid!),
+        peak_rss_mib: rss,
         ...(scenario.env?.AWS_SAGEMAKER_ENDPOINT ? { invoke_calls_per_row: Math.round(invokes / Math.max(flows, 1) * 1000) / 1000 } : {}),
         // Per 1,000 flows SNS received: what is spilled is published later, in batches of the same size.
         ...(notifications
           ? {
-              sns_calls_per_1000_flows: Math.round((after.sns_calls - before.sns_calls) / Math.max(after.sns_messages - before.sns_messages, 1) * 1000 * 10) / 10,
-              notifications: { published: notifications.published, spilled: notifications.spilled, queued: notifications.queued },
+              sns_calls_per_1000_flows: Math.round((after.sns_calls - before.sns_calls) / Math.max(after.sns_rows - before.sns_rows, 1) * 1000 * 10) / 10,
+              sns_messages_per_1000_flows: Math.round((after.sns_messages - before.sns_messages) / Math.max(after.sns_rows - before.sns_rows, 1) * 1000 * 10) / 10,
+              notifications: { published: notifications.published, spilled: notifications.spilled, queued: notifications.queued, held: notifications.held },
+              spill_bytes_after: spilledBytes,
             }
           : {}),
       }
       table.push(row)
-      await stop(target.child)
       console.log(`${label}: ${row.req_per_s} req/s, ${row.rows_per_s} rows/s, p50 ${row.p50_ms} ms, p99 ${row.p99_ms} ms, errors ${row.errors}, non-2xx ${row.non_2xx}, peak RSS ${row.peak_rss_mib} MiB` +
         (row.invoke_calls_per_row !== undefined ? `, ${row.invoke_calls_per_row} InvokeEndpoint calls/row` : '') +
-        (row.notifications ? `, ${row.sns_calls_per_1000_flows} SNS calls/1000 flows, notifications published ${row.notifications.published} spilled ${row.notifications.spilled}` : ''))
+        (row.notifications ? `, ${row.sns_messages_per_1000_flows} SNS messages and ${row.sns_calls_per_1000_flows} calls/1000 flows, notifications published ${row.notifications.published} spilled ${row.notifications.spilled}, ${row.spill_bytes_after} bytes on disk after` : ''))
     }
   }
 } finally {
@@ -195,9 +211,12 @@ const ratios: Record<string, number> = {}
 for (const rows of [1, 100]) {
   const limit = find(scenarios[0].name, rows)
   ratios[`embedded/limit, ${rows} row(s), rows/s`] = ratio(find('embedded, notifications off', rows).rows_per_s, limit.rows_per_s)
-  ratios[`notifications on/off (embedded), ${rows} row(s), rows/s`] = ratio(find('embedded, notifications on', rows).rows_per_s, find('embedded, notifications off', rows).rows_per_s)
+  for (const grouping of ['row', 'request']) {
+    ratios[`notifications on (${grouping} grouping)/off (embedded), ${rows} row(s), rows/s`] = ratio(find(`embedded, notifications on, ${grouping} grouping`, rows).rows_per_s, find('embedded, notifications off', rows).rows_per_s)
+  }
   ratios[`batching on/off (sagemaker 20 ms), ${rows} row(s), rows/s`] = ratio(find('sagemaker 20 ms, notifications on, batching on', rows).rows_per_s, find('sagemaker 20 ms, notifications on, batching off', rows).rows_per_s)
 }
+ratios['journal on/off (embedded, request grouping, 100 rows), rows/s'] = ratio(find('embedded, notifications on, request grouping', 100).rows_per_s, find('embedded, notifications on, request grouping, journal off', 100).rows_per_s)
 ratios['batching on/off (sagemaker 20 ms, 256 connections, 1 row), req/s'] = ratio(
   find('sagemaker 20 ms, notifications on, batching on', 1, 256).req_per_s, find('sagemaker 20 ms, notifications on, batching off', 1, 256).req_per_s)
 // The earlier Python service on this machine class: 122 req/s (1 row), 1,302 rows/s (100 rows).

@@ -7,7 +7,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
-const counts = { invoke_0ms: 0, invoke_20ms: 0, invoke_rows: 0, sns_calls: 0, sns_messages: 0 }
+const counts = { invoke_0ms: 0, invoke_20ms: 0, invoke_rows: 0, sns_calls: 0, sns_messages: 0, sns_rows: 0 }
 
 function readBody (req: IncomingMessage): Promise<string> {
   return new Promise(resolve => {
@@ -30,6 +30,14 @@ function sagemaker (delayMs: number, key: 'invoke_0ms' | 'invoke_20ms') {
   }
 }
 
+/** The rows a message carries: its `rows` attribute (request grouping), else 1. */
+function rowsIn (form: URLSearchParams, prefix: string): number {
+  for (let i = 1; form.has(`${prefix}MessageAttributes.entry.${i}.Name`); i++) {
+    if (form.get(`${prefix}MessageAttributes.entry.${i}.Name`) === 'rows') return Number(form.get(`${prefix}MessageAttributes.entry.${i}.Value.StringValue`))
+  }
+  return 1
+}
+
 async function sns (req: IncomingMessage, res: ServerResponse) {
   const form = new URLSearchParams(await readBody(req))
   counts.sns_calls++
@@ -37,12 +45,14 @@ async function sns (req: IncomingMessage, res: ServerResponse) {
   if (form.get('Action') === 'PublishBatch') {
     for (let i = 1; form.has(`PublishBatchRequestEntries.member.${i}.Id`); i++) {
       counts.sns_messages++
+      counts.sns_rows += rowsIn(form, `PublishBatchRequestEntries.member.${i}.`)
       members += `<member><Id>${form.get(`PublishBatchRequestEntries.member.${i}.Id`)}</Id><MessageId>m${i}</MessageId></member>`
     }
     res.writeHead(200, { 'content-type': 'text/xml' })
     return res.end(`<PublishBatchResponse><PublishBatchResult><Successful>${members}</Successful><Failed></Failed></PublishBatchResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></PublishBatchResponse>`)
   }
   counts.sns_messages++
+  counts.sns_rows += rowsIn(form, '')
   res.writeHead(200, { 'content-type': 'text/xml' })
   res.end('<PublishResponse><PublishResult><MessageId>m</MessageId></PublishResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></PublishResponse>')
 }

@@ -1,7 +1,5 @@
-import { Agent as HttpAgent } from 'node:http'
-import { Agent as HttpsAgent } from 'node:https'
 import { InvokeEndpointCommand, SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime'
-import { NodeHttpHandler } from '@smithy/node-http-handler'
+import { awsClientConfig } from '../aws-clients.js'
 import type { Config } from '../schemas/config.js'
 import type { ModelInfo } from '../schemas/model.js'
 import type { FastifyBaseLogger } from 'fastify'
@@ -41,12 +39,6 @@ export function isMlflow2Refusal (err: unknown): boolean {
 /** `my-endpoint` or the earlier service's `/endpoints/my-endpoint/invocations` to `my-endpoint`. */
 export function endpointName (value: string): string {
   return /^\/endpoints\/([^/]+)\/invocations$/.exec(value)?.[1] ?? value
-}
-
-/** `runtime.sagemaker.eu-west-1.amazonaws.com` gets https://; a full URL (a local emulator) is kept. */
-export function endpointUrl (host: string | undefined): string | undefined {
-  if (host === undefined) return undefined
-  return /^[a-z]+:\/\//i.test(host) ? host : `https://${host}`
 }
 
 type SageMakerConfig = Pick<Config, 'AWS_REGION' | 'AWS_SAGEMAKER_ENDPOINT' | 'AWS_SAGEMAKER_HOST' | 'AWS_ACCESS_KEY' | 'AWS_SECRET_KEY' |
@@ -114,25 +106,17 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
   const auto = config.SAGEMAKER_INPUT_FORMAT === 'auto'
   let format: InputFormat = config.SAGEMAKER_INPUT_FORMAT === 'dataframe_split' ? 'dataframe_split' : 'pandas-split'
   let found = !auto
-  const agentOptions = { keepAlive: true, maxSockets: config.SAGEMAKER_MAX_SOCKETS }
   const client = new SageMakerRuntimeClient({
-    region: config.AWS_REGION,
-    endpoint: endpointUrl(config.AWS_SAGEMAKER_HOST),
-    // Absent keys leave the SDK's default chain (environment, profile, ECS task role, instance role).
-    credentials: config.AWS_ACCESS_KEY !== undefined && config.AWS_SECRET_KEY !== undefined
-      ? { accessKeyId: config.AWS_ACCESS_KEY, secretAccessKey: config.AWS_SECRET_KEY }
-      : undefined,
+    ...awsClientConfig(config, {
+      region: config.AWS_REGION,
+      host: config.AWS_SAGEMAKER_HOST,
+      maxSockets: config.SAGEMAKER_MAX_SOCKETS,
+      connectTimeoutMs: config.SAGEMAKER_CONNECT_TIMEOUT_MS,
+      // Above SageMaker's 60 s model limit, so a slow model answers rather than the socket timing out.
+      requestTimeoutMs: config.SAGEMAKER_TIMEOUT_MS,
+    }),
     retryMode: 'standard',
     maxAttempts: config.SAGEMAKER_MAX_ATTEMPTS,
-    requestHandler: new NodeHttpHandler({
-      connectionTimeout: config.SAGEMAKER_CONNECT_TIMEOUT_MS,
-      // Above SageMaker's 60 s model limit, so a slow model answers rather than the socket timing out.
-      requestTimeout: config.SAGEMAKER_TIMEOUT_MS,
-      // Without this the handler only logs a warning when the request timeout passes.
-      throwOnRequestTimeout: true,
-      httpAgent: new HttpAgent(agentOptions),
-      httpsAgent: new HttpsAgent(agentOptions),
-    }),
   })
 
   // After an upstream failure the endpoint counts as unavailable for a while, then is tried again:

@@ -2,39 +2,99 @@ import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
 
 export type PredictionLabel = 'attack' | 'benign'
 
-/** One row's notification: the body SNS carries and the attributes subscribers filter on. */
+/** SNS's limit for one message, body plus attributes (names, types and values). */
+export const MAX_PAYLOAD_BYTES = 256 * 1024
+
+/** A notification: the body SNS carries and the attributes subscribers filter on. */
 export interface Notification {
-  /** `row_df.to_json(orient="split")` of the row with a `prediction` column added. */
+  /** A pandas split frame (`to_json(orient="split")`) of the rows with a `prediction` column added. */
   readonly message: string
   readonly attributes: {
     readonly prediction: PredictionLabel
     readonly model: string
     readonly request_id: string
+    /** How many rows the message carries (request grouping only; a row message carries one). */
+    readonly rows?: string
   }
 }
 
 export type NotifyMode = 'all' | 'attacks' | 'none'
+export type NotifyGrouping = 'row' | 'request'
+
+/** A notification's size as SNS counts it against its 256 KiB: body plus attribute names, types and values. */
+export const payloadBytes = (n: Notification) => Buffer.byteLength(n.message) + attributeBytes(n.attributes)
+
+function attributeBytes (attributes: Notification['attributes']): number {
+  let sum = 0
+  for (const [name, value] of Object.entries(attributes)) sum += name.length + (name === 'rows' ? 'Number' : 'String').length + Buffer.byteLength(value as string)
+  return sum
+}
+
+const labelOf = (p: Prediction): PredictionLabel => p === 1 ? 'attack' : 'benign'
+
+/** `[...row, p]` as JSON without copying the row array. */
+const rowWith = (row: unknown[], prediction: Prediction) => {
+  const json = JSON.stringify(row)
+  return json.length > 2 ? `${json.slice(0, -1)},${prediction}]` : `[${prediction}]`
+}
 
 /**
- * The notifications for a classified frame, one per row that `mode` lets through. The body is what
- * pandas writes for the one-row frame `df.iloc[[i]].assign(prediction=p)`: the row keeps its index
- * label (its position when the request had no index), and `pandas.read_json(body, orient="split")`
- * reads it back.
+ * The notifications for a classified frame, of the rows that `mode` lets through.
+ *
+ * - `row`: one per row, what pandas writes for `df.iloc[[i]].assign(prediction=p)` (the earlier
+ *   service's format).
+ * - `request`: one per prediction class present, `df.iloc[rows].assign(prediction=p)` of that class's
+ *   rows, split into several messages where one would pass SNS's 256 KiB; attribute `rows` counts them.
+ *
+ * Rows keep their index label (their position when the request had no index), and
+ * `pandas.read_json(body, orient="split")` reads every body back.
  */
-export function notificationsFor (frame: PandasSplitFrame, predictions: readonly Prediction[], mode: NotifyMode, context: { model: string, requestId: string }): Notification[] {
+export function notificationsFor (frame: PandasSplitFrame, predictions: readonly Prediction[], mode: NotifyMode, context: { model: string, requestId: string }, grouping: NotifyGrouping = 'row'): Notification[] {
   if (mode === 'none') return []
   const columns = JSON.stringify([...frame.columns, 'prediction'])
+  const label = (i: number) => JSON.stringify(frame.index?.[i] ?? i)
   const out: Notification[] = []
-  for (let i = 0; i < predictions.length; i++) {
-    const prediction = predictions[i]
-    if (mode === 'attacks' && prediction !== 1) continue
-    const row = JSON.stringify(frame.data[i])
-    const label = JSON.stringify(frame.index?.[i] ?? i)
-    out.push({
-      // The row's JSON with the prediction appended: no copy of the row array.
-      message: `{"columns":${columns},"index":[${label}],"data":[${row.length > 2 ? row.slice(0, -1) + ',' : '['}${prediction}]]}`,
-      attributes: { prediction: prediction === 1 ? 'attack' : 'benign', model: context.model, request_id: context.requestId },
-    })
+  if (grouping === 'row') {
+    for (let i = 0; i < predictions.length; i++) {
+      const prediction = predictions[i]
+      if (mode === 'attacks' && prediction !== 1) continue
+      out.push({
+        message: `{"columns":${columns},"index":[${label(i)}],"data":[${rowWith(frame.data[i], prediction)}]}`,
+        attributes: { prediction: labelOf(prediction), model: context.model, request_id: context.requestId },
+      })
+    }
+    return out
+  }
+  for (const prediction of (mode === 'attacks' ? [1] : [0, 1]) as Prediction[]) {
+    const head = `{"columns":${columns},"index":[`
+    // Attributes with the longest row count a message could have, so the estimate never falls short.
+    const fixed = Buffer.byteLength(head) + '],"data":['.length + ']}'.length +
+      attributeBytes({ prediction: labelOf(prediction), model: context.model, request_id: context.requestId, rows: String(predictions.length) })
+    let labels: string[] = []
+    let rows: string[] = []
+    let bytes = fixed
+    const flush = () => {
+      if (rows.length === 0) return
+      out.push({
+        message: `${head}${labels.join(',')}],"data":[${rows.join(',')}]}`,
+        attributes: { prediction: labelOf(prediction), model: context.model, request_id: context.requestId, rows: String(rows.length) },
+      })
+      labels = []
+      rows = []
+      bytes = fixed
+    }
+    for (let i = 0; i < predictions.length; i++) {
+      if (predictions[i] !== prediction) continue
+      const l = label(i)
+      const r = rowWith(frame.data[i], prediction)
+      // Two commas at most: one before the label, one before the row.
+      const size = Buffer.byteLength(l) + Buffer.byteLength(r) + 2
+      if (rows.length > 0 && bytes + size > MAX_PAYLOAD_BYTES) flush()
+      labels.push(l)
+      rows.push(r)
+      bytes += size
+    }
+    flush()
   }
   return out
 }

@@ -1,317 +1,340 @@
-import { createReadStream, existsSync, readdirSync, statSync, unlinkSync } from 'node:fs'
+import { setMaxListeners } from 'node:events'
+import { createReadStream, existsSync, readdirSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { PublishBatchCommand, PublishCommand, type SNSClient, type MessageAttributeValue } from '@aws-sdk/client-sns'
+import type { SNSClient } from '@aws-sdk/client-sns'
 import type { FastifyBaseLogger } from 'fastify'
-import { createJournal } from './journal.js'
-import type { Notification } from './message.js'
-
-// SNS's limits: 10 entries per PublishBatch, 256 KiB per message and per batch (body plus attributes).
-export const MAX_BATCH_ENTRIES = 10
-export const MAX_PAYLOAD_BYTES = 256 * 1024
-
-// Errors about one message: publishing it again cannot succeed.
-const PERMANENT_MESSAGE_ERRORS = new Set(['InvalidParameter', 'InvalidParameterValue', 'ValidationError', 'InvalidMessageContents'])
-// Errors about a batch as a whole, that its entries sent one by one avoid.
-const SPLITTABLE_BATCH_ERRORS = new Set(['BatchRequestTooLong', 'TooManyEntriesInBatchRequest', 'BatchEntryIdsNotDistinct', 'EmptyBatchRequest', 'InvalidBatchEntryId'])
+import { createJournal, type JournalRef } from './journal.js'
+import { createJsonLinesFile } from './jsonl-file.js'
+import { payloadBytes, type Notification } from './message.js'
+import { createQueue, type QueueEntry } from './queue.js'
+import { createSender, MAX_BATCH_ENTRIES } from './sender.js'
 
 export interface SnsPublisherOptions {
   client: SNSClient
   topicArn: string
-  /** Where spill-over and dead letters are kept. */
+  /** Where the journal (or spill) and the dead letters are kept. */
   dataDir: string
-  /** Notifications held in memory (queued and in flight) before new ones spill to disk. */
+  /** `on`: every notification is journaled before its response; `fsync`: and flushed to the disk; `off`: only spilled. */
+  journal: 'on' | 'fsync' | 'off'
+  /** Cap on the journal's files. */
+  spillMaxBytes: number
+  /** Notifications held in memory (queued and in flight) before new ones are left on disk. */
   queueSize: number
   /** SNS calls in flight at once. */
   concurrency: number
   /** How long a notification may wait for others to fill its batch (fewer, fuller calls). */
   lingerMs: number
-  /** Attempts per notification before it is spilled to disk for a later replay. */
+  /** Attempts per notification before it leaves memory for a later replay. */
   maxAttempts: number
   retryBaseMs: number
   retryMaxMs: number
   drainTimeoutMs: number
   log: FastifyBaseLogger
+  /** How often held notifications are retried on disk and idle journal segments compacted. */
+  tickMs?: number
 }
 
-interface ReplaySource {
-  file: string
-  pending: number
-  reading: boolean
-}
+type Entry = QueueEntry<JournalRef> & { held?: boolean }
 
-interface Entry {
-  readonly notification: Notification
-  readonly bytes: number
-  readonly enqueuedAt: number
-  attempts: number
-  notBefore: number
-  /** Sent on its own: too large for a batch, or its batch was refused as a batch. */
-  single?: boolean
-  source?: ReplaySource
-}
-
-interface SpilledRecord {
-  notification: Notification
-}
-
-export const payloadBytes = (n: Notification) =>
-  Buffer.byteLength(n.message) + Object.entries(n.attributes).reduce((sum, [name, value]) => sum + name.length + 'String'.length + Buffer.byteLength(value), 0)
-
-const attributesOf = (n: Notification): Record<string, MessageAttributeValue> =>
-  Object.fromEntries(Object.entries(n.attributes).map(([name, value]) => [name, { DataType: 'String', StringValue: value }]))
+const SEGMENT_BYTES = 16 * 1024 * 1024
 
 /** Full jitter: a random delay up to the exponential bound, so retrying instances do not march in step. */
 function backoff (attempt: number, baseMs: number, maxMs: number): number {
   return Math.random() * Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1))
 }
 
-function errorCode (err: unknown): string {
-  const e = err as { name?: string, Code?: string, code?: string }
-  return e.Code ?? e.name ?? e.code ?? 'Error'
-}
-
 /**
- * Publishes notifications to an SNS topic in the background: batched (PublishBatch, 10 per call,
- * 256 KiB), with bounded concurrency, retries with backoff and jitter, and nothing silently lost:
- * what cannot be held in memory or published in time is spilled to an append-only file and replayed
- * when SNS recovers and on the next start; what SNS refuses for good goes to a dead-letter file.
+ * Publishes notifications to an SNS topic in the background, and loses none it was given:
+ * - the journal (journal.ts) has each one on disk before its response is sent (or, with the journal
+ *   off, once it cannot stay in memory), and learns which SNS accepted;
+ * - the queue (queue.ts) batches and paces calls, with a bounded share for replayed notifications;
+ * - the sender (sender.ts) makes one call and reads SNS's answer.
+ * A notification that can be neither published nor written to disk is "held": kept in memory and
+ * retried, and while any is, `readiness()` is false and the service refuses new predictions.
  * Delivery is at least once: SNS standard topics have no deduplication.
  */
 export function createSnsPublisher (opts: SnsPublisherOptions) {
-  const { client, topicArn, log } = opts
-  const spillPath = join(opts.dataDir, 'spill.jsonl')
-  const spill = createJournal(spillPath)
-  const deadLetters = createJournal(join(opts.dataDir, 'dead-letter.jsonl'))
+  const { log } = opts
+  const journaling = opts.journal !== 'off'
+  const journal = createJournal({ dir: opts.dataDir, maxBytes: opts.spillMaxBytes, segmentBytes: SEGMENT_BYTES, fsync: opts.journal === 'fsync' })
+  const deadLetters = createJsonLinesFile(join(opts.dataDir, 'dead-letter.jsonl'), err => log.error({ err }, 'writing the dead-letter file failed'))
+  const sender = createSender(opts.client, opts.topicArn)
   const aborter = new AbortController()
-
-  const queue: Entry[] = []
-  let inFlight = 0
-  let inFlightCalls = 0
+  // Every call in flight listens for the one shutdown signal.
+  setMaxListeners(0, aborter.signal)
+  const queue = createQueue<Entry>({
+    concurrency: opts.concurrency,
+    replayShare: Math.max(1, Math.floor(opts.concurrency / 4)),
+    lingerMs: opts.lingerMs,
+    send,
+  })
+  const held = new Set<Entry>()
   let consecutiveFailures = 0
-  let pausedUntil = 0
-  let timer: NodeJS.Timeout | undefined
-  let timerAt = 0
   let closing = false
+  const isClosing = () => closing
   let replaying: Promise<void> | undefined
-  let spilledSinceReplay = false
-  let idle: (() => void) | undefined
+  let degraded: string | undefined
+  const counters = { published: 0, retried: 0, spilled: 0, dead_lettered: 0, replayed: 0, lost: 0, sns_calls: 0, failed_calls: 0 }
 
-  const counters = { published: 0, retried: 0, spilled: 0, dead_lettered: 0, replayed: 0, sns_calls: 0, failed_calls: 0 }
+  const tick = setInterval(() => {
+    retryHeld()
+    if (queue.size.live + queue.size.replay + queue.size.inFlight === 0) journal.compactIdle()
+    if (consecutiveFailures === 0 && !closing && journal.hasReplayable()) replay()
+  }, opts.tickMs ?? 1000).unref()
 
-  function settle (entry: Entry): void {
-    const source = entry.source
-    if (source === undefined) return
-    source.pending--
-    if (source.pending === 0 && !source.reading) {
-      unlinkSync(source.file)
-      log.info({ file: source.file }, 'spilled notifications replayed')
+  const entryOf = (notification: Notification, now: number): Entry =>
+    ({ notification, bytes: payloadBytes(notification), enqueuedAt: now, replayed: false, attempts: 0, notBefore: 0 })
+
+  /** Logs once per change between "everything published or on disk" and "some held in memory only". */
+  function updateState (): void {
+    const reason = held.size === 0 ? undefined : `${held.size} notification(s) can be neither published nor written to disk (${journal.lastFailure?.message ?? 'unknown'})`
+    if ((reason === undefined) === (degraded === undefined)) return
+    if (reason !== undefined) log.error({ held: held.size, code: journal.lastFailure?.code }, 'notifications held in memory: refusing predictions until SNS or the disk takes them')
+    else log.info('every notification is published or on disk again: taking predictions')
+    degraded = reason
+  }
+
+  function hold (entry: Entry): void {
+    entry.held = true
+    held.add(entry)
+  }
+
+  function unhold (entry: Entry): void {
+    if (entry.held !== true) return
+    entry.held = false
+    held.delete(entry)
+  }
+
+  /** Writes held notifications that are waiting in the queue to disk, now that it may take them. */
+  function retryHeld (): void {
+    if (held.size === 0) return
+    const waiting = [...queue.entries()].filter(e => e.held === true)
+    if (waiting.length > 0) {
+      const refs = journal.append(waiting.map(e => e.notification))
+      if (refs !== undefined) waiting.forEach((e, k) => { e.ref = refs[k]; unhold(e) })
     }
+    updateState()
   }
 
-  function toSpill (entry: Entry, reason: string): void {
-    spill.append({ notification: entry.notification, reason, at: new Date().toISOString() } satisfies SpilledRecord & { reason: string, at: string })
-    counters.spilled++
-    spilledSinceReplay = true
-    settle(entry)
+  /** Entries leaving memory unpublished: left on disk (journaled ones), written to it, or held. */
+  function offload (entries: Entry[], reason: string): void {
+    const onDisk = entries.filter(e => e.ref !== undefined)
+    const toWrite = entries.filter(e => e.ref === undefined)
+    const refs = toWrite.length > 0 ? journal.append(toWrite.map(e => e.notification)) : []
+    if (refs !== undefined) {
+      toWrite.forEach((e, k) => { e.ref = refs[k]; unhold(e) })
+      onDisk.push(...toWrite)
+    }
+    for (const e of onDisk) journal.release([e.ref!], e.enqueuedAt)
+    counters.spilled += onDisk.length
+    if (refs === undefined) {
+      if (aborter.signal.aborted) {
+        counters.lost += toWrite.length
+        for (const e of toWrite) unhold(e)
+        log.error({ count: toWrite.length, reason, err: journal.lastFailure }, 'shutting down with notifications neither published nor written to disk: lost')
+      } else {
+        // Kept in memory and tried again, against SNS and against the disk.
+        for (const e of toWrite) {
+          hold(e)
+          e.notBefore = Date.now() + backoff(e.attempts, opts.retryBaseMs, opts.retryMaxMs)
+          queue.requeue(e)
+        }
+      }
+    }
+    updateState()
   }
 
-  function toDeadLetter (entry: Entry, reason: string): void {
+  /** SNS is done with these: acknowledged in the journal, never read back. */
+  function settle (entries: Entry[]): void {
+    const refs: JournalRef[] = []
+    for (const e of entries) {
+      if (e.ref !== undefined) refs.push(e.ref)
+      unhold(e)
+    }
+    journal.ack(refs)
+  }
+
+  function deadLetter (entry: Entry, reason: string): void {
     deadLetters.append({ notification: entry.notification, reason, at: new Date().toISOString() })
     counters.dead_lettered++
     log.error({ reason, request_id: entry.notification.attributes.request_id }, 'SNS refused a notification for good: kept in the dead-letter file')
-    settle(entry)
+    settle([entry])
   }
 
-  function published (entry: Entry): void {
-    counters.published++
-    settle(entry)
-  }
-
-  /** A notification SNS did not take this time: try again later, or keep it on disk. */
+  /** A notification SNS did not take this time: try again later, or leave it on disk. */
   function retry (entry: Entry, reason: string): void {
     entry.attempts++
-    if (closing && aborter.signal.aborted) return toSpill(entry, reason)
-    if (entry.attempts >= opts.maxAttempts) return toSpill(entry, `gave up after ${entry.attempts} attempts: ${reason}`)
+    if (aborter.signal.aborted) return offload([entry], 'shutting down')
+    if (entry.attempts >= opts.maxAttempts && entry.held !== true) return offload([entry], `gave up after ${entry.attempts} attempts: ${reason}`)
     counters.retried++
     entry.notBefore = Date.now() + backoff(entry.attempts, opts.retryBaseMs, opts.retryMaxMs)
-    queue.unshift(entry)
-  }
-
-  function enqueue (entry: Entry): void {
-    if (closing && aborter.signal.aborted) return toSpill(entry, 'shutting down')
-    if (queue.length + inFlight >= opts.queueSize) return toSpill(entry, 'queue full')
-    queue.push(entry)
-  }
-
-  /** Up to 10 ready entries within 256 KiB, oldest first. */
-  function takeBatch (now: number): Entry[] {
-    const batch: Entry[] = []
-    let bytes = 0
-    for (let i = 0; i < queue.length && batch.length < MAX_BATCH_ENTRIES; i++) {
-      const entry = queue[i]
-      if (entry.notBefore > now) continue
-      const alone = entry.single === true || entry.bytes > MAX_PAYLOAD_BYTES
-      if (batch.length > 0 && (alone || bytes + entry.bytes > MAX_PAYLOAD_BYTES)) continue
-      batch.push(entry)
-      bytes += entry.bytes
-      queue.splice(i--, 1)
-      if (alone) break
-    }
-    return batch
-  }
-
-  function pump (): void {
-    const now = Date.now()
-    if (now < pausedUntil) return schedule(pausedUntil - now)
-    // Too few for a full batch, and none has waited long: wait for company.
-    if (!closing && queue.length < MAX_BATCH_ENTRIES && queue.length > 0 && now - queue[0].enqueuedAt < opts.lingerMs) {
-      return schedule(queue[0].enqueuedAt + opts.lingerMs - now)
-    }
-    while (inFlightCalls < opts.concurrency && queue.length > 0) {
-      const batch = takeBatch(now)
-      if (batch.length === 0) {
-        const next = Math.min(...queue.map(e => e.notBefore))
-        return schedule(next - now)
-      }
-      inFlight += batch.length
-      inFlightCalls++
-      send(batch).catch(err => log.error({ err }, 'notification publisher failed')).finally(() => {
-        inFlight -= batch.length
-        inFlightCalls--
-        pump()
-      })
-    }
-    if (queue.length === 0 && inFlight === 0) idle?.()
-  }
-
-  /** Pumps again in `ms`, unless a pump is due sooner already. */
-  function schedule (ms: number): void {
-    const at = Date.now() + Math.max(1, ms)
-    if (timer !== undefined && timerAt <= at) return
-    clearTimeout(timer)
-    timerAt = at
-    timer = setTimeout(() => { timer = undefined; pump() }, at - Date.now())
+    queue.requeue(entry)
   }
 
   async function send (batch: Entry[]): Promise<void> {
     counters.sns_calls++
-    try {
-      if (batch.length === 1) {
-        const [entry] = batch
-        await client.send(new PublishCommand({ TopicArn: topicArn, Message: entry.notification.message, MessageAttributes: attributesOf(entry.notification) }), { abortSignal: aborter.signal })
-        published(entry)
-      } else {
-        const answer = await client.send(new PublishBatchCommand({
-          TopicArn: topicArn,
-          PublishBatchRequestEntries: batch.map((entry, i) => ({ Id: String(i), Message: entry.notification.message, MessageAttributes: attributesOf(entry.notification) })),
-        }), { abortSignal: aborter.signal })
-        const failed = new Map((answer.Failed ?? []).map(f => [f.Id, f]))
-        batch.forEach((entry, i) => {
-          const failure = failed.get(String(i))
-          if (failure === undefined) return published(entry)
-          const reason = `${failure.Code ?? 'Error'}: ${failure.Message ?? ''}`
-          if (failure.SenderFault === true && PERMANENT_MESSAGE_ERRORS.has(failure.Code ?? '')) toDeadLetter(entry, reason)
-          else retry(entry, reason)
-        })
-      }
-      if (consecutiveFailures > 0) log.info({ after_failures: consecutiveFailures }, 'SNS publishing recovered')
-      consecutiveFailures = 0
-      if (spilledSinceReplay && !closing) replay()
-    } catch (err) {
+    const result = await sender.send(batch.map(e => e.notification), aborter.signal)
+    if (!Array.isArray(result)) {
       counters.failed_calls++
-      const code = errorCode(err)
-      if (batch.length > 1 && SPLITTABLE_BATCH_ERRORS.has(code)) {
+      if (result.splittable) {
         // Not the messages' fault: send them one by one, without counting an attempt.
-        for (const entry of batch.reverse()) queue.unshift(Object.assign(entry, { single: true }))
+        for (const entry of batch.reverse()) queue.requeue(Object.assign(entry, { single: true }))
         return
       }
-      if (batch.length === 1 && PERMANENT_MESSAGE_ERRORS.has(code)) return toDeadLetter(batch[0], `${code}: ${(err as Error).message}`)
       // SNS or the network is in trouble (or the topic or credentials are wrong): back off as a whole.
       consecutiveFailures++
-      pausedUntil = Date.now() + backoff(consecutiveFailures, opts.retryBaseMs, opts.retryMaxMs)
+      queue.pause(Date.now() + backoff(consecutiveFailures, opts.retryBaseMs, opts.retryMaxMs))
       if (consecutiveFailures === 1 || consecutiveFailures % 10 === 0) {
-        log.warn({ code, failures: consecutiveFailures, queued: queue.length }, 'SNS publish failed: retrying with backoff')
+        log.warn({ code: result.code, failures: consecutiveFailures, queued: queue.size.live + queue.size.replay }, 'SNS publish failed: retrying with backoff')
       }
-      for (const entry of batch.reverse()) retry(entry, code)
+      for (const entry of batch.reverse()) retry(entry, result.code)
+      return
     }
+    const done: Entry[] = []
+    result.forEach((outcome, i) => {
+      if (outcome.status === 'published') done.push(batch[i])
+      else if (outcome.status === 'refused') deadLetter(batch[i], outcome.reason)
+      else retry(batch[i], outcome.reason)
+    })
+    counters.published += done.length
+    settle(done)
+    if (consecutiveFailures > 0) log.info({ after_failures: consecutiveFailures }, 'SNS publishing recovered')
+    consecutiveFailures = 0
+    updateState()
+    if (!closing && journal.hasReplayable()) replay()
   }
 
-  const roomToReplay = () => closing || queue.length + inFlight < opts.queueSize / 2
-  const callsSettled = () => inFlight === 0
-
-  /** Spilled notifications back into the queue, as room allows; each file is removed once all of it is settled. */
-  async function replayFiles (): Promise<void> {
-    if (existsSync(spillPath) && statSync(spillPath).size > 0) {
-      // New spill-over goes to a fresh file while this one is read back.
-      await spill.rotate(join(opts.dataDir, `spill-${Date.now()}-${process.pid}.replay.jsonl`))
-    }
-    spilledSinceReplay = false
-    const files = existsSync(opts.dataDir) ? readdirSync(opts.dataDir).filter(f => f.endsWith('.replay.jsonl')).sort() : []
-    for (const name of files) {
-      const source: ReplaySource = { file: join(opts.dataDir, name), pending: 0, reading: true }
-      const lines = createInterface({ input: createReadStream(source.file), crlfDelay: Infinity })
-      for await (const line of lines) {
-        if (closing) return lines.close() // the file stays, and is replayed on the next start
-        if (line.trim() === '') continue
-        // Leave room for live traffic: replay only into the lower half of the queue.
-        while (!roomToReplay()) await sleep(50)
-        let record: SpilledRecord
-        try {
-          record = JSON.parse(line)
-        } catch {
-          log.error({ file: source.file }, 'unreadable line in a spill file, skipped')
-          continue
-        }
-        source.pending++
-        counters.replayed++
-        enqueue({ notification: record.notification, bytes: payloadBytes(record.notification), enqueuedAt: Date.now(), attempts: 0, notBefore: 0, source })
-        pump()
-      }
-      source.reading = false
-      if (source.pending === 0) unlinkSync(source.file)
-    }
-  }
-
+  /** Reads notifications back from disk into the replay lane, a few batches ahead of the calls. */
   function replay (): Promise<void> {
-    replaying ??= replayFiles()
-      .catch(err => log.error({ err }, 'replaying spilled notifications failed'))
+    replaying ??= (async () => {
+      const ahead = MAX_BATCH_ENTRIES * Math.max(1, Math.floor(opts.concurrency / 4)) * 4
+      for await (const { notification, ref, enqueuedAt } of journal.replay()) {
+        if (closing) {
+          journal.release([ref], enqueuedAt)
+          break
+        }
+        counters.replayed++
+        queue.push({ ...entryOf(notification, enqueuedAt), replayed: true, ref })
+        while (queue.size.replay >= ahead && !isClosing()) await sleep(5, undefined, { ref: false })
+      }
+    })()
+      .catch(err => log.error({ err }, 'replaying journaled notifications failed'))
       .finally(() => { replaying = undefined })
     return replaying
   }
 
+  /**
+   * `spill.jsonl` and `*.replay.jsonl` of versions before the journal (`{"notification": ...}` lines):
+   * streamed into the journal, then removed.
+   */
+  async function importLegacySpills (): Promise<void> {
+    const names = existsSync(opts.dataDir) ? readdirSync(opts.dataDir).filter(f => f === 'spill.jsonl' || f.endsWith('.replay.jsonl')).sort() : []
+    for (const name of names) {
+      const path = join(opts.dataDir, name)
+      let chunk: Notification[] = []
+      const flush = () => {
+        if (chunk.length === 0) return
+        const written = journal.append(chunk)
+        if (written === undefined) throw journal.lastFailure ?? new Error('journal write failed')
+        // Not in memory: the replay reads them back.
+        journal.release(written, Date.now())
+        chunk = []
+      }
+      let refs = 0
+      for await (const line of createInterface({ input: createReadStream(path), crlfDelay: Infinity })) {
+        try {
+          const record = JSON.parse(line) as { notification?: Notification }
+          if (record.notification !== undefined) chunk.push(record.notification)
+        } catch {}
+        if (chunk.length >= 100) {
+          refs += chunk.length
+          flush()
+        }
+      }
+      refs += chunk.length
+      flush()
+      unlinkSync(path)
+      log.info({ file: path, notifications: refs }, 'spill file of an earlier version moved into the journal')
+    }
+  }
+
+  function oldestUnpublished (): number | undefined {
+    let oldest = journal.stats().oldest_off_memory
+    for (const e of queue.entries()) oldest = Math.min(oldest ?? Infinity, e.enqueuedAt)
+    for (const e of held) oldest = Math.min(oldest ?? Infinity, e.enqueuedAt)
+    return oldest
+  }
+
   return {
-    /** Queues notifications; returns at once. */
+    /**
+     * Takes a request's notifications: journaled at once (one synchronous write, before the caller
+     * answers), queued for SNS. Never throws and never waits.
+     */
     publish (notifications: readonly Notification[]): void {
+      if (notifications.length === 0) return
       const now = Date.now()
-      for (const notification of notifications) enqueue({ notification, bytes: payloadBytes(notification), enqueuedAt: now, attempts: 0, notBefore: 0 })
-      pump()
+      const entries = notifications.map(n => entryOf(n, now))
+      if (journaling) {
+        const refs = journal.append(notifications)
+        if (refs !== undefined) entries.forEach((e, k) => { e.ref = refs[k] })
+        else for (const e of entries) hold(e)
+      }
+      const room = opts.queueSize - (queue.size.live + queue.size.replay + queue.size.inFlight)
+      const overflow: Entry[] = []
+      entries.forEach((e, k) => {
+        if (closing || (k >= room && e.held !== true)) overflow.push(e)
+        else queue.push(e)
+      })
+      if (overflow.length > 0) offload(overflow, closing ? 'shutting down' : 'queue full')
+      updateState()
     },
-    /** Replays what an earlier run spilled. */
-    start (): Promise<void> {
+    /** Replays what an earlier run left on disk, the spill files of earlier versions included. */
+    async start (): Promise<void> {
+      try {
+        await importLegacySpills()
+      } catch (err) {
+        log.error({ err }, 'reading spill files of an earlier version failed: they are left in place')
+      }
       return replay()
     },
-    stats () {
-      return { ...counters, queued: queue.length, in_flight: inFlight }
+    /** False while some notification is held in memory only: new work could not be announced. */
+    readiness (): { ready: true } | { ready: false, reason: string } {
+      return degraded === undefined ? { ready: true } : { ready: false, reason: degraded }
     },
-    /** Drains within the deadline; what is left, queued or in flight, is spilled to disk. */
+    stats () {
+      const disk = journal.stats()
+      const oldest = oldestUnpublished()
+      let heldBytes = 0
+      for (const e of held) heldBytes += e.bytes
+      return {
+        ...counters,
+        queued: queue.size.live + queue.size.replay,
+        in_flight: queue.size.inFlight,
+        held: held.size,
+        backlog_bytes: disk.bytes + heldBytes,
+        oldest_unpublished_seconds: oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000),
+        spill_write_failures: disk.write_failures,
+      }
+    },
+    /** Drains within the deadline; what is left stays on disk (journaled) or is written to it. */
     async close (): Promise<void> {
       closing = true
-      const drained = new Promise<void>(resolve => { idle = resolve })
-      pump()
-      if (queue.length > 0 || inFlight > 0) {
-        await Promise.race([drained, sleep(opts.drainTimeoutMs, undefined, { ref: false })])
-      }
-      // Past the deadline: stop the calls still out; their entries come back through retry() and spill.
+      clearInterval(tick)
+      queue.flush()
+      await Promise.race([queue.drained(), sleep(opts.drainTimeoutMs, undefined, { ref: false })])
+      // Past the deadline: stop the calls still out; their entries come back through retry() and go to disk.
       aborter.abort()
-      while (!callsSettled()) await sleep(5)
-      clearTimeout(timer)
-      for (const entry of queue.splice(0)) toSpill(entry, 'shutting down')
+      while (queue.size.inFlight > 0) await sleep(5)
+      queue.close()
+      const left = queue.takeAll()
+      if (left.length > 0) offload(left, 'shutting down')
       await replaying
-      await Promise.all([spill.close(), deadLetters.close()])
-      if (counters.spilled > 0) log.warn({ file: spillPath, ...counters }, 'notifications not yet published were spilled to disk')
-      client.destroy()
+      journal.close()
+      await deadLetters.close()
+      if (counters.spilled > 0) log.warn({ dir: opts.dataDir, ...counters }, 'notifications not yet published are on disk, for the next start')
+      opts.client.destroy()
     },
   }
 }

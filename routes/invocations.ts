@@ -19,6 +19,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
   const mlflow = { json: 'mlflow' } as const
 
   fastify.post('/invocations', {
+    config: { announces: true },
     ...flowInput(fastify.config, mlflow),
     schema: {
       tags: ['mlflow'],

@@ -36,12 +36,16 @@ export const readinessSchema = {
   },
 }
 
-/** 200 when the classifier can serve and the process is not shedding load, else 503 with the reason. */
+/**
+ * 200 when the classifier can serve, the process is not shedding load and every notification has
+ * somewhere to go, else 503 with the reason.
+ */
 export function readiness (fastify: FastifyInstance) {
   return async function ready (_request: unknown, reply: FastifyReply) {
+    const notifications = fastify.notifications.readiness()
     const { ready, reason } = fastify.isUnderPressure()
       ? { ready: false, reason: 'overloaded: shedding load' }
-      : fastify.classifier.readiness()
+      : !notifications.ready ? notifications : fastify.classifier.readiness()
     const backend = fastify.classifier.backend
     if (ready) return { status: 'ok' as const, backend }
     return reply.code(503).send({ status: 'unavailable' as const, backend, reason })

@@ -43,6 +43,11 @@ export const ConfigSchema = Type.Object({
   AWS_SNS_PREDICTIONS_TOPIC: Type.Optional(Type.String({ pattern: '^arn:aws[a-z-]*:sns:[a-z0-9-]+:\\d{12}:[A-Za-z0-9_-]{1,256}$' })),
   AWS_SNS_HOST: Type.Optional(Type.String({ minLength: 1 })),
   NOTIFY: Type.Union([Type.Literal('all'), Type.Literal('attacks'), Type.Literal('none')], { default: 'all' }),
+  // One message per class per request: 100-row requests cost ~2 SNS messages instead of 100 (see the README).
+  NOTIFY_GROUPING: Type.Union([Type.Literal('request'), Type.Literal('row')], { default: 'request' }),
+  // Every notification on disk before its response is sent; `fsync` also flushes it to the device.
+  NOTIFY_JOURNAL: Type.Union([Type.Literal('on'), Type.Literal('fsync'), Type.Literal('off')], { default: 'on' }),
+  NOTIFY_SPILL_MAX_BYTES: Type.Integer({ default: 1024 * 1024 * 1024, minimum: 1024 }),
   NOTIFY_DATA_DIR: Type.String({ default: 'data', minLength: 1 }),
   NOTIFY_LOG_FILE: Type.Optional(Type.String({ minLength: 1 })),
   NOTIFY_QUEUE_SIZE: Type.Integer({ default: 10000, minimum: 10 }),

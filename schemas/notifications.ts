@@ -9,14 +9,21 @@ const count = (description: string) => Type.Integer({ minimum: 0, description })
 
 export const NotificationStats = Type.Object({
   mode: Type.Union([Type.Literal('all'), Type.Literal('attacks'), Type.Literal('none')], { description: 'NOTIFY: which predictions are notified' }),
+  grouping: Type.Union([Type.Literal('request'), Type.Literal('row')], { description: 'NOTIFY_GROUPING: one message per class per request, or per row' }),
+  journal: Type.Union([Type.Literal('on'), Type.Literal('fsync'), Type.Literal('off')], { description: 'NOTIFY_JOURNAL' }),
   sns: Type.Union([Type.Null(), Type.Object({
     published: count('Notifications SNS accepted'),
     retried: count('Notifications queued again after a failed attempt'),
-    spilled: count('Notifications written to the spill file (queue full, SNS down past the attempts, or shutdown)'),
+    spilled: count('Notifications left on disk for a later replay (queue full, SNS down past the attempts, or shutdown)'),
     dead_lettered: count('Notifications SNS refused for good, kept in the dead-letter file'),
-    replayed: count('Notifications read back from spill files'),
+    replayed: count('Notifications read back from disk'),
+    lost: count('Notifications neither published nor written to disk at shutdown (logged as errors)'),
     queued: count('Notifications waiting in memory'),
     in_flight: count('Notifications in SNS calls under way'),
+    held: count('Notifications neither published nor on disk, kept in memory: predictions answer 503 while any is'),
+    backlog_bytes: count('Bytes of the journal/spill files plus held notifications'),
+    oldest_unpublished_seconds: Type.Number({ minimum: 0, description: 'Age of the oldest notification not yet published (0 when none)' }),
+    spill_write_failures: count('Journal/spill writes that failed (disk full, read-only, over NOTIFY_SPILL_MAX_BYTES)'),
     sns_calls: count('Publish and PublishBatch calls made'),
     failed_calls: count('Calls that failed as a whole'),
   })], { description: 'null when AWS_SNS_PREDICTIONS_TOPIC is not set' }),

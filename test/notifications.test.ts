@@ -1,10 +1,12 @@
 import t, { type Test } from 'tap'
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { createApp } from '../app.js'
 import { build, examples, post, splitFrame } from './helper.js'
-import { snsServer } from './support/sns.js'
+import { sizeOf, snsServer } from './support/sns.js'
+import { journalFiles, onDisk, rowsOf } from './support/journal.js'
 
 const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:ml-ids-predictions'
 const { benign, attack } = examples
@@ -18,6 +20,7 @@ function snsEnv (url: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv 
     NOTIFY_DATA_DIR: mkdtempSync(join(tmpdir(), 'ml-ids-notify-')),
     NOTIFY_RETRY_BASE_MS: '5',
     NOTIFY_RETRY_MAX_MS: '40',
+    NOTIFY_GROUPING: 'row',
     ...extra,
   }
 }
@@ -140,26 +143,77 @@ t.test('SNS answering 500 for a while, then recovering: nothing lost, nothing du
   t.equal(stats.spilled, 0)
 })
 
-t.test('SNS down past the queue and the attempts: spilled to disk, replayed on the next start', async t => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'ml-ids-spill-'))
+t.test('SNS down past the queue and the attempts: on disk, replayed on the next start', async t => {
+  for (const journal of ['on', 'off']) {
+    const dataDir = mkdtempSync(join(tmpdir(), 'ml-ids-spill-'))
+    const down = await snsServer(t, { call: () => ({ status: 503, code: 'ServiceUnavailable' }) })
+    const first = createApp({ env: snsEnv(down.url, { NOTIFY_DATA_DIR: dataDir, NOTIFY_QUEUE_SIZE: '10', NOTIFY_MAX_ATTEMPTS: '2', NOTIFY_JOURNAL: journal }) })
+    await first.ready()
+    const res = await post(first, splitFrame(rows(30)))
+    t.same(res.statusCode, 200, `${journal}: the client does not see SNS failing`)
+    await first.close()
+    t.equal(down.accepted.length, 0)
+    t.equal(first.notifications.stats().sns!.spilled, 30, `${journal}: every notification is on disk`)
+    t.equal(onDisk(dataDir).length, 30)
+
+    const up = await snsServer(t)
+    const second = await build(t, snsEnv(up.url, { NOTIFY_DATA_DIR: dataDir, NOTIFY_JOURNAL: journal }))
+    await until(t, '30 replayed messages', () => up.accepted.length === 30 && second.notifications.stats().sns?.published === 30)
+    t.equal(new Set(up.accepted.map(m => rowOf(m.message).join())).size, 30, `${journal}: each row once`)
+    t.match(second.notifications.stats().sns, { replayed: 30, published: 30, failed_calls: 0 })
+    await until(t, 'the replayed segment to be removed', () => journalFiles(dataDir).length === 0)
+  }
+})
+
+t.test('replay remembers its progress: a stop half-way does not publish the first half again', async t => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'ml-ids-progress-'))
   const down = await snsServer(t, { call: () => ({ status: 503, code: 'ServiceUnavailable' }) })
-  const first = createApp({ env: snsEnv(down.url, { NOTIFY_DATA_DIR: dataDir, NOTIFY_QUEUE_SIZE: '10', NOTIFY_MAX_ATTEMPTS: '2' }) })
+  const first = createApp({ env: snsEnv(down.url, { NOTIFY_DATA_DIR: dataDir, NOTIFY_MAX_ATTEMPTS: '1' }) })
   await first.ready()
-  const res = await post(first, splitFrame(rows(30)))
-  t.same(res.statusCode, 200, 'the client does not see SNS failing')
+  await post(first, splitFrame(rows(100)))
   await first.close()
-  t.equal(down.accepted.length, 0)
-  const stats = first.notifications.stats().sns!
-  t.equal(stats.spilled, 30, 'every notification is on disk')
-  const spilled = readFileSync(join(dataDir, 'spill.jsonl'), 'utf8').trim().split('\n')
-  t.equal(spilled.length, 30)
+  t.equal(onDisk(dataDir).length, 100)
+
+  // SNS takes three calls, then fails: the process stops with part of the file published.
+  const flaky = await snsServer(t, { call: ({ number }) => number > 3 ? { status: 503, code: 'ServiceUnavailable' } : undefined })
+  const second = createApp({ env: snsEnv(flaky.url, { NOTIFY_DATA_DIR: dataDir, NOTIFY_CONCURRENCY: '1', NOTIFY_MAX_ATTEMPTS: '1' }) })
+  await second.ready()
+  await until(t, 'a few calls published', () => flaky.calls.length > 3)
+  await second.close()
+  t.equal(flaky.accepted.length, 30, 'three batches of 10 published before the stop')
+  t.equal(onDisk(dataDir).length, 70, 'their acknowledgements are on disk')
 
   const up = await snsServer(t)
-  const second = await build(t, snsEnv(up.url, { NOTIFY_DATA_DIR: dataDir }))
-  await until(t, '30 replayed messages', () => up.accepted.length === 30 && second.notifications.stats().sns?.published === 30)
-  t.equal(new Set(up.accepted.map(m => rowOf(m.message).join())).size, 30, 'each row once')
-  t.match(second.notifications.stats().sns, { replayed: 30, published: 30 })
-  await until(t, 'the replayed file to be removed', () => readdirSync(dataDir).filter(f => f.includes('spill')).length === 0)
+  const third = await build(t, snsEnv(up.url, { NOTIFY_DATA_DIR: dataDir }))
+  await until(t, 'the other 70', () => third.notifications.stats().sns?.published === 70)
+  const all = [...flaky.accepted, ...up.accepted].map(m => rowOf(m.message).join())
+  t.equal(all.length, 100, 'no row published twice')
+  t.equal(new Set(all).size, 100, 'every row published')
+})
+
+t.test('replay race: a segment is not listed again while its entries are in flight', async t => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'ml-ids-race-'))
+  const down = await snsServer(t, { call: () => ({ status: 503, code: 'ServiceUnavailable' }) })
+  const first = createApp({ env: snsEnv(down.url, { NOTIFY_DATA_DIR: dataDir, NOTIFY_MAX_ATTEMPTS: '1' }) })
+  await first.ready()
+  await post(first, splitFrame(rows(20)))
+  await first.close()
+
+  let release = () => {}
+  const gate = new Promise<void>(resolve => { release = resolve })
+  const slow = await snsServer(t, { gate })
+  const app = await build(t, snsEnv(slow.url, { NOTIFY_DATA_DIR: dataDir }))
+  const sns = app.notifications.sns!
+  // Every entry of the file is read and in flight (the loopback holds the calls until released).
+  await until(t, 'all 20 replayed and in flight', () => sns.stats().replayed === 20 && sns.stats().in_flight === 20)
+  // Replays asked for again, as a successful call or the periodic check would, while they are in flight.
+  await Promise.all([sns.start(), sns.start(), sns.start()])
+  t.equal(sns.stats().replayed, 20, 'nothing queued twice')
+  release()
+  await until(t, '20 published', () => sns.stats().published === 20)
+  await until(t, 'the segment removed', () => journalFiles(dataDir).length === 0)
+  t.equal(slow.accepted.length, 20, 'no duplicate')
+  t.match(sns.stats(), { failed_calls: 0, retried: 0, replayed: 20 }, 'no error counted as an SNS failure')
 })
 
 t.test('spilled notifications go out once SNS recovers, without a restart', async t => {
@@ -182,16 +236,17 @@ t.test('on close the queue drains; past the deadline the rest is spilled, not dr
   await draining.close()
   t.equal(slow.accepted.length, 40, 'all published before close returned')
 
-  const stuck = await snsServer(t, { delayMs: 60_000 })
-  const env = snsEnv(stuck.url, { NOTIFY_DRAIN_TIMEOUT_MS: '300' })
-  const app = createApp({ env })
-  await app.ready()
-  await post(app, splitFrame(rows(15)))
-  const started = Date.now()
-  await app.close()
-  t.ok(Date.now() - started < 3000, 'close kept to the deadline')
-  const spilled = readFileSync(join(env.NOTIFY_DATA_DIR!, 'spill.jsonl'), 'utf8').trim().split('\n')
-  t.equal(spilled.length, 15, 'in-flight and queued notifications spilled')
+  for (const journal of ['on', 'off']) {
+    const stuck = await snsServer(t, { delayMs: 60_000 })
+    const env = snsEnv(stuck.url, { NOTIFY_DRAIN_TIMEOUT_MS: '300', NOTIFY_JOURNAL: journal })
+    const app = createApp({ env })
+    await app.ready()
+    await post(app, splitFrame(rows(15)))
+    const started = Date.now()
+    await app.close()
+    t.ok(Date.now() - started < 3000, 'close kept to the deadline')
+    t.equal(onDisk(env.NOTIFY_DATA_DIR!).length, 15, `journal ${journal}: in-flight and queued notifications on disk`)
+  }
 })
 
 t.test('a row too large for any batch is published alone, and counted when SNS refuses it', async t => {
@@ -215,7 +270,8 @@ t.test('NOTIFY=attacks publishes attacks only; NOTIFY=none nothing', async t => 
   const quiet = await snsServer(t)
   const none = await build(t, snsEnv(quiet.url, { NOTIFY: 'none' }))
   await post(none, splitFrame(rows(6)))
-  await new Promise(resolve => setTimeout(resolve, 100))
+  // Closing drains every queued notification: had one been made, SNS would have it now.
+  await none.close()
   t.equal(quiet.calls.length, 0)
 })
 
@@ -225,13 +281,13 @@ t.test('a rejected request notifies nothing', async t => {
   const frame = splitFrame(rows(3))
   frame.data[2] = frame.data[2].slice(1)
   t.equal((await post(app, frame)).statusCode, 400)
-  await new Promise(resolve => setTimeout(resolve, 100))
+  await app.close()
   t.equal(sns.calls.length, 0)
 })
 
 t.test('NOTIFY_LOG_FILE appends notifications as JSON lines', async t => {
   const file = join(mkdtempSync(join(tmpdir(), 'ml-ids-log-')), 'nested', 'notifications.jsonl')
-  const app = createApp({ env: { NOTIFY_LOG_FILE: file } })
+  const app = createApp({ env: { NOTIFY_LOG_FILE: file, NOTIFY_GROUPING: 'row' } })
   await app.ready()
   await post(app, splitFrame(rows(4)))
   await app.close()
@@ -245,5 +301,145 @@ t.test('without SNS nothing is written to the data directory', async t => {
   const app = await build(t, { NOTIFY_DATA_DIR: dataDir })
   await post(app, splitFrame(rows(2)))
   t.equal(existsSync(dataDir), false)
-  t.same((await app.inject('/api/notifications/stats')).json(), { mode: 'all', sns: null, stream: { subscribers: 0, emitted: 0, dropped_subscribers: 0 } })
+  t.same((await app.inject('/api/notifications/stats')).json(), { mode: 'all', grouping: 'request', journal: 'on', sns: null, stream: { subscribers: 0, emitted: 0, dropped_subscribers: 0 } })
+})
+
+const publishedRows = rowsOf
+
+t.test('request grouping: one message per class per request, its rows as one split frame, index labels kept', async t => {
+  const sns = await snsServer(t)
+  const app = await build(t, snsEnv(sns.url, { NOTIFY_GROUPING: 'request' }))
+  const frame = { ...splitFrame(rows(7), { extra: { timestamp: '21/02/2018 10:15:06' } }), index: ['a', 'b', 'c', 'd', 'e', 'f', 'g'] }
+  const res = await post(app, frame)
+  const predictions: number[] = res.json()
+  await until(t, 'two messages', () => sns.accepted.length === 2)
+  t.equal(sns.calls.length, 1, 'one PublishBatch')
+  for (const m of sns.accepted) {
+    const p = m.attributes.prediction.value === 'attack' ? 1 : 0
+    const mine = predictions.flatMap((q, i) => q === p ? [i] : [])
+    t.same(JSON.parse(m.message), { columns: [...frame.columns, 'prediction'], index: mine.map(i => frame.index[i]), data: mine.map(i => [...frame.data[i], p]) }, `class ${p}`)
+    t.same(m.attributes, {
+      prediction: { type: 'String', value: p === 1 ? 'attack' : 'benign' },
+      model: { type: 'String', value: 'cic-ids2018-xgb' },
+      request_id: { type: 'String', value: res.headers['x-request-id'] },
+      rows: { type: 'Number', value: String(mine.length) },
+    })
+  }
+  // What the earlier service's SQS consumer does with the body, with this machine's pandas.
+  const python = '/usr/bin/python3'
+  if (!existsSync(python) || spawnSync(python, ['-c', 'import pandas']).status !== 0) {
+    t.skip('pandas check: /usr/bin/python3 with pandas is not available here', () => {})
+    return
+  }
+  const script = `
+import io, json, sys
+for line in sys.stdin:
+    envelope = {"Type": "Notification", "Message": json.loads(line)["message"]}
+    df = pd.read_json(io.StringIO(json.loads(json.dumps(envelope))["Message"]), orient="split")
+    print(json.dumps({"index": [str(i) for i in df.index], "prediction": [int(v) for v in df["prediction"]], "columns": list(df.columns)[-1]}))
+`
+  const out = spawnSync(python, ['-c', 'import pandas as pd\n' + script], { input: sns.accepted.map(m => JSON.stringify({ message: m.message })).join('\n') + '\n', encoding: 'utf8' })
+  t.equal(out.status, 0, out.stderr)
+  const frames = out.stdout.trim().split('\n').map(line => JSON.parse(line))
+  t.same(frames.map(f => f.index).flat().sort(), ['a', 'b', 'c', 'd', 'e', 'f', 'g'], 'pandas reads every row with its index label')
+  for (const f of frames) t.equal(new Set(f.prediction).size, 1, 'one class per frame')
+  t.same(frames.map(f => f.columns), ['prediction', 'prediction'])
+})
+
+t.test('request grouping: a class over 256 KiB is split into messages within the limit, no row lost or duplicated', async t => {
+  const sns = await snsServer(t)
+  const app = await build(t, snsEnv(sns.url, { NOTIFY_GROUPING: 'request' }))
+  // 60 rows of about 30 KB each (30 text columns of 1,000 characters): about 1.8 MB of rows.
+  const wide = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`note_${i}`, 'x'.repeat(1000)]))
+  const frame = splitFrame(rows(60).map(r => ({ ...r, ...wide })))
+  const res = await post(app, frame)
+  t.equal(res.statusCode, 200)
+  const predictions: number[] = res.json()
+  await until(t, 'all 60 rows', () => publishedRows(sns.accepted).length >= 60 && app.notifications.stats().sns?.queued === 0 && app.notifications.stats().sns?.in_flight === 0)
+  t.ok(sns.accepted.length > 2, `${sns.accepted.length} messages`)
+  for (const m of sns.accepted) {
+    t.ok(sizeOf(m) <= 256 * 1024, `a message of ${sizeOf(m)} bytes`)
+    const body = JSON.parse(m.message)
+    const p = m.attributes.prediction.value === 'attack' ? 1 : 0
+    t.ok(body.data.every((row: unknown[]) => row.at(-1) === p), 'the attribute is every row\'s prediction')
+    t.ok(body.index.every((i: number) => predictions[i] === p), 'each row in its class')
+    t.equal(m.attributes.rows.value, String(body.data.length))
+  }
+  const labels = publishedRows(sns.accepted)
+  t.equal(labels.length, 60, 'no row duplicated')
+  t.equal(new Set(labels).size, 60, 'no row lost')
+  t.equal(app.notifications.stats().sns?.dead_lettered, 0)
+})
+
+t.test('nowhere to keep a notification: predictions 503 and /ready 503, then recovery by themselves, every answered row published', async t => {
+  const cases = [
+    { name: 'journal on a full disk, SNS recovers', journal: 'on', full: true, recovery: 'sns' },
+    { name: 'journal over NOTIFY_SPILL_MAX_BYTES, SNS recovers', journal: 'on', cap: '1024', recovery: 'sns' },
+    { name: 'spill on a full disk, the disk recovers', journal: 'off', full: true, recovery: 'disk' },
+  ]
+  for (const c of cases) {
+    t.comment(c.name)
+    const dataDir = mkdtempSync(join(tmpdir(), 'ml-ids-full-'))
+    let healthy = false
+    const sns = await snsServer(t, { call: () => healthy ? undefined : { status: 503, code: 'ServiceUnavailable' } })
+    const app = await build(t, snsEnv(sns.url, {
+      NOTIFY_DATA_DIR: dataDir,
+      NOTIFY_JOURNAL: c.journal,
+      NOTIFY_MAX_ATTEMPTS: '1',
+      ...(c.cap ? { NOTIFY_SPILL_MAX_BYTES: c.cap } : {}),
+    }))
+    // The segment the journal writes first: /dev/full fails every write with ENOSPC, even for root.
+    if (c.full) symlinkSync('/dev/full', join(dataDir, 'journal-00000001.jsonl'))
+    const answered: string[] = []
+    const send = async (count: number) => {
+      const res = await post(app, splitFrame(rows(count)))
+      if (res.statusCode === 200) for (let i = 0; i < count; i++) answered.push(`${res.headers['x-request-id']}:${i}`)
+      return res
+    }
+    t.equal((await send(10)).statusCode, 200, 'the request whose notifications could not be written is answered')
+    await until(t, 'the notifications to be held', () => app.notifications.stats().sns!.held > 0)
+    const refused = await send(10)
+    t.equal(refused.statusCode, 503)
+    t.equal(refused.json().code, 'NOTIFICATIONS_BACKLOGGED')
+    t.ok(Number(refused.headers['retry-after']) > 0, 'Retry-After')
+    // Every route that announces what it classifies is paused alike; one that announces nothing is not.
+    const body = JSON.stringify(splitFrame(rows(1)))
+    for (const url of ['/api/scores', '/invocations']) {
+      const payload = url === '/invocations' ? `{"dataframe_split":${body}}` : body
+      const res = await app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payload })
+      t.equal(res.json().code, 'NOTIFICATIONS_BACKLOGGED', `${url} is paused too`)
+    }
+    t.equal((await app.inject({ method: 'POST', url: '/api/explanations', headers: { 'content-type': 'application/json' }, payload: body })).statusCode, 200, 'explanations announce nothing: still answered')
+    const ready = await app.inject('/ready')
+    t.equal(ready.statusCode, 503)
+    t.match(ready.json().reason, /neither published nor written/)
+    const stats = app.notifications.stats().sns!
+    t.equal(stats.spilled, 0, 'held notifications are never counted as spilled')
+    t.ok(stats.spill_write_failures > 0, 'write failures counted')
+    t.ok(stats.backlog_bytes > 0 && stats.oldest_unpublished_seconds >= 0)
+    t.match((await app.inject('/metrics')).body, /mlids_notifications_spill_write_failures_total [1-9]/)
+
+    if (c.recovery === 'sns') healthy = true
+    else unlinkSync(join(dataDir, 'journal-00000001.jsonl'))
+    await until(t, '/ready to recover', () => app.notifications.readiness().ready)
+    t.equal((await app.inject('/ready')).statusCode, 200)
+    t.equal((await send(10)).statusCode, 200, 'predictions are taken again')
+    healthy = true
+    await until(t, 'every answered row published', () => new Set(publishedRows(sns.accepted)).size >= answered.length && app.notifications.stats().sns!.queued === 0)
+    const published = new Set(publishedRows(sns.accepted))
+    t.same(answered.filter(row => !published.has(row)), [], `${c.name}: every answered row published at least once`)
+  }
+})
+
+t.test('spill files of versions before the journal are published on start, then removed', async t => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'ml-ids-legacy-'))
+  const legacy = (n: number) => JSON.stringify({ notification: { message: `{"columns":["a","prediction"],"index":[${n}],"data":[[${n},1]]}`, attributes: { prediction: 'attack', model: 'm', request_id: `r${n}` } }, reason: 'queue full', at: '2026-01-01T00:00:00.000Z' })
+  writeFileSync(join(dataDir, 'spill.jsonl'), Array.from({ length: 150 }, (_, n) => legacy(n)).join('\n') + '\n')
+  writeFileSync(join(dataDir, 'spill-1-2.replay.jsonl'), legacy(1000) + '\n')
+  const sns = await snsServer(t)
+  const app = await build(t, snsEnv(sns.url, { NOTIFY_DATA_DIR: dataDir }))
+  await until(t, '151 published', () => app.notifications.stats().sns?.published === 151)
+  t.same(sns.accepted.map(m => JSON.parse(m.message).index[0]).sort((a, b) => a - b), [...Array.from({ length: 150 }, (_, n) => n), 1000], 'each once')
+  t.notOk(existsSync(join(dataDir, 'spill.jsonl')))
+  await until(t, 'the journal emptied', () => journalFiles(dataDir).length === 0)
 })

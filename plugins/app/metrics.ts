@@ -37,30 +37,39 @@ export default fp(async function metrics (fastify) {
   const classifierErrors = new Counter({ name: 'mlids_classifier_errors_total', help: 'Requests the classifier failed (5xx)', labelNames: ['backend', 'status_code'], registers: [registry] })
 
   // Notification counters live in the publisher; these read them at scrape time.
+  const sns = () => fastify.notifications.stats().sns
   const seen: Record<string, number> = {}
   new Counter({ // eslint-disable-line no-new
     name: 'mlids_notifications_total',
-    help: 'SNS notifications by outcome: published, retried, spilled, dead_lettered, replayed',
+    help: 'SNS notifications by outcome: published, retried, spilled (left on disk), dead_lettered, replayed, lost',
     labelNames: ['outcome'],
     registers: [registry],
     collect () {
-      const stats = fastify.notifications.stats().sns
+      const stats = sns()
       if (stats === null) return
-      for (const outcome of ['published', 'retried', 'spilled', 'dead_lettered', 'replayed'] as const) {
+      for (const outcome of ['published', 'retried', 'spilled', 'dead_lettered', 'replayed', 'lost'] as const) {
         this.inc({ outcome }, stats[outcome] - (seen[outcome] ?? 0))
         seen[outcome] = stats[outcome]
       }
     },
   })
-  new Gauge({ // eslint-disable-line no-new
-    name: 'mlids_notifications_queued',
-    help: 'SNS notifications waiting in memory or in flight',
+  new Counter({ // eslint-disable-line no-new
+    name: 'mlids_notifications_spill_write_failures_total',
+    help: 'Journal/spill writes that failed: disk full, read-only or missing folder, over NOTIFY_SPILL_MAX_BYTES',
     registers: [registry],
     collect () {
-      const stats = fastify.notifications.stats().sns
-      this.set(stats === null ? 0 : stats.queued + stats.in_flight)
+      const stats = sns()
+      if (stats === null) return
+      this.inc(stats.spill_write_failures - (seen.spill_write_failures ?? 0))
+      seen.spill_write_failures = stats.spill_write_failures
     },
   })
+  const gauge = (name: string, help: string, read: (stats: NonNullable<ReturnType<typeof sns>>) => number) =>
+    new Gauge({ name, help, registers: [registry], collect () { const stats = sns(); this.set(stats === null ? 0 : read(stats)) } })
+  gauge('mlids_notifications_queued', 'SNS notifications waiting in memory or in flight', s => s.queued + s.in_flight)
+  gauge('mlids_notifications_backlog_bytes', 'Bytes of notifications on disk (journal/spill) and held in memory', s => s.backlog_bytes)
+  gauge('mlids_notifications_oldest_unpublished_seconds', 'Age of the oldest notification not yet published', s => s.oldest_unpublished_seconds)
+  gauge('mlids_notifications_held', 'Notifications neither published nor on disk: predictions answer 503 while above 0', s => s.held)
   new Gauge({ // eslint-disable-line no-new
     name: 'mlids_stream_subscribers',
     help: 'Server-Sent Events subscribers connected',
@@ -74,7 +83,7 @@ export default fp(async function metrics (fastify) {
     requests.inc(labels)
     duration.observe(labels, reply.elapsedTime / 1000)
     const backend = fastify.classifier.backend
-    if (request.classified !== null) {
+    if (request.classified != null) {
       const { predictions: answered, seconds } = request.classified
       rows.inc({ backend }, answered.length)
       let attacks = 0

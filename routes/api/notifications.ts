@@ -9,8 +9,9 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       security: apiSecurity,
       tags: ['notifications'],
       summary: 'Live notifications as Server-Sent Events',
-      description: 'Each `prediction` event carries `{"message": <the SNS message: the row as a one-row pandas split frame ' +
-        'with a prediction column>, "attributes": {"prediction": "attack"|"benign", "model", "request_id"}}`. ' +
+      description: 'Each `prediction` event carries `{"message": <the SNS message: a pandas split frame with a prediction column, ' +
+        'of one request\'s rows of one class (NOTIFY_GROUPING=request) or of one row (row)>, ' +
+        '"attributes": {"prediction": "attack"|"benign", "model", "request_id", "rows" (request grouping)}}`. ' +
         'Attacks only unless `include=all`; NOTIFY=attacks or none applies here too. A subscriber that falls ' +
         'too far behind is disconnected and may reconnect.',
       querystring: NotificationQuery,
@@ -31,7 +32,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
     schema: {
       security: apiSecurity,
       tags: ['notifications'],
-      summary: 'Notification counters: published, retried, spilled, dead-lettered, queued',
+      summary: 'Notification counters: published, retried, spilled, dead-lettered, queued, held, backlog',
       response: { 200: Type.Ref(NotificationStats, { description: 'Counters since start' }) },
     },
   }, async function () {

@@ -9,6 +9,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
   const limits = `Rows are numbered from 0 in error messages (CSV: by line of the file). At most ${MAX_ROWS} rows and ${BODY_LIMIT} bytes per request.`
 
   fastify.post('/predictions', {
+    config: { announces: true },
     ...flowInput(fastify.config),
     schema: {
       security: apiSecurity,
@@ -32,6 +33,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.post('/scores', {
+    config: { announces: true },
     ...flowInput(fastify.config),
     schema: {
       security: apiSecurity,

@@ -15,14 +15,23 @@ export interface EntryFailure {
   senderFault: boolean
 }
 
+/** A message's size as SNS counts it against its 256 KiB: body plus attribute names, types and values. */
+export const sizeOf = (m: Received) =>
+  Buffer.byteLength(m.message) + Object.entries(m.attributes).reduce((sum, [name, v]) => sum + Buffer.byteLength(name) + Buffer.byteLength(v.type) + Buffer.byteLength(v.value), 0)
+const LIMIT = 256 * 1024
+
 /**
  * A loopback SNS speaking the Query protocol (form-encoded `Action=Publish` / `PublishBatch`, XML
- * answers), for the real @aws-sdk/client-sns. `decide` chooses, per call and per entry, what to answer.
+ * answers), for the real @aws-sdk/client-sns, with SNS's size limits: a message over 256 KiB is
+ * refused (InvalidParameter), and so is a batch over 256 KiB in all (BatchRequestTooLong).
+ * `decide` chooses, per call and per entry, what else to answer.
  */
 export async function snsServer (t: Test, decide: {
   call?: (call: { action: string, entries: Received[], number: number }) => { status: number, code: string } | undefined
   entry?: (entry: Received) => EntryFailure | undefined
   delayMs?: number
+  /** Calls wait for this before they are answered (and their messages accepted). */
+  gate?: Promise<void>
 } = {}) {
   const accepted: Received[] = []
   const calls: Array<{ action: string, entries: number }> = []
@@ -33,10 +42,13 @@ export async function snsServer (t: Test, decide: {
     const entries = action === 'PublishBatch' ? batchEntries(form, topic) : [{ id: '', ...single(form, '', topic) }]
     calls.push({ action, entries: entries.length })
     if (decide.delayMs) await new Promise(resolve => setTimeout(resolve, decide.delayMs).unref())
-    const failure = decide.call?.({ action, entries, number: calls.length })
+    if (decide.gate) await decide.gate
+    const total = entries.reduce((sum, e) => sum + sizeOf(e), 0)
+    const failure = decide.call?.({ action, entries, number: calls.length }) ??
+      (action === 'PublishBatch' && total > LIMIT ? { status: 400, code: 'BatchRequestTooLong' } : undefined)
     if (failure) return xml(res, failure.status, `<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><Error><Type>${failure.status < 500 ? 'Sender' : 'Receiver'}</Type><Code>${failure.code}</Code><Message>${failure.code} happened</Message></Error><RequestId>${randomUUID()}</RequestId></ErrorResponse>`)
     if (action === 'Publish') {
-      const entryFailure = decide.entry?.(entries[0])
+      const entryFailure = decide.entry?.(entries[0]) ?? (sizeOf(entries[0]) > LIMIT ? { code: 'InvalidParameter', senderFault: true } : undefined)
       if (entryFailure) return xml(res, entryFailure.senderFault ? 400 : 500, `<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><Error><Type>Sender</Type><Code>${entryFailure.code}</Code><Message>refused</Message></Error><RequestId>r</RequestId></ErrorResponse>`)
       accepted.push(strip(entries[0]))
       return xml(res, 200, `<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult><MessageId>${randomUUID()}</MessageId></PublishResult><ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></PublishResponse>`)
@@ -44,7 +56,7 @@ export async function snsServer (t: Test, decide: {
     let successful = ''
     let failed = ''
     for (const entry of entries) {
-      const entryFailure = decide.entry?.(entry)
+      const entryFailure = decide.entry?.(entry) ?? (sizeOf(entry) > LIMIT ? { code: 'InvalidParameter', senderFault: true } : undefined)
       if (entryFailure) {
         failed += `<member><Id>${entry.id}</Id><Code>${entryFailure.code}</Code><Message>refused</Message><SenderFault>${entryFailure.senderFault}</SenderFault></member>`
       } else {

@@ -1,0 +1,72 @@
+import { PublishBatchCommand, PublishCommand, type MessageAttributeValue, type SNSClient } from '@aws-sdk/client-sns'
+import type { Notification } from './message.js'
+
+/** SNS's limits: 10 entries per PublishBatch, 256 KiB per message and per batch (body plus attributes). */
+export const MAX_BATCH_ENTRIES = 10
+
+// Errors about one message: publishing it again cannot succeed.
+const PERMANENT_MESSAGE_ERRORS = new Set(['InvalidParameter', 'InvalidParameterValue', 'ValidationError', 'InvalidMessageContents'])
+// Errors about a batch as a whole, that its entries sent one by one avoid.
+const SPLITTABLE_BATCH_ERRORS = new Set(['BatchRequestTooLong', 'TooManyEntriesInBatchRequest', 'BatchEntryIdsNotDistinct', 'EmptyBatchRequest', 'InvalidBatchEntryId'])
+
+/** What SNS did with one notification of a call. */
+export type Outcome =
+  | { readonly status: 'published' }
+  /** Refused for good: sending it again cannot succeed. */
+  | { readonly status: 'refused', readonly reason: string }
+  /** Not taken this time: worth another attempt. */
+  | { readonly status: 'failed', readonly reason: string }
+
+/** A call that failed as a whole. */
+export interface CallFailure {
+  readonly code: string
+  readonly message: string
+  /** The batch was refused as a batch: its entries sent one by one may pass. */
+  readonly splittable: boolean
+}
+
+function errorCode (err: unknown): string {
+  const e = err as { name?: string, Code?: string, code?: string }
+  return e.Code ?? e.name ?? e.code ?? 'Error'
+}
+
+const attributesOf = (n: Notification): Record<string, MessageAttributeValue> => {
+  const out: Record<string, MessageAttributeValue> = {}
+  for (const [name, value] of Object.entries(n.attributes)) out[name] = { DataType: name === 'rows' ? 'Number' : 'String', StringValue: value as string }
+  return out
+}
+
+/**
+ * One SNS call for up to 10 notifications: `Publish` for one, `PublishBatch` for more. Answers one
+ * outcome per notification, in order, or a CallFailure when the call failed as a whole. Knows the
+ * wire and SNS's error codes; nothing about queues, retries or files.
+ */
+export function createSender (client: SNSClient, topicArn: string) {
+  return {
+    async send (batch: readonly Notification[], signal: AbortSignal): Promise<Outcome[] | CallFailure> {
+      try {
+        if (batch.length === 1) {
+          await client.send(new PublishCommand({ TopicArn: topicArn, Message: batch[0].message, MessageAttributes: attributesOf(batch[0]) }), { abortSignal: signal })
+          return [{ status: 'published' }]
+        }
+        const answer = await client.send(new PublishBatchCommand({
+          TopicArn: topicArn,
+          PublishBatchRequestEntries: batch.map((n, i) => ({ Id: String(i), Message: n.message, MessageAttributes: attributesOf(n) })),
+        }), { abortSignal: signal })
+        const outcomes: Outcome[] = batch.map(() => ({ status: 'published' }))
+        for (const f of answer.Failed ?? []) {
+          const reason = `${f.Code ?? 'Error'}: ${f.Message ?? ''}`
+          outcomes[Number(f.Id)] = f.SenderFault === true && PERMANENT_MESSAGE_ERRORS.has(f.Code ?? '') ? { status: 'refused', reason } : { status: 'failed', reason }
+        }
+        return outcomes
+      } catch (err) {
+        const code = errorCode(err)
+        const message = (err as Error).message
+        if (batch.length === 1 && PERMANENT_MESSAGE_ERRORS.has(code)) return [{ status: 'refused', reason: `${code}: ${message}` }]
+        return { code, message, splittable: batch.length > 1 && SPLITTABLE_BATCH_ERRORS.has(code) }
+      }
+    },
+  }
+}
+
+export type Sender = ReturnType<typeof createSender>
