@@ -1,6 +1,7 @@
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
 import type { ModelInfo } from '../schemas/model.js'
 import type { Classifier } from './types.js'
+import { columnsKey } from './frame.js'
 import { fillFeatures, planFeatures, type FeaturePlan } from './features.js'
 import type { LoadedModel } from './model.js'
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
@@ -17,8 +18,7 @@ export function createLocalClassifier (model: LoadedModel) {
   const features = new Float32Array(metadata.features.length)
 
   function planFor (columns: readonly string[]): FeaturePlan {
-    // JSON, not a join: no two different lists share a key.
-    const key = JSON.stringify(columns)
+    const key = columnsKey(columns)
     let plan = plans.get(key)
     if (plan === undefined) {
       plan = planFeatures(columns, metadata.features, metadata.preprocessing)
