@@ -14,6 +14,19 @@ const TooManyRowsError = createError<[number, number]>('TOO_MANY_ROWS', '%d rows
  */
 export function isSupportedMediaType (header: string | undefined): boolean {
   if (header === undefined) return false
+  // Clients send one spelling request after request: remember the answers for a few.
+  let supported = mediaTypes.get(header)
+  if (supported === undefined) {
+    supported = parseMediaType(header)
+    if (mediaTypes.size >= MEDIA_TYPE_CACHE_SIZE) mediaTypes.delete(mediaTypes.keys().next().value as string)
+    mediaTypes.set(header, supported)
+  }
+  return supported
+}
+const MEDIA_TYPE_CACHE_SIZE = 32
+const mediaTypes = new Map<string, boolean>()
+
+function parseMediaType (header: string): boolean {
   const [essence, ...params] = header.split(';').map(part => part.trim().toLowerCase())
   if (essence !== 'application/json') return false
   return params.every(param => {
