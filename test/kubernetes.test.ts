@@ -58,6 +58,12 @@ t.test('the environment names only variables the configuration declares', async 
   for (const name of Object.keys(env)) t.ok(name in ConfigSchema.properties, name)
 })
 
+t.test('WORKERS follows the CPU limit', async t => {
+  const workers = container.env.find((e: { name: string }) => e.name === 'WORKERS')
+  t.same(workers.valueFrom.resourceFieldRef, { resource: 'limits.cpu', divisor: '1' })
+  t.ok(container.resources.limits.cpu, 'there is a CPU limit to follow')
+})
+
 t.test('ports: the container listens where the service says and the Service targets it', async t => {
   const [port] = container.ports
   t.equal(port.containerPort, Number(env.PORT))
