@@ -12,6 +12,7 @@ import shutdown from './plugins/app/shutdown.js'
 import requestLog from './plugins/app/request-log.js'
 import auth from './plugins/app/auth.js'
 import classifier from './plugins/app/classifier.js'
+import workerPool from './plugins/app/worker-pool.js'
 import notifications from './plugins/app/notifications.js'
 import metrics from './plugins/app/metrics.js'
 import rootRoutes from './routes/root.js'
@@ -19,6 +20,7 @@ import metricsRoutes from './routes/metrics.js'
 import modelRoutes from './routes/api/model.js'
 import predictionRoutes from './routes/api/predictions.js'
 import notificationRoutes from './routes/api/notifications.js'
+import { AJV_OPTIONS } from './schemas/ajv.js'
 import { ErrorResponse } from './schemas/common.js'
 import { Health, Metrics, ModelInfo, Preprocessing } from './schemas/model.js'
 import { NotificationStats } from './schemas/notifications.js'
@@ -26,8 +28,8 @@ import { PandasSplitFrame, Predictions } from './schemas/predictions.js'
 
 /** Fastify's own options, shared by the server and the tests so both build the same app. */
 export const serverOptions = {
-  // Types are checked, never coerced: a string where a number belongs is the client's error to see.
-  ajv: { customOptions: { coerceTypes: false, allowUnionTypes: true } },
+  // Types are checked, never coerced (shared with the worker threads, which compile the same schema).
+  ajv: AJV_OPTIONS,
   // Behind a load balancer the client's address is in X-Forwarded-For.
   trustProxy: true,
   // The caller's x-request-id when it is a sane token (it lands in logs and notifications), else a UUID.
@@ -65,6 +67,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(requestLog)
   await fastify.register(auth)
   await fastify.register(classifier)
+  await fastify.register(workerPool)
   await fastify.register(notifications)
   await fastify.register(metrics)
   // Routes.

@@ -72,8 +72,15 @@ export function createLocalClassifier (model: LoadedModel) {
       for (let r = 0; r < p.length; r++) predictions[r] = p[r] >= metadata.threshold ? 1 : 0
       return predictions
     },
+    /** Predictions in one go, as 0/1 bytes: for worker threads, which have no one to yield to. */
+    predictSync (frame: PandasSplitFrame): Uint8Array {
+      const p = probabilities(frame)
+      const predictions = new Uint8Array(p.length)
+      for (let r = 0; r < p.length; r++) predictions[r] = p[r] >= metadata.threshold ? 1 : 0
+      return predictions
+    },
     readiness: () => ({ ready: true }),
     describe: () => info,
     async close () {},
-  } satisfies Classifier & { probabilities: unknown }
+  } satisfies Classifier & { probabilities: unknown, predictSync: unknown }
 }

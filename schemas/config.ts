@@ -15,6 +15,11 @@ export const ConfigSchema = Type.Object({
   // Below ECS's 30 s stop timeout, so in-flight work finishes before the task is killed.
   SHUTDOWN_TIMEOUT_MS: Type.Integer({ default: 25000, minimum: 0 }),
   MAX_ROWS: Type.Integer({ default: 10000, minimum: 1 }),
+  // Worker threads that parse, check and classify large bodies off the event loop (embedded model
+  // only). Unset: os.availableParallelism(), the CPUs this container may use. 0: none, all on the main thread.
+  WORKERS: Type.Optional(Type.Integer({ minimum: 0, maximum: 256 })),
+  // Bodies of at least this many bytes go to a worker thread; smaller ones are fastest where they are.
+  WORKER_MIN_BYTES: Type.Integer({ default: 256 * 1024, minimum: 0 }),
 
   MODEL_DIR: Type.Optional(Type.String({ minLength: 1 })),
 

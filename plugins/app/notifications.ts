@@ -9,7 +9,7 @@ import type { NotificationStats } from '../../schemas/notifications.js'
 import { endpointUrl } from '../../classifier/sagemaker.js'
 import { projectRoot } from '../../project.js'
 import { createJournal } from '../../notifications/journal.js'
-import { notificationsFor } from '../../notifications/message.js'
+import { notificationsFor, notificationsFromMessages, type PrebuiltMessages } from '../../notifications/message.js'
 import { createSnsPublisher } from '../../notifications/sns-publisher.js'
 import { createNotificationStream, eventData } from '../../notifications/stream.js'
 
@@ -18,8 +18,11 @@ declare module 'fastify' {
     notifications: ReturnType<typeof createNotifier>
   }
   interface FastifyRequest {
-    /** Set by the predictions route; the onResponse hook notifies from it. */
-    classified: { frame: PandasSplitFrame, predictions: Prediction[], seconds: number } | null
+    /**
+     * Set by the predictions route; the onResponse hook notifies from it: from the frame, or from the
+     * bodies a worker thread built when the frame was parsed there.
+     */
+    classified: { frame?: PandasSplitFrame, messages?: PrebuiltMessages, predictions: Prediction[], seconds: number } | null
   }
 }
 
@@ -65,12 +68,14 @@ function createNotifier (config: Config, log: import('fastify').FastifyBaseLogge
     stream,
     sns,
     /** Every output of a classified request: SNS, the log file and live subscribers, as NOTIFY allows. */
-    notify (frame: PandasSplitFrame, predictions: Prediction[], context: { model: string, requestId: string }): void {
+    notify (rows: { frame?: PandasSplitFrame, messages?: PrebuiltMessages }, predictions: Prediction[], context: { model: string, requestId: string }): void {
       if (mode === 'none' || predictions.length === 0) return
       // Build only what someone will receive: with only attack subscribers, no benign notification.
       const kind = sns !== undefined || logFile !== undefined || stream.wants('all') ? mode : stream.wants('attacks') ? 'attacks' : undefined
       if (kind === undefined) return
-      const notifications = notificationsFor(frame, predictions, kind, context)
+      const notifications = rows.messages !== undefined
+        ? notificationsFromMessages(rows.messages, predictions, kind, context)
+        : notificationsFor(rows.frame!, predictions, kind, context)
       sns?.publish(notifications)
       if (logFile !== undefined) for (const n of notifications) logFile.appendJson(eventData(n))
       stream.emit(notifications)
@@ -96,8 +101,8 @@ export default fp(async function notifications (fastify) {
   fastify.decorateRequest('classified', null)
   fastify.addHook('onResponse', async (request, reply) => {
     if (request.classified === null || reply.statusCode !== 200) return
-    const { frame, predictions } = request.classified
-    notifier.notify(frame, predictions, { model: fastify.classifier.describe().name, requestId: request.id })
+    const { predictions } = request.classified
+    notifier.notify(request.classified, predictions, { model: fastify.classifier.describe().name, requestId: request.id })
   })
   // What an earlier run spilled goes out first.
   fastify.addHook('onReady', async () => { notifier.sns?.start() })

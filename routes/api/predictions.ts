@@ -2,11 +2,11 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import createError from '@fastify/error'
 import { Type } from '@sinclair/typebox'
 import { checkFrame } from '../../classifier/frame.js'
+import { checkRowCount, compileFrameValidator, parseJsonBody } from '../../classifier/body.js'
 import { apiSecurity, errorResponses } from '../../schemas/common.js'
-import { PandasSplitFrame, PREDICTION_MEDIA_TYPES, Predictions } from '../../schemas/predictions.js'
+import { PandasSplitFrame, PREDICTION_MEDIA_TYPES, Predictions, type Prediction } from '../../schemas/predictions.js'
 
 const UnsupportedMediaTypeError = createError<[string]>('FST_ERR_CTP_INVALID_MEDIA_TYPE', '%s', 415)
-const TooManyRowsError = createError<[number, number]>('TOO_MANY_ROWS', '%d rows exceed the limit of %d rows per request: split the frame', 413)
 
 /**
  * `application/json`, optionally with `format=pandas-split` and `charset=utf-8`, in any case and spacing.
@@ -39,7 +39,29 @@ function parseMediaType (header: string): boolean {
 }
 
 const routes: FastifyPluginAsyncTypebox = async function (fastify) {
-  const { BODY_LIMIT, MAX_ROWS } = fastify.config
+  const { BODY_LIMIT, MAX_ROWS, WORKER_MIN_BYTES, NOTIFY } = fastify.config
+  const pool = fastify.workerPool
+
+  // Large bodies stay bytes, for a worker thread to parse, check and classify (classifier/body.ts, the
+  // same steps as here); the others are parsed here, as Fastify's own JSON parser would.
+  fastify.removeContentTypeParser('application/json')
+  fastify.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body: Buffer, done) => {
+    if (pool !== null && body.length >= WORKER_MIN_BYTES) return done(null, body)
+    try {
+      done(null, parseJsonBody(body))
+    } catch (err) {
+      done(err as Error, undefined)
+    }
+  })
+  // The schema compiled as Fastify would, by the function the workers use; bytes are checked there.
+  const validate = compileFrameValidator()
+  function validateBody (data: unknown): boolean {
+    if (Buffer.isBuffer(data)) return true
+    const valid = validate(data)
+    validateBody.errors = validate.errors
+    return valid
+  }
+  validateBody.errors = validate.errors
 
   fastify.post('/predictions', {
     bodyLimit: BODY_LIMIT,
@@ -62,15 +84,20 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       if (!isSupportedMediaType(request.headers['content-type'])) throw new UnsupportedMediaTypeError('')
     },
     // Before schema validation walks every cell: a frame over the row limit is refused at once.
-    preValidation: async (request) => {
-      const rows = (request.body as { data?: unknown })?.data
-      if (Array.isArray(rows) && rows.length > MAX_ROWS) throw new TooManyRowsError(rows.length, MAX_ROWS)
-    },
+    preValidation: async (request) => { checkRowCount(request.body, MAX_ROWS) },
+    validatorCompiler: () => validateBody,
   }, async function (request) {
-    checkFrame(request.body)
+    const body: PandasSplitFrame | Buffer = request.body
     const started = performance.now()
-    const predictions = await fastify.classifier.predict(request.body)
-    request.classified = { frame: request.body, predictions, seconds: (performance.now() - started) / 1000 }
+    if (Buffer.isBuffer(body)) {
+      const { predictions, messages } = await pool!.run(body, NOTIFY)
+      const answer = Array.from(predictions) as Prediction[]
+      request.classified = { messages, predictions: answer, seconds: (performance.now() - started) / 1000 }
+      return answer
+    }
+    checkFrame(body)
+    const predictions = await fastify.classifier.predict(body)
+    request.classified = { frame: body, predictions, seconds: (performance.now() - started) / 1000 }
     return predictions
   })
 }
