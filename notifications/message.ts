@@ -23,41 +23,52 @@ export type NotifyMode = 'all' | 'attacks' | 'none'
  */
 export function notificationsFor (frame: PandasSplitFrame, predictions: readonly Prediction[], mode: NotifyMode, context: { model: string, requestId: string }): Notification[] {
   if (mode === 'none') return []
-  const columns = JSON.stringify([...frame.columns, 'prediction'])
+  const head = messageHead(frame)
   const out: Notification[] = []
   for (let i = 0; i < predictions.length; i++) {
     const prediction = predictions[i]
     if (mode === 'attacks' && prediction !== 1) continue
-    const row = JSON.stringify(frame.data[i])
-    const label = JSON.stringify(frame.index?.[i] ?? i)
-    out.push({
-      // The row's JSON with the prediction appended: no copy of the row array.
-      message: `{"columns":${columns},"index":[${label}],"data":[${row.length > 2 ? row.slice(0, -1) + ',' : '['}${prediction}]]}`,
-      attributes: { prediction: prediction === 1 ? 'attack' : 'benign', model: context.model, request_id: context.requestId },
-    })
+    out.push(notification(head, rowPart(frame, i), prediction, context))
   }
   return out
 }
 
+// A message is head + row part + tail: the pieces are built by these functions wherever the frame is.
+const messageHead = (frame: PandasSplitFrame) => `{"columns":${JSON.stringify([...frame.columns, 'prediction'])},"index":[`
+
+/** The row's label and JSON with the prediction to append: no copy of the row array. */
+function rowPart (frame: PandasSplitFrame, i: number): string {
+  const row = JSON.stringify(frame.data[i])
+  return `${JSON.stringify(frame.index?.[i] ?? i)}],"data":[${row.length > 2 ? row.slice(0, -1) + ',' : '['}`
+}
+
+const notification = (head: string, part: string, prediction: number, context: { model: string, requestId: string }): Notification => ({
+  message: `${head}${part}${prediction}]]}`,
+  attributes: { prediction: prediction === 1 ? 'attack' : 'benign', model: context.model, request_id: context.requestId },
+})
+
 /**
- * A frame's notification bodies built where the frame was parsed (a worker thread), for the rows
- * `mode` lets through: one string and where each body ends, cheap to send between threads.
+ * The pieces of a frame's notification bodies, built where the frame was parsed (a worker thread) for
+ * the rows `mode` lets through: the columns once, and the rows' parts as one string with where each
+ * ends, cheap to send between threads.
  */
 export interface PrebuiltMessages {
   readonly mode: 'all' | 'attacks'
-  readonly text: string
+  readonly head: string
+  readonly parts: string
   readonly ends: Uint32Array
 }
 
 export function prebuildMessages (frame: PandasSplitFrame, predictions: ArrayLike<number>, mode: 'all' | 'attacks'): PrebuiltMessages {
-  const built = notificationsFor(frame, predictions as readonly Prediction[], mode, { model: '', requestId: '' })
-  const ends = new Uint32Array(built.length)
+  const parts: string[] = []
+  for (let i = 0; i < predictions.length; i++) if (mode === 'all' || predictions[i] === 1) parts.push(rowPart(frame, i))
+  const ends = new Uint32Array(parts.length)
   let end = 0
-  for (let i = 0; i < built.length; i++) ends[i] = end += built[i].message.length
-  return { mode, text: built.map(n => n.message).join(''), ends }
+  for (let i = 0; i < parts.length; i++) ends[i] = end += parts[i].length
+  return { mode, head: messageHead(frame), parts: parts.join(''), ends }
 }
 
-/** The notifications notificationsFor would give, from prebuilt bodies: `mode` must be within theirs. */
+/** The notifications notificationsFor would give, from prebuilt pieces: `mode` must be within theirs. */
 export function notificationsFromMessages (prebuilt: PrebuiltMessages, predictions: readonly Prediction[], mode: NotifyMode, context: { model: string, requestId: string }): Notification[] {
   if (mode === 'none') return []
   if (mode === 'all' && prebuilt.mode !== 'all') throw new Error('notifications of every row asked of bodies built for attacks only')
@@ -68,12 +79,7 @@ export function notificationsFromMessages (prebuilt: PrebuiltMessages, predictio
     const prediction = predictions[i]
     if (prebuilt.mode === 'attacks' && prediction !== 1) continue
     const end = prebuilt.ends[m++]
-    if (mode === 'all' || prediction === 1) {
-      out.push({
-        message: prebuilt.text.slice(start, end),
-        attributes: { prediction: prediction === 1 ? 'attack' : 'benign', model: context.model, request_id: context.requestId },
-      })
-    }
+    if (mode === 'all' || prediction === 1) out.push(notification(prebuilt.head, prebuilt.parts.slice(start, end), prediction, context))
     start = end
   }
   return out
