@@ -51,23 +51,23 @@ const bodies: Array<[string, unknown]> = [
   ['too many rows', { columns, data: Array(6).fill(row) }],
 ]
 
+// One pair for the comparisons: a worker thread takes seconds to start when the tests run TypeScript.
+const { main, pooled, taken } = await pair(t, { MAX_ROWS: '5' })
+
 t.test('the pool answers every body as the main thread does: same status, same bytes', async t => {
-  const { main, pooled, taken } = await pair(t, { MAX_ROWS: '5' })
   for (const [name, body] of bodies) {
     const [a, b] = [await post(main, body), await post(pooled, body)]
     t.equal(b.statusCode, a.statusCode, `${name}: ${a.statusCode}`)
     t.equal(b.body, a.body, name)
   }
   t.equal(taken(), bodies.length, 'every body went to the pool')
-  t.equal(taken(), bodies.length)
 })
 
 t.test('random frames, valid or not, answer the same on both paths', async t => {
-  const { main, pooled } = await pair(t)
   const cell = fc.oneof(fc.double(), fc.integer(), fc.constant(null), fc.constantFrom('Infinity', '-inf', 'nan', '12', 'abc', ''), fc.boolean())
   await fc.assert(fc.asyncProperty(
     fc.subarray(columns, { minLength: columns.length - 2 }),
-    fc.array(fc.array(cell, { minLength: columns.length - 3, maxLength: columns.length }), { maxLength: 8 }),
+    fc.array(fc.array(cell, { minLength: columns.length - 3, maxLength: columns.length }), { maxLength: 6 }),
     async (cols, data) => {
       const body = { columns: cols, data }
       const [a, b] = [await post(main, body), await post(pooled, body)]
