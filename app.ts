@@ -13,6 +13,7 @@ import requestLog from './plugins/app/request-log.js'
 import auth from './plugins/app/auth.js'
 import classifier from './plugins/app/classifier.js'
 import flowInput from './plugins/app/flow-input.js'
+import workerPool from './plugins/app/worker-pool.js'
 import notifications from './plugins/app/notifications.js'
 import metrics from './plugins/app/metrics.js'
 import rootRoutes from './routes/root.js'
@@ -23,6 +24,7 @@ import notificationRoutes from './routes/api/notifications.js'
 import explanationRoutes from './routes/api/explanations.js'
 import dashboardRoutes from './routes/dashboard.js'
 import invocationRoutes from './routes/invocations.js'
+import { AJV_OPTIONS } from './schemas/ajv.js'
 import { ErrorResponse } from './schemas/common.js'
 import { FamilyRate, Health, Metrics, ModelInfo, OperatingPoint, Preprocessing } from './schemas/model.js'
 import { MlflowPredictions, MlflowRequest, VersionInfo } from './schemas/mlflow.js'
@@ -32,8 +34,8 @@ import { Explanations } from './schemas/explanations.js'
 
 /** Fastify's own options, shared by the server and the tests so both build the same app. */
 export const serverOptions = {
-  // Types are checked, never coerced: a string where a number belongs is the client's error to see.
-  ajv: { customOptions: { coerceTypes: false, allowUnionTypes: true } },
+  // Types are checked, never coerced (shared with the worker threads, which compile the same schema).
+  ajv: AJV_OPTIONS,
   // Behind a load balancer the client's address is in X-Forwarded-For.
   trustProxy: true,
   // The caller's x-request-id when it is a sane token (it lands in logs and notifications), else a UUID.
@@ -73,6 +75,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(auth)
   await fastify.register(classifier)
   await fastify.register(flowInput)
+  await fastify.register(workerPool)
   await fastify.register(notifications)
   await fastify.register(metrics)
   // Routes.

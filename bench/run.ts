@@ -7,12 +7,14 @@
  *   npm run bench -- --short      # 3 s per scenario, for a quick check
  *   npm run bench -- --profile    # also write a CPU profile of each service run (node --cpu-prof)
  *   npm run bench -- --only 'embedded'   # only the scenarios whose name contains this
+ *   npm run bench -- --only mixed        # only the mixed scenario: 1-row requests alone and beside
+ *                                         # 10,000-row ones, with 0, 1, 2 and all worker threads
  *
  * Needs no network and no AWS account: SageMaker and SNS are loopback stand-ins (bench/stubs.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
-import { cpus, tmpdir, totalmem } from 'node:os'
+import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { createServer } from 'node:net'
 import { once } from 'node:events'
@@ -205,6 +207,58 @@ try {
   for (const child of children) child.kill('SIGTERM')
 }
 
+/**
+ * The mixed scenario: 10 connections of 1-row requests, alone, then while two connections send
+ * 10,000-row requests (about 5 MB each), in the same service process. Targets: p99 of the small
+ * requests beside the big ones at most max(3x alone, 50 ms), and their throughput at least half.
+ */
+interface MixedRow {
+  workers: string
+  alone: { req_per_s: number, p99_ms: number }
+  beside_big: { req_per_s: number, p99_ms: number, big_rows_per_s: number, big_p99_ms: number, errors: number }
+  p99_target_ms: number
+  p99_met: boolean
+  throughput_met: boolean
+}
+const mixed: MixedRow[] = []
+if (values.only === undefined || 'mixed'.includes(values.only)) {
+  const small = JSON.stringify(frameOf(1))
+  const big = JSON.stringify(frameOf(10000))
+  const all = availableParallelism()
+  const settings = [...new Set(['0', '1', '2', String(all)])]
+  try {
+    for (const workers of settings) {
+      const label = `mixed, WORKERS=${workers}${workers === String(all) ? ' (all)' : ''}`
+      const { child, url } = await startService({ NOTIFY: 'none', WORKERS: workers }, label)
+      await Promise.all([load(url, small, 10, warmup), load(url, big, 2, warmup)])
+      const alone = await load(url, small, 10, duration)
+      const [beside, bigs] = await Promise.all([load(url, small, 10, duration), load(url, big, 2, duration)])
+      await stop(child)
+      const target = Math.max(3 * alone.latency.p99, 50)
+      const row: MixedRow = {
+        workers: label.slice('mixed, WORKERS='.length),
+        alone: { req_per_s: Math.round(alone['2xx'] / duration), p99_ms: alone.latency.p99 },
+        beside_big: {
+          req_per_s: Math.round(beside['2xx'] / duration),
+          p99_ms: beside.latency.p99,
+          big_rows_per_s: Math.round(bigs['2xx'] * 10000 / duration),
+          big_p99_ms: bigs.latency.p99,
+          errors: alone.errors + alone.non2xx + beside.errors + beside.non2xx + bigs.errors + bigs.non2xx,
+        },
+        p99_target_ms: target,
+        p99_met: beside.latency.p99 <= target,
+        throughput_met: beside['2xx'] >= alone['2xx'] / 2,
+      }
+      mixed.push(row)
+      console.log(`${label}: 1-row alone ${row.alone.req_per_s} req/s p99 ${row.alone.p99_ms} ms; beside 10,000-row requests ` +
+        `${row.beside_big.req_per_s} req/s p99 ${row.beside_big.p99_ms} ms (target ${target} ms: ${row.p99_met ? 'met' : 'not met'}; ` +
+        `throughput ${row.throughput_met ? 'met' : 'not met'}); big batches ${row.beside_big.big_rows_per_s} rows/s, p99 ${row.beside_big.big_p99_ms} ms; errors ${row.beside_big.errors}`)
+    }
+  } finally {
+    for (const child of children) child.kill('SIGTERM')
+  }
+}
+
 const find = (name: string, rows: number, connections = 50) => table.find(r => r.scenario === name && r.rows_per_request === rows && r.connections === connections) ?? { rows_per_s: NaN, req_per_s: NaN }
 const ratio = (a: number, b: number) => Math.round(a / b * 100) / 100
 const ratios: Record<string, number> = {}
@@ -229,6 +283,7 @@ const report = {
   machine: { cpus: `${cpus().length} x ${cpus()[0]?.model}`, memory_gib: Math.round(totalmem() / 2 ** 30), node: process.version },
   duration_s: duration,
   results: table,
+  mixed,
   ratios,
 }
 const file = join(results, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)

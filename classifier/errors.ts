@@ -21,3 +21,5 @@ export const ExplanationsUnavailableError = createError<[string]>('EXPLANATIONS_
 export class ModelLoadError extends Error {
   override name = 'ModelLoadError'
 }
+/** A JSON body of the wrong family (an MLflow scoring body on a split route, or an MLflow body with unknown fields). */
+export const MlflowBodyError = createError<[string]>('MLFLOW_BODY', '%s', 400)

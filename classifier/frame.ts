@@ -5,10 +5,23 @@ import { InvalidInputError } from './errors.js'
 const UNIQUE_COLUMNS_CACHE_SIZE = 64
 const uniqueColumns = new Set<string>()
 
+let lastColumns: readonly string[] | undefined
+let lastKey = ''
+/**
+ * A cache key for a list of column names. JSON, not a join: no two different lists share a key. The
+ * frame check and the feature plan ask for the same list in turn, so the last answer is kept.
+ */
+export function columnsKey (columns: readonly string[]): string {
+  if (columns !== lastColumns) {
+    lastKey = JSON.stringify(columns)
+    lastColumns = columns
+  }
+  return lastKey
+}
+
 /** Checks a schema-valid frame for what a schema cannot say: unique columns, rows as wide as the columns. */
 export function checkFrame (frame: PandasSplitFrame): void {
-  // JSON, not a join: no two different lists share a key.
-  const key = JSON.stringify(frame.columns)
+  const key = columnsKey(frame.columns)
   if (!uniqueColumns.has(key)) {
     const seen = new Set<string>()
     const duplicates = new Set<string>()

@@ -3,7 +3,7 @@ import type { ModelInfo } from '../schemas/model.js'
 import type { Explanation } from '../schemas/explanations.js'
 import type { Classifier, Scored } from './types.js'
 import { fillFeatures, planFeatures, type FeaturePlan } from './features.js'
-import { rowName } from './frame.js'
+import { columnsKey, rowName } from './frame.js'
 import type { LoadedModel } from './model.js'
 import { createTreeExplainer, type TreeExplainer } from './treeshap.js'
 import { ExplanationsUnavailableError } from './errors.js'
@@ -42,8 +42,7 @@ export function createLocalClassifier (model: LoadedModel, opts: LocalOptions = 
   const byMagnitude = new Int32Array(metadata.features.length)
 
   function planFor (columns: readonly string[]): FeaturePlan {
-    // JSON, not a join: no two different lists share a key.
-    const key = JSON.stringify(columns)
+    const key = columnsKey(columns)
     let plan = plans.get(key)
     if (plan === undefined) {
       plan = planFeatures(columns, metadata.features, metadata.preprocessing)
@@ -144,8 +143,15 @@ export function createLocalClassifier (model: LoadedModel, opts: LocalOptions = 
       }
       return out
     },
+    /** Predictions in one go, as 0/1 bytes: for worker threads, which have no one to yield to. */
+    predictSync (frame: PandasSplitFrame): Uint8Array {
+      const p = probabilities(frame)
+      const predictions = new Uint8Array(p.length)
+      for (let r = 0; r < p.length; r++) predictions[r] = p[r] >= threshold ? 1 : 0
+      return predictions
+    },
     readiness: () => ({ ready: true }),
     describe: () => info,
     async close () {},
-  } satisfies Classifier & { probabilities: unknown }
+  } satisfies Classifier & { probabilities: unknown, predictSync: unknown }
 }

@@ -7,7 +7,7 @@ import type { Config } from '../schemas/config.js'
 import type { NotificationStats } from '../schemas/notifications.js'
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
 import { createJsonLinesFile } from './jsonl-file.js'
-import { notificationsFor } from './message.js'
+import { notificationsFor, type Notification, type NotifyMode } from './message.js'
 import { createSnsPublisher } from './sns-publisher.js'
 import { createNotificationStream, eventData } from './stream.js'
 
@@ -57,20 +57,40 @@ export function createNotifier (config: Config, log: FastifyBaseLogger) {
   const mode = config.NOTIFY
   const grouping = config.NOTIFY_GROUPING
 
+  function kind (): NotifyMode {
+    if (mode === 'none') return 'none'
+    // Build only what someone will receive: with only attack subscribers, no benign notification.
+    return sns !== undefined || logFile !== undefined || stream.wants('all') ? mode : stream.wants('attacks') ? 'attacks' : 'none'
+  }
+
+  /**
+   * Notifications built elsewhere (by a worker thread, with notificationsFor and `kind()`), sent as
+   * `notify` sends its own: the journal (synchronously), then SNS, the log file, live subscribers.
+   */
+  function deliver (notifications: readonly Notification[]): void {
+    sns?.publish(notifications)
+    if (logFile !== undefined) for (const n of notifications) logFile.appendJson(eventData(n))
+    stream.emit(notifications)
+  }
+
   return {
     stream,
     sns,
+    /**
+     * Which rows' notifications someone will receive now: NOTIFY's, or only attacks when the only
+     * receivers are attack subscribers, or none. Decided before building anything (a worker thread
+     * builds them with this answer, see `deliver`).
+     */
+    kind,
+    grouping,
     /** Synchronous: with SNS, the notifications are in the journal when it returns. */
     notify (frame: PandasSplitFrame, predictions: readonly Prediction[], context: { model: string, requestId: string }): void {
-      if (mode === 'none' || predictions.length === 0) return
-      // Build only what someone will receive: with only attack subscribers, no benign notification.
-      const kind = sns !== undefined || logFile !== undefined || stream.wants('all') ? mode : stream.wants('attacks') ? 'attacks' : undefined
-      if (kind === undefined) return
-      const notifications = notificationsFor(frame, predictions, kind, context, grouping)
-      sns?.publish(notifications)
-      if (logFile !== undefined) for (const n of notifications) logFile.appendJson(eventData(n))
-      stream.emit(notifications)
+      if (predictions.length === 0) return
+      const k = kind()
+      if (k === 'none') return
+      deliver(notificationsFor(frame, predictions, k, context, grouping))
     },
+    deliver,
     /** Not ready while a notification can be neither published nor written to disk. */
     readiness () {
       return sns?.readiness() ?? { ready: true as const }

@@ -1,3 +1,6 @@
+import helmet from 'helmet'
+import { IncomingMessage, ServerResponse, get as httpGet } from 'node:http'
+import { Socket, type AddressInfo } from 'node:net'
 import t from 'tap'
 import { Writable } from 'node:stream'
 import { Value } from '@sinclair/typebox/value'
@@ -57,6 +60,18 @@ t.test('security headers; CORS only for configured origins', async t => {
   t.equal(res.headers['x-content-type-options'], 'nosniff')
   t.ok(res.headers['strict-transport-security'])
   t.notOk(res.headers['access-control-allow-origin'], 'no CORS by default')
+  // Computed once at start-up: the same as helmet writes on a response of its own.
+  const helmetRes = new ServerResponse(new IncomingMessage(new Socket()))
+  helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } })(helmetRes.req, helmetRes, () => {})
+  for (const [name, value] of Object.entries(helmetRes.getHeaders())) t.equal(res.headers[name], value, name)
+  // A hijacked reply (the event stream, through a real server) carries them too.
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const stream = await new Promise<IncomingMessage>((resolve, reject) =>
+    httpGet(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/api/notifications`, resolve).on('error', reject))
+  t.match(stream.headers['content-type'], /^text\/event-stream/)
+  t.equal(stream.headers['x-content-type-options'], 'nosniff')
+  t.match(stream.headers['content-security-policy'], /default-src 'self'/)
+  stream.destroy()
   const cors = await build(t, { CORS_ORIGINS: 'https://soc.example' })
   const preflight = await cors.inject({ method: 'OPTIONS', url: '/api/predictions', headers: { origin: 'https://soc.example', 'access-control-request-method': 'POST' } })
   t.equal(preflight.headers['access-control-allow-origin'], 'https://soc.example')

@@ -3,34 +3,17 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { ErrorResponse } from '../../schemas/common.js'
 import { PREDICTION_MEDIA_TYPES } from '../../schemas/predictions.js'
+import { validationMessage } from '../../classifier/body.js'
 
 // Errors of ours whose messages are written for clients, even at 5xx (they never carry upstream details).
 const SAFE_5XX = new Set(['UPSTREAM_ERROR', 'UPSTREAM_TIMEOUT', 'UPSTREAM_UNAVAILABLE', 'OVERLOADED', 'EXPLANATIONS_UNAVAILABLE', 'SCORES_UNAVAILABLE'])
 // Answers the service gives on purpose (under load, or a feature the backend lacks): worth a warning, not an error with a stack.
 const EXPECTED_5XX = new Set(['UPSTREAM_UNAVAILABLE', 'OVERLOADED', 'EXPLANATIONS_UNAVAILABLE', 'SCORES_UNAVAILABLE'])
 
-/** `/data/3/5` to `row 3, column "flow_duration"`, so a schema error names what the client wrote. */
-function describePath (path: string, body: unknown): string {
-  const cell = /^\/data\/(\d+)\/(\d+)$/.exec(path)
-  if (cell) {
-    const columns = (body as { columns?: unknown })?.columns
-    const name = Array.isArray(columns) ? columns[Number(cell[2])] : undefined
-    return `row ${cell[1]}, column ${typeof name === 'string' ? JSON.stringify(name) : cell[2]}`
-  }
-  const row = /^\/data\/(\d+)$/.exec(path)
-  if (row) return `row ${row[1]}`
-  return path === '' ? 'body' : path.slice(1).replace(/\/(\d+)/g, '[$1]').replace(/\//g, '.')
-}
-
-function validationMessage (error: FastifyError, request: FastifyRequest): string {
+function validationMessageOf (error: FastifyError, request: FastifyRequest): string {
   const first = error.validation?.[0]
   if (first === undefined) return error.message
-  const where = error.validationContext === 'body' ? describePath(first.instancePath, request.body) : `${error.validationContext}${first.instancePath}`
-  const extra = first.params?.additionalProperty !== undefined ? `: ${String(first.params.additionalProperty)}` : ''
-  const message = first.keyword === 'type' && first.instancePath.startsWith('/data/') && /^\/data\/\d+\/\d+$/.test(first.instancePath)
-    ? 'must be a number, a string or null'
-    : first.message ?? 'is invalid'
-  return `${where} ${message}${extra}`
+  return validationMessage(first, error.validationContext ?? 'body', request.body)
 }
 
 function send (reply: FastifyReply, statusCode: number, message: string, code?: string) {
@@ -41,7 +24,7 @@ function send (reply: FastifyReply, statusCode: number, message: string, code?: 
 /** One error handler: every error answers the ErrorResponse shape; 5xx internals stay in the logs. */
 export default fp(async function errors (fastify) {
   fastify.setErrorHandler(function (error: FastifyError, request, reply) {
-    if (error.validation) return send(reply, 400, validationMessage(error, request), 'VALIDATION_ERROR')
+    if (error.validation) return send(reply, 400, validationMessageOf(error, request), 'VALIDATION_ERROR')
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       const type = request.headers['content-type']
       return send(reply, 415, `${type ? `unsupported content type ${JSON.stringify(type)}` : 'no content type'}: send ${PREDICTION_MEDIA_TYPES.map(t => `"${t}"`).join(' or ')}`, 'UNSUPPORTED_MEDIA_TYPE')

@@ -5,7 +5,8 @@ import createError from '@fastify/error'
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import { csvToFrame } from '../../classifier/csv.js'
-import { TooManyRowsError } from '../../classifier/errors.js'
+import { checkRowCount, checkSplitBody } from '../../classifier/body.js'
+import { MlflowBodyError, TooManyRowsError } from '../../classifier/errors.js'
 import { checkFrame } from '../../classifier/frame.js'
 import { mlflowRows, mlflowToFrame, MLFLOW_FIELDS } from '../../classifier/mlflow.js'
 import { projectRoot } from '../../project.js'
@@ -14,7 +15,6 @@ import { MlflowRequest } from '../../schemas/mlflow.js'
 import { PandasSplitFrame } from '../../schemas/predictions.js'
 
 const UnsupportedMediaTypeError = createError<[string]>('FST_ERR_CTP_INVALID_MEDIA_TYPE', '%s', 415)
-const MlflowBodyError = createError<[string]>('MLFLOW_BODY', '%s', 400)
 const ContentTypeParametersError = createError<[string]>('UNSUPPORTED_MEDIA_TYPE', '%s', 415)
 
 /**
@@ -25,9 +25,22 @@ const ContentTypeParametersError = createError<[string]>('UNSUPPORTED_MEDIA_TYPE
  */
 export function flowMediaType (header: string | undefined): 'json' | 'csv' | undefined {
   if (header === undefined) return undefined
+  // Clients send one spelling request after request: remember the answers for a few.
+  let kind = mediaTypes.get(header)
+  if (kind === undefined) {
+    kind = parseMediaType(header)
+    if (mediaTypes.size >= MEDIA_TYPE_CACHE_SIZE) mediaTypes.delete(mediaTypes.keys().next().value as string)
+    mediaTypes.set(header, kind)
+  }
+  return kind === 'unsupported' ? undefined : kind
+}
+const MEDIA_TYPE_CACHE_SIZE = 32
+const mediaTypes = new Map<string, 'json' | 'csv' | 'unsupported'>()
+
+function parseMediaType (header: string): 'json' | 'csv' | 'unsupported' {
   const [essence, ...params] = header.split(';').map(part => part.trim().toLowerCase())
   const kind = essence === 'application/json' ? 'json' : essence === 'text/csv' ? 'csv' : undefined
-  if (kind === undefined) return undefined
+  if (kind === undefined) return 'unsupported'
   const ok = params.every(param => {
     if (param === '') return true
     const [key, value = ''] = param.split('=').map(part => part.trim().replace(/^"(.*)"$/, '$1'))
@@ -35,7 +48,7 @@ export function flowMediaType (header: string | undefined): 'json' | 'csv' | und
     if (key === 'charset') return value === 'utf-8' || value === 'utf8'
     return true
   })
-  return ok ? kind : undefined
+  return ok ? kind : 'unsupported'
 }
 
 const CsvBody = Type.String({
@@ -92,27 +105,20 @@ export function flowInput (config: Pick<Config, 'BODY_LIMIT' | 'MAX_ROWS'>, opts
     // such, and a frame over the row limit is refused at once.
     preValidation: async (request: FastifyRequest) => {
       const body = request.body
-      if (typeof body !== 'object' || body === null || Array.isArray(body)) return
-      if (opts.json === 'mlflow') {
-        // Checked before validation, which would drop unknown fields without a word.
-        const unknown = Object.keys(body).filter(key => !(MLFLOW_FIELDS as readonly string[]).includes(key) && key !== 'params')
-        if (unknown.length > 0) {
-          throw new MlflowBodyError(`the body must have exactly one of ${MLFLOW_FIELDS.join(', ')}; it has ${unknown.join(', ')}` +
-            ('columns' in body ? ': wrap a split frame as {"dataframe_split": {"columns": [...], "data": [...]}} (MLflow 2.x), or POST it bare to /api/predictions' : ''))
-        }
+      // Bytes kept for a worker thread (routes/api/predictions.ts) are checked there, by the same functions.
+      if (typeof body !== 'object' || body === null || Array.isArray(body) || Buffer.isBuffer(body)) return
+      if (opts.json === 'split') return checkSplitBody(body, MAX_ROWS, request.url.split('?')[0])
+      // Checked before validation, which would drop unknown fields without a word.
+      const unknown = Object.keys(body).filter(key => !(MLFLOW_FIELDS as readonly string[]).includes(key) && key !== 'params')
+      if (unknown.length > 0) {
+        throw new MlflowBodyError(`the body must have exactly one of ${MLFLOW_FIELDS.join(', ')}; it has ${unknown.join(', ')}` +
+          ('columns' in body ? ': wrap a split frame as {"dataframe_split": {"columns": [...], "data": [...]}} (MLflow 2.x), or POST it bare to /api/predictions' : ''))
       }
-      if (opts.json === 'split') {
-        const field = MLFLOW_FIELDS.find(name => name in body)
-        if (field !== undefined && !('columns' in body)) {
-          throw new MlflowBodyError(`this is an MLflow scoring body ({"${field}": ...}): ${request.url.split('?')[0]} takes the pandas split frame itself, ` +
-            '{"columns": [...], "data": [[...], ...]} (DataFrame.to_json(orient="split")), or text/csv. MLflow clients can POST their body unchanged to /invocations')
-        }
-      }
-      const rows = opts.json === 'split' ? (body as { data?: unknown }).data : mlflowRows(body)
-      if (Array.isArray(rows) && rows.length > MAX_ROWS) throw new TooManyRowsError(`${rows.length} rows exceed the limit of ${MAX_ROWS} rows per request`)
+      checkRowCount(mlflowRows(body), MAX_ROWS)
     },
     // After validation: every body becomes the checked split frame the handler reads.
     preHandler: async (request: FastifyRequest) => {
+      if (Buffer.isBuffer(request.body)) return
       let frame: PandasSplitFrame
       if (typeof request.body === 'string') {
         frame = await csvToFrame(request.body, { maxRows: MAX_ROWS })

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { PandasSplitFrame, Prediction } from '../../schemas/predictions.js'
 import type { ErrorResponse } from '../../schemas/common.js'
+import type { Notification } from '../../notifications/message.js'
 import { createNotifier, type Notifier } from '../../notifications/notifier.js'
 
 declare module 'fastify' {
@@ -12,8 +13,12 @@ declare module 'fastify' {
     announces?: boolean
   }
   interface FastifyRequest {
-    /** Set by the predictions route; notified before the response is sent. */
-    classified: { frame: PandasSplitFrame, predictions: Prediction[], seconds: number } | null
+    /**
+     * Set by the routes that classify; notified before the response is sent: from the frame, or, when
+     * a worker thread classified the body, the notifications it built.
+     */
+    classified: { frame: PandasSplitFrame, predictions: Prediction[], seconds: number } |
+    { notifications: readonly Notification[], predictions: Prediction[], seconds: number } | null
   }
 }
 
@@ -31,8 +36,9 @@ export default fp(async function notifications (fastify) {
   fastify.addHook('preSerialization', async (request, reply, payload) => {
     // Routes in contexts made before this decorator (Swagger UI's) have no `classified` at all.
     if (request.classified == null || reply.statusCode !== 200) return payload
-    const { frame, predictions } = request.classified
-    notifier.notify(frame, predictions, { model: fastify.classifier.describe().name, requestId: request.id })
+    const classified = request.classified
+    if ('notifications' in classified) notifier.deliver(classified.notifications)
+    else notifier.notify(classified.frame, classified.predictions, { model: fastify.classifier.describe().name, requestId: request.id })
     return payload
   })
   // Routes that announce what they classify refuse work they could not announce, before reading the body.

@@ -1,0 +1,93 @@
+import AjvCompiler from '@fastify/ajv-compiler'
+import createError from '@fastify/error'
+import type { ErrorObject } from 'ajv'
+import { Type } from '@sinclair/typebox'
+import { errorCodes } from 'fastify'
+import secureJson from 'secure-json-parse'
+import { AJV_OPTIONS } from '../schemas/ajv.js'
+import { PandasSplitFrame } from '../schemas/predictions.js'
+import { MlflowBodyError, TooManyRowsError } from './errors.js'
+import { checkFrame } from './frame.js'
+import { MLFLOW_FIELDS } from './mlflow.js'
+
+/**
+ * A split-frame JSON body from bytes to a checked frame, as one sequence of pure steps. The main
+ * thread runs them at their places in Fastify's request lifecycle (content-type parser, the
+ * flow-input preValidation hook, validation, preHandler); a worker thread runs them in a row on large
+ * bodies. Both give the same errors with the same messages, because they are these functions.
+ */
+
+/** A body the schema refuses, its message already naming the row and column (see validationMessage). */
+export const BodyValidationError = createError<[string]>('VALIDATION_ERROR', '%s', 400)
+
+// Fastify's defaults for the JSON parser: prototype poisoning is an error.
+const PARSE_OPTIONS = { protoAction: 'error', constructorAction: 'error' } as const
+
+/** Fastify's default JSON body parser, as a function: same result, same errors. */
+export function parseJsonBody (body: Buffer | string): unknown {
+  if (body.length === 0) throw new errorCodes.FST_ERR_CTP_EMPTY_JSON_BODY()
+  try {
+    return secureJson.parse(body, undefined, PARSE_OPTIONS)
+  } catch {
+    throw new errorCodes.FST_ERR_CTP_INVALID_JSON_BODY()
+  }
+}
+
+/**
+ * Before schema validation walks every cell, on a route that takes the split frame itself (`path`,
+ * for the message): an MLflow scoring body is named as such, and a frame over the row limit is
+ * refused at once.
+ */
+export function checkSplitBody (body: unknown, maxRows: number, path: string): void {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return
+  const field = MLFLOW_FIELDS.find(name => name in body)
+  if (field !== undefined && !('columns' in body)) {
+    throw new MlflowBodyError(`this is an MLflow scoring body ({"${field}": ...}): ${path} takes the pandas split frame itself, ` +
+      '{"columns": [...], "data": [[...], ...]} (DataFrame.to_json(orient="split")), or text/csv. MLflow clients can POST their body unchanged to /invocations')
+  }
+  checkRowCount((body as { data?: unknown }).data, maxRows)
+}
+
+/** Refuses a list of rows longer than the limit. */
+export function checkRowCount (rows: unknown, maxRows: number): void {
+  if (Array.isArray(rows) && rows.length > maxRows) throw new TooManyRowsError(`${rows.length} rows exceed the limit of ${maxRows} rows per request`)
+}
+
+/** The split frame's schema, compiled by the compiler and options Fastify uses for a route's body. */
+export function compileFrameValidator () {
+  const compile = AjvCompiler()({ PandasSplitFrame }, AJV_OPTIONS)
+  return compile({ schema: Type.Ref(PandasSplitFrame), method: 'POST', url: '/api/predictions', httpPart: 'body' }) as
+    ((data: unknown) => boolean) & { errors?: ErrorObject[] | null }
+}
+
+/** `/data/3/5` to `row 3, column "flow_duration"`, so a schema error names what the client wrote. */
+function describePath (path: string, body: unknown): string {
+  const cell = /^\/data\/(\d+)\/(\d+)$/.exec(path)
+  if (cell) {
+    const columns = (body as { columns?: unknown })?.columns
+    const name = Array.isArray(columns) ? columns[Number(cell[2])] : undefined
+    return `row ${cell[1]}, column ${typeof name === 'string' ? JSON.stringify(name) : cell[2]}`
+  }
+  const row = /^\/data\/(\d+)$/.exec(path)
+  if (row) return `row ${row[1]}`
+  return path === '' ? 'body' : path.slice(1).replace(/\/(\d+)/g, '[$1]').replace(/\//g, '.')
+}
+
+/** The client's message for the first schema error of a request part (`body`, `querystring`...). */
+export function validationMessage (first: Pick<ErrorObject, 'instancePath' | 'keyword' | 'message' | 'params'>, context: string, body: unknown): string {
+  const where = context === 'body' ? describePath(first.instancePath, body) : `${context}${first.instancePath}`
+  const extra = first.params?.additionalProperty !== undefined ? `: ${String(first.params.additionalProperty)}` : ''
+  const message = first.keyword === 'type' && /^\/data\/\d+\/\d+$/.test(first.instancePath)
+    ? 'must be a number, a string or null'
+    : first.message ?? 'is invalid'
+  return `${where} ${message}${extra}`
+}
+
+/** The whole sequence on raw bytes, as a worker runs it: parse, MLflow body and row limit, schema, frame checks. */
+export function checkedFrame (bytes: Buffer, opts: { maxRows: number, path: string }, validate: ReturnType<typeof compileFrameValidator>): PandasSplitFrame {
+  const body = parseJsonBody(bytes)
+  checkSplitBody(body, opts.maxRows, opts.path)
+  if (!validate(body)) throw new BodyValidationError(validationMessage(validate.errors![0], 'body', body))
+  checkFrame(body as PandasSplitFrame)
+  return body as PandasSplitFrame
+}

@@ -1,0 +1,77 @@
+import { isMainThread, parentPort, workerData } from 'node:worker_threads'
+import type { Prediction } from '../schemas/predictions.js'
+import { notificationsFor, type Notification, type NotifyGrouping, type NotifyMode } from '../notifications/message.js'
+import { checkedFrame, compileFrameValidator } from './body.js'
+import { createLocalClassifier } from './local.js'
+import { loadModel } from './model.js'
+
+/** What a worker thread is started with. */
+export interface WorkerOptions {
+  modelDir?: string
+  maxRows: number
+  /** ATTACK_THRESHOLD, as the main thread's classifier has it. */
+  threshold?: number
+}
+
+export interface WorkerTask {
+  /** The request body as received. */
+  body: Uint8Array
+  /** The route's path, which an error message names. */
+  path: string
+  /**
+   * The notifications to build, decided on the main thread before dispatch (who receives them
+   * depends on live subscribers there): the arguments of notificationsFor besides the frame.
+   */
+  notify: { kind: NotifyMode, grouping: NotifyGrouping, model: string, requestId: string }
+}
+
+/** A client error keeps the status, code and message the main thread would have answered. */
+export type WorkerResult =
+  | { predictions: Uint8Array, notifications: Notification[] }
+  | { error: { statusCode: number, code?: string, message: string } }
+
+/**
+ * The work done off the event loop: parse, check and classify a body with the same functions the
+ * main thread uses (classifier/body.ts, the embedded model, notificationsFor), and answer the
+ * predictions as bytes and the notifications as built, never the frame.
+ */
+export function createTaskHandler ({ modelDir, maxRows, threshold }: WorkerOptions) {
+  const classifier = createLocalClassifier(loadModel(modelDir), { threshold })
+  const validate = compileFrameValidator()
+  return function handle ({ body, path, notify }: WorkerTask): WorkerResult {
+    try {
+      const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+      const frame = checkedFrame(bytes, { maxRows, path }, validate)
+      const predictions = classifier.predictSync(frame)
+      const notifications = notify.kind === 'none' || predictions.length === 0
+        ? []
+        : notificationsFor(frame, Array.from(predictions) as Prediction[], notify.kind, notify, notify.grouping)
+      return { predictions, notifications }
+    } catch (err) {
+      const { statusCode, code, message, stack } = err as { statusCode?: number, code?: string, message: string, stack?: string }
+      if (statusCode !== undefined && statusCode >= 400 && statusCode < 500) return { error: { statusCode, code, message } }
+      // Anything else is a bug: the main thread logs it and answers 500 without the details.
+      return { error: { statusCode: 500, message: stack ?? message } }
+    }
+  }
+}
+
+/** The typed arrays a result can hand over rather than copy. */
+export function transferables (result: WorkerResult): ArrayBuffer[] {
+  return 'error' in result ? [] : [result.predictions.buffer as ArrayBuffer]
+}
+
+// Started by classifier/pool.ts: load the model, say so, then answer tasks in order.
+if (!isMainThread && parentPort !== null && (workerData as { mlIdsWorker?: WorkerOptions })?.mlIdsWorker !== undefined) {
+  const port = parentPort
+  try {
+    const handle = createTaskHandler((workerData as { mlIdsWorker: WorkerOptions }).mlIdsWorker)
+    port.on('message', ({ id, task }: { id: number, task: WorkerTask }) => {
+      const result = handle(task)
+      port.postMessage({ id, result }, transferables(result))
+    })
+    port.postMessage({ ready: true })
+  } catch (err) {
+    port.postMessage({ failed: (err as Error).message })
+  }
+}

@@ -1,0 +1,29 @@
+import fp from 'fastify-plugin'
+import { availableParallelism } from 'node:os'
+import { createWorkerPool, type WorkerPool } from '../../classifier/pool.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Worker threads for large bodies; null when WORKERS=0 or the model is remote (SageMaker). */
+    workerPool: WorkerPool | null
+  }
+}
+
+/**
+ * Worker threads, each with the embedded model, for the bodies large enough to hold up the event loop
+ * (WORKER_MIN_BYTES). They start with the first such bodies and end with the app.
+ */
+export default fp(async function workerPool (fastify) {
+  const { WORKERS, MAX_ROWS, MODEL_DIR, ATTACK_THRESHOLD } = fastify.config
+  // availableParallelism() follows the container's CPU limit (cgroups) on the Node of the image.
+  const size = WORKERS ?? availableParallelism()
+  // SageMaker classifies remotely: its requests wait on the network, not on this process's CPU.
+  if (size === 0 || fastify.classifier.backend !== 'local') {
+    fastify.decorate('workerPool', null)
+    return
+  }
+  const pool = createWorkerPool(size, { modelDir: MODEL_DIR, maxRows: MAX_ROWS, threshold: ATTACK_THRESHOLD })
+  fastify.log.info({ workers: size }, 'worker threads start with the first large body')
+  fastify.decorate('workerPool', pool)
+  fastify.addHook('onClose', async () => await pool.close())
+}, { name: 'worker-pool', dependencies: ['env', 'classifier'] })

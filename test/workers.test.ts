@@ -1,0 +1,216 @@
+import t, { type Test } from 'tap'
+import { availableParallelism, tmpdir } from 'node:os'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import fc from 'fast-check'
+import { createApp } from '../app.js'
+import { createWorkerPool } from '../classifier/pool.js'
+import { frameOf } from '../bench/flows.js'
+import { projectRoot } from '../project.js'
+import { build, examples, parity, post, splitFrame, PANDAS_SPLIT } from './helper.js'
+import { snsServer } from './support/sns.js'
+
+const { benign, attack } = examples
+const columns = Object.keys(benign)
+const row = columns.map(c => benign[c])
+
+/** The app with every body on the main thread, and the same app with every body in a worker thread. */
+async function pair (t: Test, env: NodeJS.ProcessEnv = {}) {
+  const main = await build(t, { ...env, WORKERS: '0' })
+  const pooled = await build(t, { ...env, WORKERS: '1', WORKER_MIN_BYTES: '0' })
+  t.equal(main.workerPool, null)
+  // Count the bodies the pool takes, to know the comparison compares the two paths.
+  const pool = pooled.workerPool!
+  const run = pool.run
+  let taken = 0
+  pool.run = (...args) => { taken++; return run(...args) }
+  return { main, pooled, taken: () => taken }
+}
+
+// Bodies of every kind the route answers: predictions, and each 400 and 413 the checks give.
+const bodies: Array<[string, unknown]> = [
+  ['a split frame', splitFrame([benign, attack, benign, attack])],
+  ['the parity rows', { columns: parity.columns, data: parity.data }],
+  ['no index, nulls', splitFrame([{ ...attack, flow_byts_s: null }], { index: false })],
+  ['zero rows', { columns, index: [], data: [] }],
+  ['an extra top-level key', { ...splitFrame([attack]), extra: 1 }],
+  ['empty body', ''],
+  ['unparsable JSON', '{"columns": ['],
+  ['prototype poisoning', '{"columns":[],"data":[],"__proto__":{"x":1}}'],
+  ['constructor poisoning', '{"columns":[],"data":[],"constructor":{"prototype":{"x":1}}}'],
+  ['records orientation', [benign]],
+  ['data missing', { columns }],
+  ['a column name that is not a string', { columns: [1, ...columns.slice(1)], data: [row] }],
+  ['a cell that is an object', { columns, data: [row.map((v, i) => i === 3 ? { x: 1 } : v)] }],
+  ['a row that is not a list', { columns, data: [row, 5] }],
+  ['duplicate column names', { columns: [...columns, 'flow_duration'], data: [[...row, 1]] }],
+  ['a row of the wrong length', { columns, data: [row, row.slice(1), row] }],
+  ['index and data of different lengths', { columns, index: [0, 1], data: [row] }],
+  ['missing features', { columns: columns.slice(2), data: [row.slice(2)] }],
+  ['two columns naming one feature', { columns: [...columns, 'Flow Duration'], data: [[...row, 1]] }],
+  ['a non-numeric value', { columns, data: [row, row.map((v, i) => i === 5 ? 'abc' : v)] }],
+  ['too many rows', { columns, data: Array(6).fill(row) }],
+  // flow-input's checks before validation, on the split route.
+  ['an MLflow dataframe_split body', { dataframe_split: splitFrame([attack]) }],
+  ['an MLflow instances body', { instances: [benign] }],
+  ['an MLflow field beside columns', { ...splitFrame([attack]), inputs: [1] }],
+  ['too many rows, no columns', { data: Array(6).fill(row) }],
+  ['a JSON string', '"text"'],
+  ['a JSON number', '12'],
+  ['null', 'null'],
+]
+
+// One pair for the comparisons: a worker thread takes seconds to start when the tests run TypeScript.
+const { main, pooled, taken } = await pair(t, { MAX_ROWS: '5' })
+const task = { path: '/api/predictions', notify: { kind: 'none', grouping: 'row', model: 'm', requestId: 'r' } } as const
+
+t.test('the pool answers every body as the main thread does: same status, same bytes', async t => {
+  for (const [name, body] of bodies) {
+    const [a, b] = [await post(main, body), await post(pooled, body)]
+    t.equal(b.statusCode, a.statusCode, `${name}: ${a.statusCode}`)
+    t.equal(b.body, a.body, name)
+  }
+  t.equal(taken(), bodies.length, 'every body went to the pool')
+})
+
+t.test('random frames, valid or not, answer the same on both paths', async t => {
+  const cell = fc.oneof(fc.double(), fc.integer(), fc.constant(null), fc.constantFrom('Infinity', '-inf', 'nan', '12', 'abc', ''), fc.boolean())
+  await fc.assert(fc.asyncProperty(
+    fc.subarray(columns, { minLength: columns.length - 2 }),
+    fc.array(fc.array(cell, { minLength: columns.length - 3, maxLength: columns.length }), { maxLength: 6 }),
+    async (cols, data) => {
+      const body = { columns: cols, data }
+      const [a, b] = [await post(main, body), await post(pooled, body)]
+      return a.statusCode === b.statusCode && a.body === b.body
+    }), { numRuns: 60 })
+})
+
+t.test('through a real server: a 10,000-row body goes to a worker and answers as on the main thread', async t => {
+  const main = await build(t, { WORKERS: '0' })
+  const app = createApp({ env: { WORKERS: '2' } })
+  t.teardown(() => app.close())
+  const url = await app.listen({ port: 0, host: '127.0.0.1' })
+  const run = app.workerPool!.run
+  let taken = 0
+  app.workerPool!.run = (...args) => { taken++; return run(...args) }
+  const big = frameOf(10000)
+  const ask = (body: unknown) => fetch(`${url}/api/predictions`, { method: 'POST', headers: { 'content-type': PANDAS_SPLIT }, body: JSON.stringify(body) })
+  const res = await ask(big)
+  t.equal(res.status, 200)
+  const expected = await post(main, big)
+  t.equal(await res.text(), expected.body)
+  t.equal(taken, 1)
+  // A bad cell in the last row: the same 400, naming row and column.
+  const bad = { ...big, data: big.data.map((r, i) => i === 9999 ? r.map((v, c) => c === 7 ? 'oops' : v) : r) }
+  const refused = await ask(bad)
+  t.equal(refused.status, 400)
+  const text = await refused.text()
+  t.equal(text, (await post(main, bad)).body)
+  t.match(JSON.parse(text).message, new RegExp(`^row 9999, column "${big.columns[7]}": "oops" is not a number`))
+  // A small body stays on the main thread.
+  t.equal((await ask(splitFrame([attack]))).status, 200)
+  t.equal(taken, 2)
+})
+
+t.test('CSV bodies, and the other routes that take flows, stay on the main thread', async t => {
+  const before = taken()
+  const csv = readFileSync(join(projectRoot(), 'examples', 'flows.csv'), 'utf8')
+  const [a, b] = [await post(main, csv, 'text/csv'), await post(pooled, csv, 'text/csv')]
+  t.equal(b.statusCode, 200)
+  t.equal(b.body, a.body)
+  const json = JSON.stringify(splitFrame([benign, attack]))
+  for (const url of ['/api/scores', '/api/explanations', '/invocations']) {
+    const payload = url === '/invocations' ? JSON.stringify({ dataframe_split: JSON.parse(json) }) : json
+    const ask = (app: typeof main) => app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payload })
+    const [x, y] = [await ask(main), await ask(pooled)]
+    t.equal(y.statusCode, 200, url)
+    t.equal(y.body, x.body, url)
+  }
+  t.equal(taken(), before, 'none went to the pool')
+})
+
+t.test('notifications of a worker-classified request equal the main thread\'s: SNS messages and log lines, in both groupings', async t => {
+  const frame = splitFrame([benign, attack, attack, benign, attack], { extra: { timestamp: '21/02/2018 10:15:06' } })
+  const noIndex = splitFrame([attack, benign], { index: false })
+  const labelled = { ...splitFrame([attack, benign, attack]), index: ['a', 'b', 'c'] }
+  for (const NOTIFY_GROUPING of ['row', 'request']) {
+    for (const NOTIFY of ['all', 'attacks']) {
+      const outputs: Record<string, { sns: string[], lines: string[] }> = {}
+      for (const [name, workers] of [['main', { WORKERS: '0' }], ['pooled', { WORKERS: '1', WORKER_MIN_BYTES: '0' }]] as const) {
+        const sns = await snsServer(t)
+        const dir = mkdtempSync(join(tmpdir(), 'ml-ids-workers-'))
+        const app = createApp({
+          env: {
+            ...workers,
+            NOTIFY,
+            NOTIFY_GROUPING,
+            NOTIFY_LOG_FILE: join(dir, 'notifications.jsonl'),
+            NOTIFY_DATA_DIR: dir,
+            AWS_SNS_PREDICTIONS_TOPIC: 'arn:aws:sns:eu-west-1:123456789012:ml-ids-predictions',
+            AWS_SNS_HOST: sns.url,
+            AWS_ACCESS_KEY: 'AKIDEXAMPLE',
+            AWS_SECRET_KEY: 'secret',
+          },
+        })
+        const run = () => app.workerPool?.run
+        let pooledRuns = 0
+        await app.ready()
+        if (name === 'pooled') {
+          const original = run()!
+          app.workerPool!.run = (...args) => { pooledRuns++; return original(...args) }
+        }
+        for (const [i, body] of [frame, noIndex, labelled].entries()) {
+          const res = await app.inject({ method: 'POST', url: '/api/predictions', headers: { 'content-type': PANDAS_SPLIT, 'x-request-id': `req-${i}` }, payload: JSON.stringify(body) })
+          t.equal(res.statusCode, 200)
+        }
+        if (name === 'pooled') t.equal(pooledRuns, 3, 'classified in the worker')
+        await app.close()
+        const lines = readFileSync(join(dir, 'notifications.jsonl'), 'utf8').trim().split('\n')
+        const started = Date.now()
+        while (sns.accepted.length < lines.length && Date.now() - started < 10000) await new Promise(resolve => setTimeout(resolve, 10))
+        outputs[name] = { lines, sns: sns.accepted.map(m => JSON.stringify([m.message, m.attributes])).sort() }
+      }
+      const what = `NOTIFY=${NOTIFY}, NOTIFY_GROUPING=${NOTIFY_GROUPING}`
+      // Rows: 10 in all, 6 of them attacks; request grouping: one message per request and class present.
+      const expected = NOTIFY_GROUPING === 'row' ? (NOTIFY === 'all' ? 10 : 6) : (NOTIFY === 'all' ? 6 : 3)
+      t.equal(outputs.main.lines.length, expected, what)
+      t.same(outputs.pooled.lines, outputs.main.lines, `${what}: log lines, in order`)
+      t.equal(outputs.main.sns.length, expected, `${what}: published`)
+      t.same(outputs.pooled.sns, outputs.main.sns, `${what}: SNS messages and attributes`)
+    }
+  }
+})
+
+t.test('WORKERS: the available CPUs by default, 0 for none; no pool for SageMaker', async t => {
+  const app = await build(t)
+  t.equal(app.workerPool?.size, availableParallelism())
+  t.equal(app.config.WORKER_MIN_BYTES, 256 * 1024)
+  t.equal((await build(t, { WORKERS: '3' })).workerPool?.size, 3)
+  t.equal((await build(t, { WORKERS: '0' })).workerPool, null)
+  t.equal((await build(t, { AWS_SAGEMAKER_ENDPOINT: 'ml-ids', AWS_REGION: 'us-east-1' })).workerPool, null)
+  await t.rejects(build(t, { WORKERS: '-1' }), { message: /WORKERS must be >= 0/ })
+  await t.rejects(build(t, { WORKERS: 'many' }), { message: /WORKERS must be integer/ })
+})
+
+t.test('close() ends the worker threads and refuses later work', async t => {
+  const app = await build(t, { WORKERS: '2', WORKER_MIN_BYTES: '0' })
+  const pool = app.workerPool!
+  t.same(pool.workers(), [], 'no thread before there is work')
+  // Two requests at once need both threads.
+  const answers = await Promise.all([post(app, splitFrame([attack])), post(app, splitFrame([benign]))])
+  t.same(answers.map(res => res.json()), [[1], [0]])
+  // The second thread may still be starting when the first has answered both.
+  while (pool.workers().length < 2) await new Promise(resolve => setTimeout(resolve, 20))
+  const workers = pool.workers()
+  t.ok(workers.every(worker => worker.threadId > 0), 'two threads running')
+  await app.close()
+  t.ok(workers.every(worker => worker.threadId === -1), 'both ended')
+  t.same(pool.workers(), [])
+  await t.rejects(pool.run(Buffer.from('{}'), task), { message: /closed/ })
+})
+
+t.test('a worker that cannot load the model fails the work given to it, naming the problem', async t => {
+  const pool = createWorkerPool(1, { modelDir: '/nonexistent', maxRows: 10 })
+  t.teardown(() => pool.close())
+  await t.rejects(pool.run(Buffer.from('{}'), task), { message: /worker thread could not start: cannot read \/nonexistent\/metadata.json/ })
+})
