@@ -5,6 +5,7 @@ import { Health } from '../schemas/model.js'
 const routes: FastifyPluginAsyncTypebox = async function (fastify) {
   fastify.get('/', {
     schema: {
+      operationId: 'getServiceName',
       tags: ['health'],
       summary: 'Service name',
       produces: ['text/plain'],
@@ -15,7 +16,9 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.get('/health', {
+    config: { probe: true },
     schema: {
+      operationId: 'getHealth',
       tags: ['health'],
       summary: 'Liveness: the process answers',
       response: { 200: Type.Ref(Health, { description: 'The process is up' }) },
@@ -42,8 +45,8 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
     return reply.code(503).send({ status: 'unavailable' as const, backend, reason })
   }
 
-  fastify.get('/ready', { schema: { ...readiness.schema, summary: 'Readiness: the classifier can serve predictions' } }, ready)
-  fastify.get('/ping', { schema: { ...readiness.schema, summary: 'Readiness, at the path SageMaker containers answer' } }, ready)
+  fastify.get('/ready', { config: { probe: true }, schema: { ...readiness.schema, operationId: 'getReadiness', summary: 'Readiness: the classifier can serve predictions' } }, ready)
+  fastify.get('/ping', { config: { probe: true }, schema: { ...readiness.schema, operationId: 'ping', summary: 'Readiness, at the path SageMaker containers answer' } }, ready)
 }
 
 export default routes

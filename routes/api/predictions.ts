@@ -31,6 +31,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
   fastify.post('/predictions', {
     bodyLimit: BODY_LIMIT,
     schema: {
+      operationId: 'predict',
       security: apiSecurity,
       tags: ['predictions'],
       summary: 'Classify flows',
@@ -41,7 +42,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       body: Type.Ref(PandasSplitFrame),
       response: {
         200: Type.Ref(Predictions, { description: 'One prediction per row, in input order: 0 = benign, 1 = attack' }),
-        ...errorResponses(400, 401, 413, 415, 429, 502, 503, 504),
+        ...errorResponses(400, 401, 408, 413, 415, 429, 502, 503, 504),
       },
     },
     // Before the body is read: refuse what is not a JSON split frame without parsing it.
