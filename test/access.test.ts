@@ -1,7 +1,6 @@
 import t, { type Test } from 'tap'
 import { connect } from 'node:net'
 import type { AddressInfo } from 'node:net'
-import type { FastifyInstance } from 'fastify'
 import { createApp } from '../app.js'
 
 /**
@@ -39,7 +38,7 @@ const hex = (char: string, upper: boolean) => {
 }
 
 /** Every spelling of a path that might reach its route: the issue's, and their relatives. */
-export function spellings (path: string): string[] {
+function spellings (path: string): string[] {
   const out = new Set<string>([path])
   for (let i = 0; i < path.length; i++) {
     if (!/[a-z]/i.test(path[i])) continue
