@@ -104,7 +104,9 @@ export default fp(async function bodies (fastify) {
           return done(new OverloadedError(`too many request bodies in flight (${MAX_BODY_BYTES_IN_FLIGHT} bytes): retry in ${PRESSURE_RETRY_AFTER_S} s`))
         }
         if (!withinDepth(chunk)) {
-          reply.header('connection', 'close')
+          // The rest is read and dropped, never held, so the client is still reading when the 400 comes.
+          payload.unpipe(guarded)
+          payload.resume()
           return done(new JsonTooDeepError(MAX_JSON_DEPTH))
         }
         done(null, chunk)
