@@ -64,8 +64,9 @@ export const ConfigSchema = Type.Object({
   // 0: 85% of the memory the process may use (the container's limit, else the machine's).
   PRESSURE_MAX_RSS_MB: Type.Integer({ default: 0, minimum: 0 }),
   PRESSURE_RETRY_AFTER_S: Type.Integer({ default: 5, minimum: 1 }),
-  // Request bodies held in memory at once, across all requests: a 6 MB frame parses into several
-  // times its size, so 32 MB of bodies is ~200 MB of work in flight, which fits a 512 MB container.
+  // Request bodies held in memory at once, across all requests. A body costs about three times its
+  // size while read and parsed (the bytes, the string, the parsed rows): 32 MB of bodies is ~100 MB
+  // of work in flight, which fits a 512 MB container beside the ~150 MB the process needs.
   MAX_BODY_BYTES_IN_FLIGHT: Type.Integer({ default: 32 * 1024 * 1024, minimum: 1024 }),
   // A body that sends nothing for this long is cut off (408).
   BODY_STALL_TIMEOUT_MS: Type.Integer({ default: 10000, minimum: 100 }),
