@@ -3,6 +3,7 @@ import { Writable } from 'node:stream'
 import { request } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Value } from '@sinclair/typebox/value'
+import fc from 'fast-check'
 import { createApp } from '../app.js'
 import { depthScanner, MAX_JSON_DEPTH } from '../plugins/app/bodies.js'
 import { redactUrl } from '../plugins/app/request-log.js'
@@ -23,6 +24,21 @@ t.test('the depth scan counts brackets outside strings only, across chunks', asy
   t.notOk(scan(3, '{"data":[', '[', '[1]]]}'), 'depth carries across chunks')
   t.ok(scan(2, '{"a":"x\\', '"[[[["}'), 'an escape split across chunks')
   t.ok(scan(3, '{"café ☕":["€[",1]}'), 'multi-byte characters')
+})
+
+t.test('the depth scan agrees with JSON.parse on any JSON, split anywhere', async t => {
+  const depthOf = (value: unknown): number => value !== null && typeof value === 'object'
+    ? 1 + Math.max(0, ...Object.values(value).map(depthOf))
+    : 0
+  fc.assert(fc.property(fc.json({ depthSize: 'medium' }), fc.array(fc.nat(), { maxLength: 5 }), (text, cuts) => {
+    const bytes = Buffer.from(text)
+    const points = [...new Set(cuts.map(c => c % (bytes.length + 1)))].sort((a, b) => a - b)
+    const chunks = [0, ...points].map((start, i) => bytes.subarray(start, [...points, bytes.length][i]))
+    const depth = depthOf(JSON.parse(text))
+    const fits = (max: number) => { const within = depthScanner(max); return chunks.every(chunk => within(chunk)) }
+    return fits(depth) && (depth === 0 || !fits(depth - 1))
+  }), { numRuns: 500 })
+  t.pass('500 generated documents')
 })
 
 t.test('a body nested deeper than a split frame can be is refused with 400, naming the limit', async t => {

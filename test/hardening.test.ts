@@ -79,6 +79,16 @@ t.test('load shedding: over the heap threshold the API answers 503 with Retry-Af
   t.equal((await app.inject('/metrics')).statusCode, 200)
 })
 
+t.test('load shedding watches resident memory too (bodies and buffers live outside the heap)', async t => {
+  const app = await build(t, { PRESSURE_MAX_RSS_MB: '1' })
+  const shed = await post(app, frame)
+  t.equal(shed.statusCode, 503)
+  t.match(shed.json(), { code: 'OVERLOADED', message: /overloaded \(resident memory \d+ MB\)/ })
+  t.equal((await app.inject('/ready')).statusCode, 503)
+  t.equal((await app.inject('/health')).statusCode, 200)
+  t.equal((await app.inject('/%68ealth')).statusCode, 200, 'a probe is known by its route, however spelled')
+})
+
 t.test('limits on columns, names and strings answer 400, naming what is over', async t => {
   const app = await build(t)
   const tooMany = { columns: Array.from({ length: 1001 }, (_, i) => `c${i}`), data: [] }

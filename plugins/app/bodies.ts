@@ -17,32 +17,33 @@ export const MAX_JSON_DEPTH = 8
 const JsonTooDeepError = createError<[number]>('JSON_TOO_DEEP', 'the body nests deeper than %d levels of arrays and objects: a split frame nests 3', 400)
 const BodyStalledError = createError<[number]>('BODY_STALLED', 'the body sent nothing for %d ms: send it without pauses', 408)
 
-const OPEN = [0x5b, 0x7b] // [ {
-const CLOSE = [0x5d, 0x7d] // ] }
-const QUOTE = 0x22
-const BACKSLASH = 0x5c
-
 /**
  * Counts bracket depth in raw JSON bytes, across chunks, outside strings. UTF-8 continuation bytes are
- * all >= 0x80, so a byte scan cannot mistake part of a character for a bracket or a quote.
+ * all >= 0x80, so reading the bytes as latin1 cannot mistake part of a character for a bracket or a
+ * quote; the regular expression visits only quotes, brackets and escapes, which numbers have none of.
  */
 export function depthScanner (maxDepth: number) {
   let depth = 0
   let inString = false
-  let escaped = false
+  let escapePending = false // a chunk ended with a backslash: the next one's first character is escaped
+  const token = /\\[\s\S]?|["[\]{}]/g
   return (chunk: Buffer): boolean => {
-    for (let i = 0; i < chunk.length; i++) {
-      const byte = chunk[i]
-      if (inString) {
-        if (escaped) escaped = false
-        else if (byte === BACKSLASH) escaped = true
-        else if (byte === QUOTE) inString = false
-      } else if (byte === QUOTE) {
-        inString = true
-      } else if (byte === OPEN[0] || byte === OPEN[1]) {
-        if (++depth > maxDepth) return false
-      } else if (byte === CLOSE[0] || byte === CLOSE[1]) {
-        depth--
+    if (chunk.length === 0) return true
+    const text = chunk.toString('latin1')
+    token.lastIndex = escapePending ? 1 : 0
+    escapePending = false
+    for (let match = token.exec(text); match !== null; match = token.exec(text)) {
+      const found = match[0]
+      if (found[0] === '\\') {
+        if (found.length === 1) escapePending = true
+      } else if (found === '"') {
+        inString = !inString
+      } else if (!inString) {
+        if (found === '[' || found === '{') {
+          if (++depth > maxDepth) return false
+        } else {
+          depth--
+        }
       }
     }
     return true
