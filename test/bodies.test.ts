@@ -1,7 +1,7 @@
 import t from 'tap'
 import { Writable } from 'node:stream'
 import { request } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { connect, type AddressInfo } from 'node:net'
 import { Value } from '@sinclair/typebox/value'
 import fc from 'fast-check'
 import { createApp } from '../app.js'
@@ -94,6 +94,25 @@ t.test('chunked bodies (no length) are reserved as they arrive, and stalls end i
   t.match(JSON.parse(stalled.body), { code: 'BODY_STALLED', message: 'the body sent nothing for 300 ms: send it without pauses' })
   t.equal(stalled.headers.connection, 'close')
   t.equal(app.bodyBytesInFlight(), 0, 'all released')
+})
+
+t.test('a keep-alive connection carries on after a body left unread; a refused one closes it', async t => {
+  const app = createApp({ env: {} })
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as AddressInfo
+  const nested = '['.repeat(200_000)
+  const junk = JSON.stringify({ a: 'x'.repeat(100_000) })
+  const socket = connect(port, '127.0.0.1')
+  let text = ''
+  socket.on('data', chunk => { text += chunk })
+  const post = (path: string, body: string) => `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+  socket.write(post('/nowhere', junk) + post('/health', junk) + post('/api/predictions', nested) + 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n')
+  await new Promise(resolve => socket.on('close', resolve))
+  const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map(m => Number(m[1]))
+  t.same(statuses, [404, 404, 400], 'unread bodies are dropped and the next request answered; after a refused body Fastify closes')
+  t.match(text, /JSON_TOO_DEEP/)
+  t.equal(app.bodyBytesInFlight(), 0)
 })
 
 t.test('credentials in the query string are redacted from the request log', async t => {

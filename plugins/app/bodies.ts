@@ -50,8 +50,11 @@ export function depthScanner (maxDepth: number) {
   }
 }
 
-const hasBody = (request: FastifyRequest) =>
-  request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length']) > 0
+// Fastify never reads the bodies of these.
+const BODYLESS = new Set(['GET', 'HEAD', 'TRACE'])
+
+const hasBody = (request: FastifyRequest) => !BODYLESS.has(request.method) &&
+  (request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length']) > 0)
 
 /**
  * Bounds what request bodies can cost, before and while they are read:
