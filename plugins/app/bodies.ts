@@ -108,7 +108,8 @@ export default fp(async function bodies (fastify) {
           return done(new OverloadedError(`too many request bodies in flight (${MAX_BODY_BYTES_IN_FLIGHT} bytes): retry in ${PRESSURE_RETRY_AFTER_S} s`))
         }
         if (!withinDepth(chunk)) {
-          // The rest is read and dropped, never held, so the client is still reading when the 400 comes.
+          // The rest is read and dropped (never held) rather than left in the socket, so a client still
+          // sending gets the 400 before Fastify closes the connection, not a reset.
           payload.unpipe(guarded)
           payload.resume()
           return done(new JsonTooDeepError(MAX_JSON_DEPTH))
