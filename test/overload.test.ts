@@ -46,7 +46,7 @@ function stalledPost (port: number, declared: number, body: Buffer): Stalled {
 }
 
 t.test('stalled bodies: bytes in flight stay under the cap, the rest get 503 unread, stalls end in 408, /health answers', async t => {
-  const server = startServer({ PORT: '0', HOST: '127.0.0.1', MAX_BODY_BYTES_IN_FLIGHT: String(8 * MB), BODY_STALL_TIMEOUT_MS: '2000', PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0' })
+  const server = startServer({ PORT: '0', HOST: '127.0.0.1', MAX_BODY_BYTES_IN_FLIGHT: String(8 * MB), BODY_STALL_TIMEOUT_MS: '5000', PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0' })
   t.teardown(() => { server.child.kill('SIGKILL') })
   const url = await server.listening
   const port = Number(new URL(url).port)
@@ -68,12 +68,15 @@ t.test('stalled bodies: bytes in flight stay under the cap, the rest get 503 unr
   const accepted = statuses.filter(s => s === 408).length
   const refused = statuses.filter(s => s === 503).length
   t.ok(accepted >= 1 && accepted <= 2, `${accepted} bodies fit the 8 MB in flight; they stalled and were answered 408`)
-  t.equal(accepted + refused, 100, 'every other client got 503')
+  // A refused client still writing its body may see the connection reset before it reads the 503.
+  const reset = statuses.filter(s => s === 0).length
+  t.equal(accepted + refused + reset, 100, `the others were refused: ${refused} read the 503, ${reset} saw the reset first`)
+  t.ok(refused > 0)
   const refusal = answers.find(text => text.startsWith('HTTP/1.1 503'))!
   t.match(refusal, /retry-after: \d+/i)
   t.match(refusal, /connection: close/i)
   t.match(refusal, /content-type: application\/json/i, 'in the error shape (its body may be lost to the reset of a client still sending)')
-  t.match(answers.find(text => text.startsWith('HTTP/1.1 408')), /sent nothing for 2000 ms.*"code":"BODY_STALLED"/)
+  t.match(answers.find(text => text.startsWith('HTTP/1.1 408')), /sent nothing for 5000 ms.*"code":"BODY_STALLED"/)
   t.ok(peak - before < 100 * MB, `peak RSS grew ${Math.round((peak - before) / MB)} MB (under 100 MB; 300 MB were sent)`)
 
   const frame = JSON.stringify(splitFrame([examples.benign, examples.attack]))
@@ -81,7 +84,8 @@ t.test('stalled bodies: bytes in flight stay under the cap, the rest get 503 unr
   t.same(await res.json(), [0, 1], 'once they are gone, bodies are taken again')
 
   // Pathological nesting, through the same real server: refused from a byte scan, before JSON.parse.
-  const nested = await fetch(`${url}/api/predictions`, { method: 'POST', headers: { 'content-type': PANDAS_SPLIT }, body: '['.repeat(3_000_000) + ']'.repeat(3_000_000) })
+  // (64 KB: the client has sent it all when the 400 closes the connection; 6 MB bodies in bodies.test.ts.)
+  const nested = await fetch(`${url}/api/predictions`, { method: 'POST', headers: { 'content-type': PANDAS_SPLIT }, body: '['.repeat(32_768) + ']'.repeat(32_768) })
   t.equal(nested.status, 400)
   t.match(await nested.json(), { code: 'JSON_TOO_DEEP', message: /deeper than 8 levels/ })
   t.equal(server.child.exitCode, null, 'still running')
