@@ -130,4 +130,6 @@ t.test('credentials in the query string are redacted from the request log', asyn
   t.equal(logs.split('\n').filter(line => line.includes('"msg":"request"')).length, 3, 'the requests were logged')
   t.match(logs, /"url":"\/api\/model\?api_key=\[REDACTED\]"/)
   t.notMatch(logs, /sekrit-key-123/)
+  const lines = logs.split('\n').filter(line => line.includes('"msg":"request"')).map(line => JSON.parse(line))
+  t.same(lines.map(line => line.route), ['/api/model', '/api/model', undefined], 'the route that matched, whatever the spelling; none for a 404')
 })

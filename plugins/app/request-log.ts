@@ -24,11 +24,11 @@ export const logSerializers = {
 }
 
 /**
- * One log line per request (Fastify's own logging writes two), with the request id pino adds. The URL
- * is logged with credential-like query parameters redacted: a key sent as `?api_key=` stays out.
+ * One log line per request (Fastify's own logging writes two), with the request id pino adds: the
+ * route that matched (what to aggregate by; absent for a 404) and the URL as sent, logged with credential-like query parameters redacted: a key sent as `?api_key=` stays out.
  */
 export default fp(async function requestLog (fastify) {
   fastify.addHook('onResponse', async (request, reply) => {
-    request.log.info({ method: request.method, url: redactUrl(request.url), statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request')
+    request.log.info({ method: request.method, route: request.routeOptions.url, url: redactUrl(request.url), statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request')
   })
 }, { name: 'request-log' })
