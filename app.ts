@@ -6,11 +6,11 @@ import env, { type EnvOptions } from './plugins/external/env.js'
 import openapi from './plugins/external/swagger.js'
 import security from './plugins/external/security.js'
 import rateLimit from './plugins/external/rate-limit.js'
-import underPressure from './plugins/external/under-pressure.js'
 import errors from './plugins/app/errors.js'
 import shutdown from './plugins/app/shutdown.js'
 import requestLog from './plugins/app/request-log.js'
-import auth from './plugins/app/auth.js'
+import pressure from './plugins/app/pressure.js'
+import bodies from './plugins/app/bodies.js'
 import classifier from './plugins/app/classifier.js'
 import flowInput from './plugins/app/flow-input.js'
 import workerPool from './plugins/app/worker-pool.js'
@@ -18,10 +18,7 @@ import notifications from './plugins/app/notifications.js'
 import metrics from './plugins/app/metrics.js'
 import rootRoutes from './routes/root.js'
 import metricsRoutes from './routes/metrics.js'
-import modelRoutes from './routes/api/model.js'
-import predictionRoutes from './routes/api/predictions.js'
-import notificationRoutes from './routes/api/notifications.js'
-import explanationRoutes from './routes/api/explanations.js'
+import apiRoutes from './routes/api/index.js'
 import dashboardRoutes from './routes/dashboard.js'
 import invocationRoutes from './routes/invocations.js'
 import { AJV_OPTIONS } from './schemas/ajv.js'
@@ -31,13 +28,12 @@ import { MlflowPredictions, MlflowRequest, VersionInfo } from './schemas/mlflow.
 import { NotificationStats } from './schemas/notifications.js'
 import { PandasSplitFrame, Predictions, Scores } from './schemas/predictions.js'
 import { Explanations } from './schemas/explanations.js'
+import { parseTrustProxy } from './schemas/config.js'
 
 /** Fastify's own options, shared by the server and the tests so both build the same app. */
 export const serverOptions = {
   // Types are checked, never coerced (shared with the worker threads, which compile the same schema).
   ajv: AJV_OPTIONS,
-  // Behind a load balancer the client's address is in X-Forwarded-For.
-  trustProxy: true,
   // The caller's x-request-id when it is a sane token (it lands in logs and notifications), else a UUID.
   requestIdHeader: false,
   genReqId: (req: IncomingMessage) => {
@@ -62,7 +58,6 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   fastify.addHook('onRequest', async (request, reply) => { reply.header('x-request-id', request.id) })
   await fastify.register(openapi)
   await fastify.register(security)
-  await fastify.register(underPressure)
   await fastify.register(rateLimit)
   for (const schema of [ErrorResponse, PandasSplitFrame, Predictions, Scores, Explanations, Preprocessing, FamilyRate, Metrics, OperatingPoint, ModelInfo, Health,
     NotificationStats, MlflowRequest, MlflowPredictions, VersionInfo]) {
@@ -72,7 +67,8 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(errors)
   await fastify.register(shutdown)
   await fastify.register(requestLog)
-  await fastify.register(auth)
+  await fastify.register(pressure)
+  await fastify.register(bodies)
   await fastify.register(classifier)
   await fastify.register(flowInput)
   await fastify.register(workerPool)
@@ -83,10 +79,8 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(metricsRoutes)
   await fastify.register(dashboardRoutes)
   await fastify.register(invocationRoutes)
-  await fastify.register(modelRoutes, { prefix: '/api' })
-  await fastify.register(predictionRoutes, { prefix: '/api' })
-  await fastify.register(notificationRoutes, { prefix: '/api' })
-  await fastify.register(explanationRoutes, { prefix: '/api' })
+  // Every /api route, behind the API key and the rate limit: new ones go in routes/api/index.ts.
+  await fastify.register(apiRoutes, { prefix: '/api' })
 }
 
 const appPlugin = fp(app, { name: 'ml-ids-api' })
@@ -94,11 +88,15 @@ export default appPlugin
 
 /**
  * The server, the tests and the scripts all build the service here, with the same options; only the
- * logger and the server's socket timeouts are theirs to choose.
+ * logger and the server's socket timeouts are theirs to choose. TRUST_PROXY is read here, from the
+ * same environment the config plugin validates, since Fastify takes it before any plugin runs.
  */
 export function createApp (opts: AppOptions & Pick<FastifyServerOptions, 'logger' | 'keepAliveTimeout' | 'requestTimeout'> = {}) {
   const { env, ...server } = opts
-  const fastify = Fastify({ ...serverOptions, logger: false, ...server })
+  const trusted = parseTrustProxy((env ?? process.env).TRUST_PROXY)
+  // A hop count as Fastify applies it (its types take no number): trust the nearest n addresses.
+  const trustProxy = typeof trusted === 'number' ? (_address: string, hop: number) => hop < trusted : trusted
+  const fastify = Fastify({ ...serverOptions, trustProxy, logger: false, ...server })
   fastify.register(appPlugin, { env })
   return fastify
 }

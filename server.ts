@@ -1,19 +1,32 @@
 import closeWithGrace from 'close-with-grace'
 import { createApp } from './app.js'
 import { LOG_LEVELS } from './schemas/config.js'
+import { logSerializers } from './plugins/app/request-log.js'
 
 // The logger exists before the config plugin runs, so its level is read here; a wrong value is left
-// to the config plugin, which names it.
-const fastify = createApp({
-  logger: {
-    level: (LOG_LEVELS as readonly string[]).includes(process.env.LOG_LEVEL ?? '') ? process.env.LOG_LEVEL : 'info',
-    redact: ['req.headers.authorization', 'req.headers["x-api-key"]', '*.AWS_SECRET_KEY', '*.AWS_ACCESS_KEY'],
-  },
-  // Longer than a load balancer's 60 s idle timeout, so the balancer closes idle connections, not us.
-  keepAliveTimeout: 65_000,
-  // Bounds slow clients; above SageMaker's 60 s model limit plus the socket timeout.
-  requestTimeout: 120_000,
-})
+// to the config plugin, which names it. Credentials are redacted wherever a log line could carry
+// them: headers, the URL's query string (logSerializers), the AWS keys of the configuration.
+const logger = {
+  level: (LOG_LEVELS as readonly string[]).includes(process.env.LOG_LEVEL ?? '') ? process.env.LOG_LEVEL : 'info',
+  redact: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers["proxy-authorization"]', 'req.headers.cookie', '*.AWS_SECRET_KEY', '*.AWS_ACCESS_KEY', '*.API_KEYS'],
+  serializers: logSerializers,
+}
+
+let app: ReturnType<typeof createApp>
+try {
+  // TRUST_PROXY is read here, from process.env, as createApp reads it for the tests from theirs.
+  app = createApp({
+    logger,
+    // Longer than a load balancer's 60 s idle timeout, so the balancer closes idle connections, not us.
+    keepAliveTimeout: 65_000,
+    // Bounds slow clients; above SageMaker's 60 s model limit plus the socket timeout.
+    requestTimeout: 120_000,
+  })
+} catch (err) {
+  console.error(JSON.stringify({ level: 60, time: Date.now(), msg: `could not start: ${(err as Error).message}` }))
+  process.exit(1)
+}
+const fastify = app
 
 // A client gets 60 s to send its request headers (Node's default, stated): slow-loris connections end.
 fastify.server.headersTimeout = 60_000

@@ -7,6 +7,7 @@ import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
 import { InvalidInputError, ScoresUnavailableError, UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
 import type { Classifier, Scored } from './types.js'
 import { createBatcher } from './batcher.js'
+import { createUpstreamHealth } from './upstream-health.js'
 
 const UNREADY_AFTER_FAILURE_MS = 10_000
 
@@ -119,10 +120,10 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
     maxAttempts: config.SAGEMAKER_MAX_ATTEMPTS,
   })
 
-  // After an upstream failure the endpoint counts as unavailable for a while, then is tried again:
-  // a readiness probe that stayed red until the next success would keep traffic away for good.
-  let lastFailure: { reason: string, at: number } | undefined
-  const fail = (reason: string) => { lastFailure = { reason, at: Date.now() } }
+  // Unready while a quarter or more of the last 10 s of calls failed; an idle window is ready again,
+  // so a probe that stayed red until the next success cannot keep traffic away for good.
+  const health = createUpstreamHealth({ windowMs: UNREADY_AFTER_FAILURE_MS })
+  const fail = (reason: string) => health.failure(reason)
   const info: ModelInfo = {
     backend: 'sagemaker',
     name: endpoint,
@@ -170,7 +171,7 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
     }
     try {
       const values = parseAnswer(answer, rows)
-      lastFailure = undefined
+      health.success()
       return values
     } catch (err) {
       fail((err as Error).message)
@@ -205,10 +206,8 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
       }
       return { scores, predictions: predictionsOf(scores, threshold) }
     },
-    // SageMaker has no cheap health call on the runtime API: ready unless a call failed upstream lately.
-    readiness: () => lastFailure === undefined || Date.now() - lastFailure.at > UNREADY_AFTER_FAILURE_MS
-      ? { ready: true }
-      : { ready: false, reason: lastFailure.reason },
+    // SageMaker has no cheap health call on the runtime API: ready unless calls failed upstream lately.
+    readiness: () => health.readiness(),
     // With the input format in use: the configured one, or what `auto` found.
     describe: (): ModelInfo => ({ ...info, sagemaker: { endpoint, region: config.AWS_REGION, inputFormat: format } }),
     async close () {

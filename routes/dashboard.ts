@@ -39,6 +39,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
 
   fastify.get('/dashboard', {
     schema: {
+      operationId: 'getDashboard',
       tags: ['dashboard'],
       summary: 'Live dashboard (HTML)',
       description: 'Flows and attacks per second, totals, the latest attacks with their score and top features, ' +

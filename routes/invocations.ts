@@ -1,8 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import auth from '../plugins/app/auth.js'
 import { flowBody, flowInput, framesOf } from '../plugins/app/flow-input.js'
 import { packageInfo } from '../project.js'
-import { errorResponses } from '../schemas/common.js'
+import { apiSecurity, errorResponses } from '../schemas/common.js'
 import { MlflowPredictions, VersionInfo } from '../schemas/mlflow.js'
 import { readiness, readinessSchema } from './root.js'
 
@@ -11,17 +12,23 @@ import { readiness, readinessSchema } from './root.js'
  * SageMaker containers serve them: MLflow clients can point at this service unchanged, and the image
  * can run as a SageMaker bring-your-own-container endpoint (`serve`, port 8080).
  *
- * Not under API_KEYS: SageMaker calls /ping and /invocations without keys (IAM authenticates
- * InvokeEndpoint callers before SageMaker forwards them). Outside SageMaker, keep /invocations off the
- * public load balancer as /metrics is (forward only /api/* and /docs*).
+ * /invocations classifies and announces like /api/predictions, so it sits behind the same guard (API
+ * key, rate limit) in a scope of its own; /ping and /version stay open. SageMaker calls /invocations
+ * without keys (IAM authenticates InvokeEndpoint callers before SageMaker forwards them): leave
+ * API_KEYS unset in a SageMaker deployment.
  */
-const routes: FastifyPluginAsyncTypebox = async function (fastify) {
-  const mlflow = { json: 'mlflow' } as const
+const mlflow = { json: 'mlflow' } as const
+
+/** POST /invocations in a scope of its own, behind the guard every route that classifies has. */
+const scoring: FastifyPluginAsyncTypebox = async function (fastify) {
+  await fastify.register(auth)
 
   fastify.post('/invocations', {
     config: { announces: true },
     ...flowInput(fastify.config, mlflow),
     schema: {
+      operationId: 'invocations',
+      security: apiSecurity,
       tags: ['mlflow'],
       summary: 'MLflow 2.x scoring protocol',
       description: 'What `mlflow models serve` and SageMaker MLflow containers answer: `{"dataframe_split": {...}}`, ' +
@@ -30,7 +37,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       body: flowBody(mlflow),
       response: {
         200: Type.Ref(MlflowPredictions, { description: 'One prediction per row, in input order' }),
-        ...errorResponses(400, 413, 415, 429, 502, 503, 504),
+        ...errorResponses(400, 401, 408, 413, 415, 429, 502, 503, 504),
       },
     },
   }, async function (request) {
@@ -40,12 +47,17 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
     request.classified = { frame, predictions, seconds: (performance.now() - started) / 1000 }
     return { predictions }
   })
+}
+
+const routes: FastifyPluginAsyncTypebox = async function (fastify) {
+  await fastify.register(scoring)
 
   // SageMaker's health check: 200 within 2 s when the container can serve.
-  fastify.get('/ping', { schema: { ...readinessSchema, tags: ['mlflow', 'health'], summary: 'Readiness, as SageMaker and MLflow containers answer it' } }, readiness(fastify))
+  fastify.get('/ping', { config: { probe: true }, schema: { ...readinessSchema, operationId: 'ping', tags: ['mlflow', 'health'], summary: 'Readiness, as SageMaker and MLflow containers answer it' } }, readiness(fastify))
 
   fastify.get('/version', {
     schema: {
+      operationId: 'getVersion',
       tags: ['mlflow'],
       summary: 'Service and model versions',
       response: { 200: Type.Ref(VersionInfo, { description: 'What is serving' }) },

@@ -6,6 +6,7 @@ import { Health } from '../schemas/model.js'
 const routes: FastifyPluginAsyncTypebox = async function (fastify) {
   fastify.get('/', {
     schema: {
+      operationId: 'getServiceName',
       tags: ['health'],
       summary: 'Service name',
       produces: ['text/plain'],
@@ -16,7 +17,9 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.get('/health', {
+    config: { probe: true },
     schema: {
+      operationId: 'getHealth',
       tags: ['health'],
       summary: 'Liveness: the process answers',
       response: { 200: Type.Ref(Health, { description: 'The process is up' }) },
@@ -25,7 +28,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
     return { status: 'ok' as const }
   })
 
-  fastify.get('/ready', { schema: { ...readinessSchema, summary: 'Readiness: the classifier can serve predictions' } }, readiness(fastify))
+  fastify.get('/ready', { config: { probe: true }, schema: { ...readinessSchema, operationId: 'getReadiness', summary: 'Readiness: the classifier can serve predictions' } }, readiness(fastify))
 }
 
 export const readinessSchema = {

@@ -10,15 +10,16 @@ export const ErrorResponse = Type.Object({
 export type ErrorResponse = Static<typeof ErrorResponse>
 
 const ERROR_DESCRIPTIONS: Record<number, string> = {
-  400: 'The body is not a usable split frame: unparsable, wrong shape, duplicate columns, a row of the wrong length, missing features or a non-numeric value (the message names the row and column)',
-  401: 'Missing or unknown API key',
+  400: 'The request is not usable: for a body, unparsable, nested deeper than a split frame, wrong shape, duplicate columns, a row of the wrong length, missing features or a non-numeric value (the message names the row and column); for a query, the parameter named',
+  401: 'Missing or unknown API key (when API_KEYS is set)',
   404: 'No such route',
+  408: 'The body stopped arriving for BODY_STALL_TIMEOUT_MS',
   413: 'The body or the number of rows is over the limit',
   415: 'The content type is not application/json (optionally with format=pandas-split) or text/csv',
-  429: 'Too many requests',
+  429: 'Too many requests from this key (or, without a valid one, this address); Retry-After says when to come back',
   501: 'Not available with this backend: explanations need the embedded model; scores need a SageMaker endpoint that returns probabilities',
   502: 'The model backend failed or answered something unusable',
-  503: 'The service is overloaded or shutting down',
+  503: 'The service is overloaded (load shedding, too many bodies in flight, or the model backend throttling) or shutting down; Retry-After says when to come back',
   504: 'The model backend did not answer in time',
 }
 

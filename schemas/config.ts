@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { Type, type Static } from '@sinclair/typebox'
 
 /**
@@ -70,11 +71,47 @@ export const ConfigSchema = Type.Object({
   API_KEYS: Type.Optional(Type.String({ minLength: 1 })),
   RATE_LIMIT_MAX: Type.Integer({ default: 0, minimum: 0, description: 'requests per client per window; 0 = off' }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ default: 60000, minimum: 1000 }),
+  // Unset: the peer's address is the client's and X-Forwarded-For is ignored. A hop count, or the
+  // proxies' addresses/CIDRs (comma-separated), as Fastify's trustProxy takes them; see parseTrustProxy.
+  TRUST_PROXY: Type.Optional(Type.String({ pattern: '^(\\d{1,2}|[0-9A-Za-z.:/]+(\\s*,\\s*[0-9A-Za-z.:/]+)*)$' })),
   CORS_ORIGINS: Type.Optional(Type.String({ minLength: 1 })),
   PRESSURE_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ default: 1000, minimum: 0 }),
   PRESSURE_MAX_HEAP_MB: Type.Integer({ default: 0, minimum: 0 }),
+  // 0: 85% of the memory the process may use (the container's limit, else the machine's).
+  PRESSURE_MAX_RSS_MB: Type.Integer({ default: 0, minimum: 0 }),
   PRESSURE_RETRY_AFTER_S: Type.Integer({ default: 5, minimum: 1 }),
+  // Request bodies held in memory at once, across all requests. A body costs about three times its
+  // size while read and parsed (the bytes, the string, the parsed rows): 32 MB of bodies is ~100 MB
+  // of work in flight, which fits a 512 MB container beside the ~150 MB the process needs.
+  MAX_BODY_BYTES_IN_FLIGHT: Type.Integer({ default: 32 * 1024 * 1024, minimum: 1024 }),
+  // A body that sends nothing for this long is cut off (408).
+  BODY_STALL_TIMEOUT_MS: Type.Integer({ default: 10000, minimum: 100 }),
+  // 0: the file-descriptor limit less a reserve for upstream sockets and files, at most 10,000.
+  MAX_CONNECTIONS: Type.Integer({ default: 0, minimum: 0 }),
   SSE_MAX_BUFFER_BYTES: Type.Integer({ default: 1024 * 1024, minimum: 1024 }),
 })
 
 export type Config = Static<typeof ConfigSchema>
+
+const NAMED_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal'])
+
+/**
+ * TRUST_PROXY as Fastify's `trustProxy` option: unset is false (X-Forwarded-For ignored); digits are
+ * a hop count (1 behind one balancer); anything else is a list of proxy addresses or CIDR ranges
+ * (or proxy-addr's names loopback, linklocal, uniquelocal). `true` is refused: it would let every
+ * client choose its own address. Read before Fastify is built, so it throws naming the variable.
+ */
+export function parseTrustProxy (value: string | undefined): false | number | string[] {
+  if (value === undefined || value.trim() === '') return false
+  const text = value.trim()
+  if (/^\d+$/.test(text)) return Number(text)
+  return text.split(',').map(entry => entry.trim()).map(entry => {
+    const [address, bits, ...rest] = entry.split('/')
+    const family = isIP(address)
+    const prefixOk = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32))
+    if (!(NAMED_RANGES.has(entry) || (family !== 0 && prefixOk && rest.length === 0))) {
+      throw new Error(`TRUST_PROXY: ${JSON.stringify(entry)} is not a hop count, an address, a CIDR range or loopback/linklocal/uniquelocal`)
+    }
+    return entry
+  })
+}

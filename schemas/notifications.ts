@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 
 export const NotificationQuery = Type.Object({
-  include: Type.Union([Type.Literal('attacks'), Type.Literal('all')], { default: 'attacks', description: 'attacks only (default), or every prediction' }),
+  include: Type.Optional(Type.Union([Type.Literal('attacks'), Type.Literal('all')], { default: 'attacks', description: 'attacks only (default), or every prediction' })),
 }, { additionalProperties: false })
 export type NotificationQuery = Static<typeof NotificationQuery>
 

@@ -38,16 +38,29 @@ t.test('the README documents every configuration variable', async t => {
   for (const name of Object.keys(ConfigSchema.properties)) t.match(readme, `\`${name}\``, name)
 })
 
-t.test('the README\'s configuration table states the defaults the schema has', async t => {
+/** The rows of the markdown table under `heading`: a table ends at its first non-table line, as renderers end it. */
+function markdownTable (markdown: string, heading: string): string[][] {
+  const lines = markdown.split('\n')
+  let i = lines.indexOf(heading)
+  while (i >= 0 && i < lines.length && !lines[i].startsWith('|')) i++
+  const rows: string[][] = []
+  for (; i >= 0 && i < lines.length && lines[i].startsWith('|'); i++) rows.push(lines[i].split('|').slice(1, -1).map(cell => cell.trim()))
+  return rows.slice(2) // the header and its delimiter row
+}
+
+t.test('the README\'s configuration table is one table that names every variable and states its default', async t => {
   const readme = read('README.md')
+  const table = markdownTable(readme, '## Configuration')
   const { ConfigSchema } = await import('../schemas/config.js')
   // Defaults the table explains in words rather than as the raw value.
   const described: Record<string, string> = { PRESSURE_MAX_HEAP_MB: '90% of the heap limit', NOTIFY_DATA_DIR: '`data`' }
   for (const [name, schema] of Object.entries(ConfigSchema.properties) as Array<[string, { default?: unknown }]>) {
     if (schema.default === undefined) continue
-    const row = readme.split('\n').find(line => line.startsWith('|') && line.split('|')[1].includes(`\`${name}\``))
-    t.ok(row?.includes(described[name] ?? `\`${String(schema.default)}\``), `${name} defaults to ${String(schema.default)}`)
+    const row = table.find(cells => cells[0].includes(`\`${name}\``))
+    t.ok(row?.[1].includes(described[name] ?? `\`${String(schema.default)}\``), `${name} defaults to ${String(schema.default)}`)
   }
+  const named = table.flatMap(cells => [...cells[0].matchAll(/`(\w+)`/g)].map(m => m[1]))
+  for (const name of Object.keys(ConfigSchema.properties)) t.ok(named.includes(name), `${name} is a row of the rendered table`)
 })
 
 // What the image holds and that it starts as a non-root user is tested by laying it out: test/image.test.ts.

@@ -27,7 +27,7 @@ t.test('the Dockerfile runs the entry point in exec form, so `docker run <image>
 
 t.test('`entrypoint serve` listens, answers /ping at once and /invocations, and drains on SIGTERM', async t => {
   // SAGEMAKER_BIND_TO_PORT=0: the test machine's 8080 may be taken; the mapping is tested above.
-  const server = startServer({ SAGEMAKER_BIND_TO_PORT: '0' }, 'entrypoint.ts', ['serve'])
+  const server = startServer({ SAGEMAKER_BIND_TO_PORT: '0' }, { script: 'entrypoint.ts', args: ['serve'] })
   t.teardown(() => { server.child.kill('SIGKILL') })
   const url = await server.listening
   const started = performance.now()
@@ -44,18 +44,18 @@ t.test('`entrypoint serve` listens, answers /ping at once and /invocations, and 
   const csv = await fetch(`${url}/invocations`, { method: 'POST', headers: { 'content-type': 'text/csv' }, body: readFileSync(join(projectRoot(), 'examples', 'flows.csv')) })
   t.same(await csv.json(), { predictions: [0, 1] })
   const port = new URL(url).port
-  const healthy = startServer({ SAGEMAKER_BIND_TO_PORT: port }, 'entrypoint.ts', ['healthcheck'])
+  const healthy = startServer({ SAGEMAKER_BIND_TO_PORT: port }, { script: 'entrypoint.ts', args: ['healthcheck'] })
   t.equal((await once(healthy.child, 'exit'))[0], 0, 'healthcheck finds the service on the serve port')
   server.child.kill('SIGTERM')
   const [code] = await once(server.child, 'exit')
   t.equal(code, 0)
   // Port 9 (discard) has no listener here.
-  const unhealthy = startServer({ PORT: '9', SAGEMAKER_BIND_TO_PORT: '9' }, 'entrypoint.ts', ['healthcheck'])
+  const unhealthy = startServer({ PORT: '9', SAGEMAKER_BIND_TO_PORT: '9' }, { script: 'entrypoint.ts', args: ['healthcheck'] })
   t.equal((await once(unhealthy.child, 'exit'))[0], 1, 'and fails when nothing answers')
 })
 
 t.test('an unknown command exits 2 naming the commands', async t => {
-  const server = startServer({}, 'entrypoint.ts', ['train'])
+  const server = startServer({}, { script: 'entrypoint.ts', args: ['train'] })
   const [code] = await once(server.child, 'exit')
   t.equal(code, 2)
   t.match(server.output(), /unknown command "train": use serve/)

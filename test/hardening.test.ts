@@ -94,6 +94,16 @@ t.test('load shedding: over the heap threshold the API answers 503 with Retry-Af
   t.equal((await app.inject('/metrics')).statusCode, 200)
 })
 
+t.test('load shedding watches resident memory too (bodies and buffers live outside the heap)', async t => {
+  const app = await build(t, { PRESSURE_MAX_RSS_MB: '1' })
+  const shed = await post(app, frame)
+  t.equal(shed.statusCode, 503)
+  t.match(shed.json(), { code: 'OVERLOADED', message: /overloaded \(resident memory \d+ MB\)/ })
+  t.equal((await app.inject('/ready')).statusCode, 503)
+  t.equal((await app.inject('/health')).statusCode, 200)
+  t.equal((await app.inject('/%68ealth')).statusCode, 200, 'a probe is known by its route, however spelled')
+})
+
 t.test('limits on columns, names and strings answer 400, naming what is over', async t => {
   const app = await build(t)
   const tooMany = { columns: Array.from({ length: 1001 }, (_, i) => `c${i}`), data: [] }
@@ -141,7 +151,9 @@ t.test('SageMaker faults: throttling answers 503 with Retry-After, 5xx bursts 50
   t.equal((await app.inject('/ready')).statusCode, 503, 'not ready after upstream failures')
   mode = 'ok'
   t.same((await post(app, frame)).json(), [0, 1, 1, 0], 'recovers by itself')
-  t.equal((await app.inject('/ready')).statusCode, 200)
+  t.equal((await app.inject('/ready')).statusCode, 503, 'one success does not clear the failures of the last 10 s')
+  for (let i = 0; i < 6; i++) await post(app, frame)
+  t.equal((await app.inject('/ready')).statusCode, 200, 'ready again once under a quarter of the last 10 s of calls failed')
   const metrics = (await app.inject('/metrics')).body
   t.match(metrics, /mlids_classifier_errors_total\{backend="sagemaker",status_code="503"\} 1/)
   t.match(metrics, /mlids_classifier_errors_total\{backend="sagemaker",status_code="502"\} 1/)
@@ -157,4 +169,20 @@ t.test('the Content-Security-Policy lets Swagger UI load its own scripts over pl
     t.notMatch(src[1], /^https?:/, `${src[1]} is same-origin`)
     t.equal((await app.inject(new URL(src[1], 'http://x/docs/').pathname)).statusCode, 200, `${src[1]} is served`)
   }
+})
+
+t.test('readiness under a 50% SageMaker failure rate stays 503: it does not flap with each success', async t => {
+  let calls = 0
+  const sagemaker = await loopback(t, (_req, res) => {
+    if (calls++ % 2 === 0) return json(res, 500, { message: 'x' }, { 'x-amzn-errortype': 'InternalFailure' })
+    json(res, 200, [0, 1, 1, 0])
+  })
+  const app = await build(t, { AWS_REGION: 'eu-west-1', AWS_SAGEMAKER_ENDPOINT: 'ml-ids', AWS_SAGEMAKER_HOST: sagemaker.url, AWS_ACCESS_KEY: 'AKID', AWS_SECRET_KEY: 'x', SAGEMAKER_MAX_ATTEMPTS: '1', SAGEMAKER_BATCHING: 'off' })
+  const samples: number[] = []
+  for (let i = 0; i < 10; i++) {
+    await post(app, frame)
+    samples.push((await app.inject('/ready')).statusCode)
+  }
+  t.equal(calls, 10)
+  t.same(samples, Array(10).fill(503))
 })

@@ -65,10 +65,14 @@ t.test('GET /ping and GET /version, as SageMaker and MLflow containers answer th
   t.match(version.json(), { service: /^ml-ids-api \d+\.\d+\.\d+/, model: 'cic-ids2018-xgb', modelVersion: String, backend: 'local' })
 })
 
-t.test('/invocations, /ping and /version stay open when API_KEYS is set (SageMaker calls them without keys)', async t => {
+t.test('with API_KEYS set, /invocations needs a key as /api/predictions does; /ping and /version stay open', async t => {
   const app = await build(t, { API_KEYS: 'k1' })
   t.equal((await app.inject({ method: 'POST', url: '/api/predictions', headers: { 'content-type': 'application/json' }, payload: JSON.stringify(frame) })).statusCode, 401)
-  t.equal((await invoke(app, { dataframe_split: frame })).statusCode, 200)
+  const refused = await invoke(app, { dataframe_split: frame })
+  t.equal(refused.statusCode, 401, 'it classifies and announces: no key, no answer')
+  t.equal(refused.json().code, 'UNAUTHORIZED')
+  const allowed = await app.inject({ method: 'POST', url: '/invocations', headers: { 'content-type': 'application/json', authorization: 'Bearer k1' }, payload: JSON.stringify({ dataframe_split: frame }) })
+  t.equal(allowed.statusCode, 200)
   t.equal((await app.inject('/ping')).statusCode, 200)
   t.equal((await app.inject('/version')).statusCode, 200)
 })

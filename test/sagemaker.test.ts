@@ -133,9 +133,11 @@ t.test('a slow endpoint answers 504 after the configured timeout, and /ready tel
   t.equal(ready.statusCode, 503)
   t.match(ready.json(), { status: 'unavailable', backend: 'sagemaker', reason: /did not answer in time/ })
   t.equal((await app.inject('/health')).statusCode, 200, 'still alive')
-  // The next good answer makes it ready again.
+  // One good answer does not make it ready again; once under a quarter of the last 10 s failed, it is.
   sagemaker.answer((_req, res) => json(res, 200, [0, 0, 0]))
   t.equal((await post(app, frame)).statusCode, 200)
+  t.equal((await app.inject('/ping')).statusCode, 503)
+  for (let i = 0; i < 3; i++) t.equal((await post(app, frame)).statusCode, 200)
   t.equal((await app.inject('/ping')).statusCode, 200)
 })
 

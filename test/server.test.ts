@@ -39,3 +39,11 @@ t.test('a bad configuration stops start-up with one line naming the variable, ex
   t.match(server.output(), /could not start: env\/PORT must be integer/)
   t.notMatch(server.output(), /\n\s+at /, 'no stack trace')
 })
+
+t.test('a TRUST_PROXY Fastify could not take stops start-up with one line naming it, exit 1', async t => {
+  const server = startServer({ TRUST_PROXY: '10.0.0.0/40' })
+  const [code] = await once(server.child, 'exit')
+  t.equal(code, 1)
+  t.match(server.output(), /"level":60,.*"msg":"could not start: TRUST_PROXY: .*10\.0\.0\.0\/40.* is not a hop count, an address, a CIDR range/)
+  t.notMatch(server.output(), /\n\s+at /, 'no stack trace')
+})

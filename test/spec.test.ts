@@ -22,16 +22,35 @@ t.test('the spec is OpenAPI 3.1 and documents every route and error status', asy
   t.same(Object.keys(predictions.requestBody.content), ['application/json; format=pandas-split', 'application/json', 'text/csv'])
   t.equal(predictions.requestBody.content['text/csv'].schema.type, 'string')
   t.same(Object.keys(spec.paths['/invocations'].post.requestBody.content), ['application/json', 'text/csv'])
-  t.same(Object.keys(spec.paths['/api/scores'].post.responses).sort(), ['200', '400', '401', '413', '415', '429', '501', '502', '503', '504'])
-  t.same(Object.keys(predictions.responses).sort(), ['200', '400', '401', '413', '415', '429', '502', '503', '504'])
-  for (const status of ['400', '401', '413', '415', '429', '502', '503', '504']) {
+  t.same(Object.keys(spec.paths['/api/scores'].post.responses).sort(), ['200', '400', '401', '408', '413', '415', '429', '501', '502', '503', '504'])
+  t.same(Object.keys(predictions.responses).sort(), ['200', '400', '401', '408', '413', '415', '429', '502', '503', '504'])
+  for (const status of ['400', '401', '408', '413', '415', '429', '502', '503', '504']) {
     t.equal(predictions.responses[status].content['application/json'].schema.$ref, '#/components/schemas/ErrorResponse', status)
   }
   const explanations = spec.paths['/api/explanations'].post
   t.same(Object.keys(explanations.requestBody.content), ['application/json; format=pandas-split', 'application/json', 'text/csv'])
-  t.same(Object.keys(explanations.responses).sort(), ['200', '400', '401', '413', '415', '429', '501', '503'])
+  t.same(Object.keys(explanations.responses).sort(), ['200', '400', '401', '408', '413', '415', '429', '501', '503'])
   t.equal(explanations.responses['200'].content['application/json'].schema.$ref, '#/components/schemas/Explanations')
   t.same(explanations.parameters.map((p: { name: string, in: string }) => `${p.in}:${p.name}`), ['query:top'])
+})
+
+t.test('every operation has an operationId; every /api operation lists 401, 429 and 503; servers has a default', async t => {
+  const spec = YAML.parse(readFileSync(specPath, 'utf8'))
+  const ids = new Set<string>()
+  for (const [path, operations] of Object.entries<Record<string, { operationId?: string, responses: Record<string, unknown> }>>(spec.paths)) {
+    for (const [method, operation] of Object.entries(operations)) {
+      t.match(operation.operationId, /^[a-z][A-Za-z]+$/, `${method} ${path} has an operationId`)
+      ids.add(operation.operationId ?? '')
+      if (path.startsWith('/api/')) {
+        for (const status of ['200', '401', '429', '503']) t.ok(operation.responses[status], `${method} ${path} documents ${status}`)
+      }
+    }
+  }
+  t.equal(ids.size, 14, 'operationIds are unique')
+  t.equal(spec.paths['/api/notifications'].get.responses['400'].content['application/json'].schema.$ref, '#/components/schemas/ErrorResponse')
+  const include = spec.paths['/api/notifications'].get.parameters.find((p: { name: string }) => p.name === 'include')
+  t.equal(include.required, false, 'include is optional, as the server treats it')
+  t.match(spec.servers[0], { url: '{scheme}://{host}', variables: { host: { default: 'localhost:5000' } } })
 })
 
 t.test('Swagger UI is served at /docs, with the same document', async t => {
@@ -70,6 +89,9 @@ export const noColumns: Body = { data: [] }
 export const noMessage: Problem = { statusCode: 400, error: 'Bad Request' }
 // @ts-expect-error only two backends
 export const otherBackend: components['schemas']['ModelInfo']['backend'] = 'onnx'
+type Stream = paths['/api/notifications']['get']
+export const noQuery: Stream['parameters']['query'] = {}
+export const unauthorized: Stream['responses'][401]['content']['application/json'] = { statusCode: 401, error: 'Unauthorized', message: 'unknown API key' }
 `)
   const program = ts.createProgram([join(dir, 'use.ts')], { strict: true, noEmit: true, skipLibCheck: true, target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, moduleResolution: ts.ModuleResolutionKind.Bundler })
   const diagnostics = ts.getPreEmitDiagnostics(program).map(d => ts.flattenDiagnosticMessageText(d.messageText, '\n'))

@@ -1,39 +1,64 @@
 import fp from 'fastify-plugin'
 import createError from '@fastify/error'
 import { createHash, timingSafeEqual } from 'node:crypto'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 
 const UnauthorizedError = createError<[string]>('UNAUTHORIZED', '%s', 401)
 
 const digest = (value: string) => createHash('sha256').update(value).digest()
 
-/** The key a request presents: `Authorization: Bearer <key>` or `x-api-key: <key>`. */
-function presentedKey (headers: Record<string, string | string[] | undefined>): string | undefined {
-  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(String(headers.authorization ?? ''))?.[1]
+/**
+ * The key a request presents: the token of `Authorization: Bearer <key>` (scheme in any case, any
+ * spacing), else `x-api-key`. One key per request, whatever else is sent beside it.
+ */
+export function presentedKey (headers: FastifyRequest['headers']): string | undefined {
+  const authorization = headers.authorization
+  if (typeof authorization === 'string' && authorization.trim() !== '') {
+    return /^\s*Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1] ?? authorization.trim()
+  }
   const header = headers['x-api-key']
-  return bearer ?? (typeof header === 'string' && header !== '' ? header : undefined)
+  return typeof header === 'string' && header.trim() !== '' ? header.trim() : undefined
 }
 
 /**
- * Optional API keys (API_KEYS, comma-separated, several for rotation) on /api/*. Keys are compared
- * as SHA-256 digests with timingSafeEqual, against every key, so timing tells nothing about them.
- * Health, readiness, /ping, /metrics and /docs stay open.
+ * The /api scope's guard, one onRequest hook for every route registered in that scope
+ * (routes/api/index.ts), whatever its path is spelled like; nothing outside the scope sees it.
+ *
+ * 1. Who is calling: a verified API key (one of API_KEYS, compared as SHA-256 digests with
+ *    timingSafeEqual against every key) is the caller, `key:<digest prefix>`, however it was spelled;
+ *    anything else, a missing or a wrong key, is the client's address (`address:<ip>`, see TRUST_PROXY).
+ * 2. The caller's request counts against its rate limit (429), failed authentications included, so
+ *    guessing keys from one address is throttled like any other traffic from it.
+ * 3. Without a valid key, when API_KEYS is set: 401.
  */
 export default fp(async function auth (fastify) {
   const keys = (fastify.config.API_KEYS ?? '').split(',').map(k => k.trim()).filter(k => k !== '').map(digest)
-  if (keys.length === 0) return
-  fastify.addHook('onRequest', async (request, reply) => {
-    if (!request.url.startsWith('/api/')) return
+
+  function identify (request: FastifyRequest): { caller: string, refusal?: { challenge: string, message: string } } {
+    const address = `address:${request.ip}`
+    if (keys.length === 0) return { caller: address }
     const key = presentedKey(request.headers)
     if (key === undefined) {
-      reply.header('www-authenticate', 'Bearer')
-      throw new UnauthorizedError('an API key is required: send Authorization: Bearer <key> or x-api-key: <key>')
+      return { caller: address, refusal: { challenge: 'Bearer', message: 'an API key is required: send Authorization: Bearer <key> or x-api-key: <key>' } }
     }
     const presented = digest(key)
     let known = false
     for (const candidate of keys) known = timingSafeEqual(presented, candidate) || known
-    if (!known) {
-      reply.header('www-authenticate', 'Bearer error="invalid_token"')
-      throw new UnauthorizedError('unknown API key')
+    if (!known) return { caller: address, refusal: { challenge: 'Bearer error="invalid_token"', message: 'unknown API key' } }
+    return { caller: `key:${presented.toString('hex', 0, 8)}` }
+  }
+
+  fastify.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+    const { caller, refusal } = identify(request)
+    request.caller = caller
+    // A refused request's body is never read: close its connection rather than drain the body.
+    const unreadBody = request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length']) > 0
+    if (unreadBody) reply.header('connection', 'close')
+    await fastify.limitCaller(request, reply)
+    if (refusal !== undefined) {
+      reply.header('www-authenticate', refusal.challenge)
+      throw new UnauthorizedError(refusal.message)
     }
+    if (unreadBody) reply.removeHeader('connection')
   })
-}, { name: 'auth', dependencies: ['env'] })
+}, { name: 'auth', dependencies: ['env', 'rate-limit'] })

@@ -1,21 +1,41 @@
 import fp from 'fastify-plugin'
-import { isProbe } from './probes.js'
 import rateLimit from '@fastify/rate-limit'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 
-/** Optional per-client rate limit on the API (RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_MS): 429 with Retry-After. */
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Counts the request against its caller's bucket; throws 429 (with Retry-After) past the limit. */
+    limitCaller(request: FastifyRequest, reply: FastifyReply): Promise<void>
+  }
+  interface FastifyRequest {
+    /** Who the request counts against: `key:<digest>` for a verified API key, else `address:<ip>`. */
+    caller?: string
+  }
+}
+
+/**
+ * Optional per-caller rate limit (RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_MS): 429 with Retry-After.
+ * Applied by the /api scope's guard (plugins/app/auth.ts) once it knows who the caller is, not to
+ * every route: the caller is the verified key, never the header as sent, so neither made-up keys
+ * nor other spellings of a real one start fresh buckets.
+ */
 export default fp(async function limits (fastify) {
   const { RATE_LIMIT_MAX, RATE_LIMIT_WINDOW_MS } = fastify.config
-  if (RATE_LIMIT_MAX === 0) return
+  if (RATE_LIMIT_MAX === 0) {
+    fastify.decorate('limitCaller', async () => {})
+    return
+  }
   await fastify.register(rateLimit, {
+    global: false,
     max: RATE_LIMIT_MAX,
     timeWindow: RATE_LIMIT_WINDOW_MS,
-    // A client is its API key when it sends one, else its address (X-Forwarded-For behind a balancer).
-    keyGenerator: (request) => String(request.headers['x-api-key'] ?? request.headers.authorization ?? request.ip),
-    allowList: (request) => isProbe(request.url),
+    keyGenerator: (request) => request.caller ?? `address:${request.ip}`,
     errorResponseBuilder: (_request, context) => ({
       statusCode: 429,
       code: 'RATE_LIMITED',
-      message: `more than ${context.max} requests in ${context.after === '1 minute' ? 'a minute' : context.after}: retry later`,
+      message: `more than ${context.max} requests in ${RATE_LIMIT_WINDOW_MS / 1000} s: retry in ${context.after}`,
     }),
   })
+  const handler = fastify.rateLimit()
+  fastify.decorate('limitCaller', async (request: FastifyRequest, reply: FastifyReply) => { await handler.call(fastify, request, reply) })
 }, { name: 'rate-limit', dependencies: ['env'] })

@@ -9,6 +9,15 @@ export default fp(async function openapi (fastify) {
     openapi: {
       openapi: '3.1.0',
       info: { title: 'ML-IDS API', version: packageInfo.version, description: packageInfo.description },
+      // A default generated clients start from (the local default port); Swagger UI lets one edit it.
+      servers: [{
+        url: '{scheme}://{host}',
+        description: 'A deployment of the service',
+        variables: {
+          scheme: { enum: ['http', 'https'], default: 'http' },
+          host: { default: 'localhost:5000', description: 'host[:port] of the service (PORT defaults to 5000)' },
+        },
+      }],
       components: {
         securitySchemes: {
           bearerKey: { type: 'http', scheme: 'bearer', description: 'One of API_KEYS, when the server sets them' },

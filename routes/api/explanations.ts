@@ -20,6 +20,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       }
     }, input.onRequest],
     schema: {
+      operationId: 'explain',
       security: apiSecurity,
       tags: ['explanations'],
       summary: 'Explain the predictions of flows: per-feature contributions (TreeSHAP)',
@@ -32,7 +33,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       body: flowBody(),
       response: {
         200: Type.Ref(Explanations, { description: 'One explanation per row, in input order' }),
-        ...errorResponses(400, 401, 413, 415, 429, 501, 503),
+        ...errorResponses(400, 401, 408, 413, 415, 429, 501, 503),
       },
     },
   }, async function (request) {

@@ -1,11 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { apiSecurity } from '../../schemas/common.js'
+import { apiSecurity, errorResponses } from '../../schemas/common.js'
 import { NotificationQuery, NotificationStats } from '../../schemas/notifications.js'
 
 const routes: FastifyPluginAsyncTypebox = async function (fastify) {
   fastify.get('/notifications', {
     schema: {
+      operationId: 'streamNotifications',
       security: apiSecurity,
       tags: ['notifications'],
       summary: 'Live notifications as Server-Sent Events',
@@ -20,20 +21,25 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
           description: 'An endless text/event-stream',
           content: { 'text/event-stream': { schema: Type.String({ examples: ['id: 1\nevent: prediction\ndata: {"message":{...},"attributes":{...}}\n\n'] }) } },
         },
+        ...errorResponses(400, 401, 429, 503),
       },
     },
   }, async function (request, reply) {
     reply.hijack()
-    const unsubscribe = fastify.notifications.stream.subscribe(reply.raw, request.query.include)
+    const unsubscribe = fastify.notifications.stream.subscribe(reply.raw, request.query.include ?? 'attacks')
     request.raw.on('close', unsubscribe)
   })
 
   fastify.get('/notifications/stats', {
     schema: {
+      operationId: 'getNotificationStats',
       security: apiSecurity,
       tags: ['notifications'],
       summary: 'Notification counters: published, retried, spilled, dead-lettered, queued, held, backlog',
-      response: { 200: Type.Ref(NotificationStats, { description: 'Counters since start' }) },
+      response: {
+        200: Type.Ref(NotificationStats, { description: 'Counters since start' }),
+        ...errorResponses(401, 429, 503),
+      },
     },
   }, async function () {
     return fastify.notifications.stats()

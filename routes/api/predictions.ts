@@ -47,6 +47,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
     ...flowInput(fastify.config),
     validatorCompiler: passBytes,
     schema: {
+      operationId: 'predict',
       security: apiSecurity,
       tags: ['predictions'],
       summary: 'Classify flows',
@@ -56,7 +57,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       body: flowBody(),
       response: {
         200: Type.Ref(Predictions, { description: 'One prediction per row, in input order: 0 = benign, 1 = attack' }),
-        ...errorResponses(400, 401, 413, 415, 429, 502, 503, 504),
+        ...errorResponses(400, 401, 408, 413, 415, 429, 502, 503, 504),
       },
     },
   }, async function (request) {
@@ -79,6 +80,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
     config: { announces: true },
     ...flowInput(fastify.config),
     schema: {
+      operationId: 'score',
       security: apiSecurity,
       tags: ['predictions'],
       summary: 'Attack probabilities and predictions',
@@ -88,7 +90,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       body: flowBody(),
       response: {
         200: Type.Ref(Scores, { description: 'Per row, in input order: the attack probability and the prediction' }),
-        ...errorResponses(400, 401, 413, 415, 429, 501, 502, 503, 504),
+        ...errorResponses(400, 401, 408, 413, 415, 429, 501, 502, 503, 504),
       },
     },
   }, async function (request) {

@@ -1,0 +1,129 @@
+import fp from 'fastify-plugin'
+import createError from '@fastify/error'
+import { Transform, type TransformCallback } from 'node:stream'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { OverloadedError } from './pressure.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Request-body bytes reserved right now, across all requests. */
+    bodyBytesInFlight(): number
+  }
+}
+
+/** A split frame nests 3 levels (the object, `data`, a row); anything much deeper is not one. */
+export const MAX_JSON_DEPTH = 8
+
+const JsonTooDeepError = createError<[number]>('JSON_TOO_DEEP', 'the body nests deeper than %d levels of arrays and objects: a split frame nests 3', 400)
+const BodyStalledError = createError<[number]>('BODY_STALLED', 'the body sent nothing for %d ms: send it without pauses', 408)
+
+/**
+ * Counts bracket depth in raw JSON bytes, across chunks, outside strings. UTF-8 continuation bytes are
+ * all >= 0x80, so reading the bytes as latin1 cannot mistake part of a character for a bracket or a
+ * quote; the regular expression visits only quotes, brackets and escapes, which numbers have none of.
+ */
+export function depthScanner (maxDepth: number) {
+  let depth = 0
+  let inString = false
+  let escapePending = false // a chunk ended with a backslash: the next one's first character is escaped
+  const token = /\\[\s\S]?|["[\]{}]/g
+  return (chunk: Buffer): boolean => {
+    if (chunk.length === 0) return true
+    const text = chunk.toString('latin1')
+    token.lastIndex = escapePending ? 1 : 0
+    escapePending = false
+    for (let match = token.exec(text); match !== null; match = token.exec(text)) {
+      const found = match[0]
+      if (found[0] === '\\') {
+        if (found.length === 1) escapePending = true
+      } else if (found === '"') {
+        inString = !inString
+      } else if (!inString) {
+        if (found === '[' || found === '{') {
+          if (++depth > maxDepth) return false
+        } else {
+          depth--
+        }
+      }
+    }
+    return true
+  }
+}
+
+// Fastify never reads the bodies of these.
+const BODYLESS = new Set(['GET', 'HEAD', 'TRACE'])
+
+const hasBody = (request: FastifyRequest) => !BODYLESS.has(request.method) &&
+  (request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length']) > 0)
+
+/**
+ * Bounds what request bodies can cost, before and while they are read:
+ * - bytes held across all requests: a body's declared length (or, chunked, each chunk as it comes) is
+ *   reserved until its response is done; past MAX_BODY_BYTES_IN_FLIGHT new bodies get 503 with
+ *   Retry-After unread, and their connection is closed;
+ * - progress: a body that sends nothing for BODY_STALL_TIMEOUT_MS is cut off with 408;
+ * - nesting: JSON deeper than MAX_JSON_DEPTH is refused (400) from a scan of its bytes, before
+ *   JSON.parse would spend seconds on millions of brackets.
+ * Runs in preParsing, after authentication: refused requests reserve nothing.
+ */
+export default fp(async function bodies (fastify) {
+  const { MAX_BODY_BYTES_IN_FLIGHT, BODY_STALL_TIMEOUT_MS, PRESSURE_RETRY_AFTER_S } = fastify.config
+  let inFlight = 0
+  fastify.decorate('bodyBytesInFlight', () => inFlight)
+
+  function refuse (reply: FastifyReply): never {
+    reply.header('retry-after', PRESSURE_RETRY_AFTER_S).header('connection', 'close')
+    throw new OverloadedError(`too many request bodies in flight (${MAX_BODY_BYTES_IN_FLIGHT} bytes): retry in ${PRESSURE_RETRY_AFTER_S} s`)
+  }
+
+  fastify.addHook('preParsing', async (request, reply, payload) => {
+    if (!hasBody(request)) return payload
+    const declared = Number(request.headers['content-length'])
+    const known = Number.isFinite(declared) && request.headers['transfer-encoding'] === undefined
+    // Over the route's limit it is answered 413 unread: nothing to reserve.
+    if (known && declared > (request.routeOptions.bodyLimit ?? Infinity)) return payload
+    let reserved = 0
+    const reserve = (bytes: number) => {
+      if (inFlight + bytes > MAX_BODY_BYTES_IN_FLIGHT) return false
+      inFlight += bytes
+      reserved += bytes
+      return true
+    }
+    if (known ? !reserve(declared) : inFlight >= MAX_BODY_BYTES_IN_FLIGHT) refuse(reply)
+    reply.raw.once('close', () => {
+      inFlight -= reserved
+      reserved = 0
+    })
+
+    const withinDepth = /json/i.test(request.headers['content-type'] ?? '') ? depthScanner(MAX_JSON_DEPTH) : () => true
+    const stall = setTimeout(() => {
+      reply.header('connection', 'close')
+      guarded.destroy(new BodyStalledError(BODY_STALL_TIMEOUT_MS))
+    }, BODY_STALL_TIMEOUT_MS).unref()
+    const guarded = new Transform({
+      transform (chunk: Buffer, _encoding, done: TransformCallback) {
+        stall.refresh()
+        if (!known && !reserve(chunk.length)) {
+          reply.header('retry-after', PRESSURE_RETRY_AFTER_S).header('connection', 'close')
+          return done(new OverloadedError(`too many request bodies in flight (${MAX_BODY_BYTES_IN_FLIGHT} bytes): retry in ${PRESSURE_RETRY_AFTER_S} s`))
+        }
+        if (!withinDepth(chunk)) {
+          // The rest is read and dropped (never held) rather than left in the socket, so a client still
+          // sending gets the 400 before Fastify closes the connection, not a reset.
+          payload.unpipe(guarded)
+          payload.resume()
+          return done(new JsonTooDeepError(MAX_JSON_DEPTH))
+        }
+        done(null, chunk)
+      },
+    })
+    const stop = () => clearTimeout(stall)
+    guarded.on('end', stop).on('close', stop)
+    reply.raw.once('close', stop)
+    // Fastify stops listening after the first error; later ones must not go unhandled.
+    guarded.on('error', () => {})
+    payload.on('error', err => guarded.destroy(err))
+    payload.pipe(guarded)
+    return guarded
+  })
+}, { name: 'bodies', dependencies: ['env'] })
