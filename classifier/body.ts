@@ -17,15 +17,58 @@ import { MLFLOW_FIELDS } from './mlflow.js'
  * bodies. Both give the same errors with the same messages, because they are these functions.
  */
 
+/** A split frame nests 3 levels (the object, `data`, a row); anything much deeper is not one. */
+export const MAX_JSON_DEPTH = 8
+
+export const JsonTooDeepError = createError<[number]>('JSON_TOO_DEEP', 'the body nests deeper than %d levels of arrays and objects: a split frame nests 3', 400)
+
+/**
+ * Counts bracket depth in raw JSON bytes, across chunks, outside strings. UTF-8 continuation bytes are
+ * all >= 0x80, so reading the bytes as latin1 cannot mistake part of a character for a bracket or a
+ * quote; the regular expression visits only quotes, brackets and escapes, which numbers have none of.
+ */
+export function depthScanner (maxDepth: number) {
+  let depth = 0
+  let inString = false
+  let escapePending = false // a chunk ended with a backslash: the next one's first character is escaped
+  const token = /\\[\s\S]?|["[\]{}]/g
+  return (chunk: Buffer): boolean => {
+    if (chunk.length === 0) return true
+    const text = chunk.toString('latin1')
+    token.lastIndex = escapePending ? 1 : 0
+    escapePending = false
+    for (let match = token.exec(text); match !== null; match = token.exec(text)) {
+      const found = match[0]
+      if (found[0] === '\\') {
+        if (found.length === 1) escapePending = true
+      } else if (found === '"') {
+        inString = !inString
+      } else if (!inString) {
+        if (found === '[' || found === '{') {
+          if (++depth > maxDepth) return false
+        } else {
+          depth--
+        }
+      }
+    }
+    return true
+  }
+}
+
 /** A body the schema refuses, its message already naming the row and column (see validationMessage). */
 export const BodyValidationError = createError<[string]>('VALIDATION_ERROR', '%s', 400)
 
 // Fastify's defaults for the JSON parser: prototype poisoning is an error.
 const PARSE_OPTIONS = { protoAction: 'error', constructorAction: 'error' } as const
 
-/** Fastify's default JSON body parser, as a function: same result, same errors. */
-export function parseJsonBody (body: Buffer | string): unknown {
+/**
+ * Fastify's default JSON body parser, as a function: same result, same errors; first, nesting past
+ * MAX_JSON_DEPTH is refused from a scan of the bytes. `depthChecked`: the main thread's bodies were
+ * scanned as they arrived (plugins/app/bodies.ts); a worker's were not.
+ */
+export function parseJsonBody (body: Buffer, opts: { depthChecked: boolean }): unknown {
   if (body.length === 0) throw new errorCodes.FST_ERR_CTP_EMPTY_JSON_BODY()
+  if (!opts.depthChecked && !depthScanner(MAX_JSON_DEPTH)(body)) throw new JsonTooDeepError(MAX_JSON_DEPTH)
   try {
     return secureJson.parse(body, undefined, PARSE_OPTIONS)
   } catch {
@@ -85,7 +128,7 @@ export function validationMessage (first: Pick<ErrorObject, 'instancePath' | 'ke
 
 /** The whole sequence on raw bytes, as a worker runs it: parse, MLflow body and row limit, schema, frame checks. */
 export function checkedFrame (bytes: Buffer, opts: { maxRows: number, path: string }, validate: ReturnType<typeof compileFrameValidator>): PandasSplitFrame {
-  const body = parseJsonBody(bytes)
+  const body = parseJsonBody(bytes, { depthChecked: false })
   checkSplitBody(body, opts.maxRows, opts.path)
   if (!validate(body)) throw new BodyValidationError(validationMessage(validate.errors![0], 'body', body))
   checkFrame(body as PandasSplitFrame)

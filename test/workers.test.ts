@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { createApp } from '../app.js'
+import { MAX_JSON_DEPTH } from '../classifier/body.js'
 import { createWorkerPool } from '../classifier/pool.js'
 import { frameOf } from '../bench/flows.js'
 import { projectRoot } from '../project.js'
@@ -55,6 +56,10 @@ const bodies: Array<[string, unknown]> = [
   ['an MLflow instances body', { instances: [benign] }],
   ['an MLflow field beside columns', { ...splitFrame([attack]), inputs: [1] }],
   ['too many rows, no columns', { data: Array(6).fill(row) }],
+  // issue-9's nesting limit: scanned as the body arrives on the main thread, before JSON.parse in a worker.
+  ['nested one level too deep', '{"data":' + '['.repeat(MAX_JSON_DEPTH) + ']'.repeat(MAX_JSON_DEPTH) + '}'],
+  ['100,000 open brackets', '['.repeat(100_000)],
+  ['brackets inside strings do not count', { columns: [...columns, '[[[[[[[[[[{{'], data: [[...row, 1]] }],
   ['a JSON string', '"text"'],
   ['a JSON number', '12'],
   ['null', 'null'],

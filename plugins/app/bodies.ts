@@ -2,7 +2,10 @@ import fp from 'fastify-plugin'
 import createError from '@fastify/error'
 import { Transform, type TransformCallback } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { depthScanner, JsonTooDeepError, MAX_JSON_DEPTH } from '../../classifier/body.js'
 import { OverloadedError } from './pressure.js'
+
+export { depthScanner, MAX_JSON_DEPTH }
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -11,44 +14,7 @@ declare module 'fastify' {
   }
 }
 
-/** A split frame nests 3 levels (the object, `data`, a row); anything much deeper is not one. */
-export const MAX_JSON_DEPTH = 8
-
-const JsonTooDeepError = createError<[number]>('JSON_TOO_DEEP', 'the body nests deeper than %d levels of arrays and objects: a split frame nests 3', 400)
 const BodyStalledError = createError<[number]>('BODY_STALLED', 'the body sent nothing for %d ms: send it without pauses', 408)
-
-/**
- * Counts bracket depth in raw JSON bytes, across chunks, outside strings. UTF-8 continuation bytes are
- * all >= 0x80, so reading the bytes as latin1 cannot mistake part of a character for a bracket or a
- * quote; the regular expression visits only quotes, brackets and escapes, which numbers have none of.
- */
-export function depthScanner (maxDepth: number) {
-  let depth = 0
-  let inString = false
-  let escapePending = false // a chunk ended with a backslash: the next one's first character is escaped
-  const token = /\\[\s\S]?|["[\]{}]/g
-  return (chunk: Buffer): boolean => {
-    if (chunk.length === 0) return true
-    const text = chunk.toString('latin1')
-    token.lastIndex = escapePending ? 1 : 0
-    escapePending = false
-    for (let match = token.exec(text); match !== null; match = token.exec(text)) {
-      const found = match[0]
-      if (found[0] === '\\') {
-        if (found.length === 1) escapePending = true
-      } else if (found === '"') {
-        inString = !inString
-      } else if (!inString) {
-        if (found === '[' || found === '{') {
-          if (++depth > maxDepth) return false
-        } else {
-          depth--
-        }
-      }
-    }
-    return true
-  }
-}
 
 // Fastify never reads the bodies of these.
 const BODYLESS = new Set(['GET', 'HEAD', 'TRACE'])
@@ -63,7 +29,8 @@ const hasBody = (request: FastifyRequest) => !BODYLESS.has(request.method) &&
  *   Retry-After unread, and their connection is closed;
  * - progress: a body that sends nothing for BODY_STALL_TIMEOUT_MS is cut off with 408;
  * - nesting: JSON deeper than MAX_JSON_DEPTH is refused (400) from a scan of its bytes, before
- *   JSON.parse would spend seconds on millions of brackets.
+ *   JSON.parse would spend seconds on millions of brackets (bodies for a worker thread: scanned
+ *   there, by the parse function both threads call).
  * Runs in preParsing, after authentication: refused requests reserve nothing.
  */
 export default fp(async function bodies (fastify) {
@@ -95,7 +62,9 @@ export default fp(async function bodies (fastify) {
       reserved = 0
     })
 
-    const withinDepth = /json/i.test(request.headers['content-type'] ?? '') ? depthScanner(MAX_JSON_DEPTH) : () => true
+    // A body a worker thread will parse is scanned there, before JSON.parse (classifier/body.ts), not here.
+    const pooled = known && declared >= (request.routeOptions.config.pooledFromBytes ?? Infinity)
+    const withinDepth = !pooled && /json/i.test(request.headers['content-type'] ?? '') ? depthScanner(MAX_JSON_DEPTH) : () => true
     const stall = setTimeout(() => {
       reply.header('connection', 'close')
       guarded.destroy(new BodyStalledError(BODY_STALL_TIMEOUT_MS))

@@ -10,8 +10,11 @@ import { Predictions, Scores, type Prediction } from '../../schemas/predictions.
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** JSON bodies of WORKER_MIN_BYTES and up are kept as bytes and classified in a worker thread. */
-    pooled?: boolean
+    /**
+     * JSON bodies of this many bytes and up are kept as bytes and parsed, checked and classified in a
+     * worker thread (WORKER_MIN_BYTES, on a route that has a pool).
+     */
+    pooledFromBytes?: number
   }
 }
 
@@ -24,9 +27,9 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
   // parsed here, as Fastify's own parser would.
   fastify.removeContentTypeParser('application/json')
   fastify.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body: Buffer, done) => {
-    if (pool !== null && body.length >= WORKER_MIN_BYTES && request.routeOptions.config.pooled === true) return done(null, body)
+    if (body.length >= (request.routeOptions.config.pooledFromBytes ?? Infinity)) return done(null, body)
     try {
-      done(null, parseJsonBody(body))
+      done(null, parseJsonBody(body, { depthChecked: true }))
     } catch (err) {
       done(err as Error, undefined)
     }
@@ -43,7 +46,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
   const limits = `Rows are numbered from 0 in error messages (CSV: by line of the file). At most ${MAX_ROWS} rows and ${BODY_LIMIT} bytes per request.`
 
   fastify.post('/predictions', {
-    config: { announces: true, pooled: true },
+    config: { announces: true, ...(pool !== null ? { pooledFromBytes: WORKER_MIN_BYTES } : {}) },
     ...flowInput(fastify.config),
     validatorCompiler: passBytes,
     schema: {
