@@ -99,19 +99,24 @@
 
   // --- The event stream ------------------------------------------------------------------------
   const ATTRIBUTES = '"attributes":{"prediction":"'
+  const ROWS = /"rows":"(\d+)"/
 
-  /** One `data:` payload: counted at once; attacks kept raw, parsed only if shown. */
+  /**
+   * One `data:` payload: counted at once; attacks kept raw, parsed only if shown. A message carries one
+   * flow (NOTIFY_GROUPING=row) or a request's flows of one class, counted by its `rows` attribute.
+   */
   function onEvent (data) {
     const at = data.lastIndexOf(ATTRIBUTES)
     if (at === -1) return
     const attack = data.startsWith('attack', at + ATTRIBUTES.length)
+    const count = Number(ROWS.exec(data.slice(at))?.[1] ?? 1)
     const second = Math.floor(Date.now() / 1000)
     if (second !== current.second) rollTo(second)
-    current.flows++
-    totals.flows++
+    current.flows += count
+    totals.flows += count
     if (attack) {
-      current.attacks++
-      totals.attacks++
+      current.attacks += count
+      totals.attacks += count
       pendingAttacks.push({ data, time: Date.now() })
       if (pendingAttacks.length > TABLE_ROWS * 2) pendingAttacks = pendingAttacks.slice(-TABLE_ROWS)
     }
@@ -207,12 +212,19 @@
     return parts.join(' · ')
   }
 
+  /** The table rows of one attack message, newest (last in the message) first. */
   function parseAttack (pending) {
     try {
       const event = JSON.parse(pending.data)
-      return { time: pending.time, requestId: event.attributes.request_id, frame: event.message, flow: keyFields(event.message), score: null, top: null }
+      const { columns, data } = event.message
+      const out = []
+      for (let i = data.length - 1; i >= 0 && out.length < TABLE_ROWS; i--) {
+        const frame = { columns, data: [data[i]] }
+        out.push({ time: pending.time, requestId: event.attributes.request_id, frame, flow: keyFields(frame), score: null, top: null })
+      }
+      return out
     } catch (err) {
-      return null
+      return []
     }
   }
 
@@ -261,7 +273,7 @@
     $('attack-share').textContent = totals.flows === 0 ? '–' : (100 * totals.attacks / totals.flows).toFixed(1) + ' %'
     $('rate-now').textContent = numberFormat.format(flowSeries.length ? flowSeries[flowSeries.length - 1] : 0)
     if (pendingAttacks.length > 0) {
-      const fresh = pendingAttacks.slice(-TABLE_ROWS).reverse().map(parseAttack).filter(Boolean)
+      const fresh = pendingAttacks.slice(-TABLE_ROWS).reverse().flatMap(parseAttack).slice(0, TABLE_ROWS)
       pendingAttacks = []
       rows.unshift(...fresh)
       rows.length = Math.min(rows.length, TABLE_ROWS)

@@ -19,7 +19,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   429: 'Too many requests from this key (or, without a valid one, this address); Retry-After says when to come back',
   501: 'Not available with this backend: explanations need the embedded model; scores need a SageMaker endpoint that returns probabilities',
   502: 'The model backend failed or answered something unusable',
-  503: 'The service is overloaded (load shedding, too many bodies in flight, or the model backend throttling) or shutting down; Retry-After says when to come back',
+  503: 'The service is overloaded (load shedding, too many bodies in flight, the model backend throttling, or notifications that can be neither published nor written: NOTIFICATIONS_BACKLOGGED) or shutting down; Retry-After says when to come back',
   504: 'The model backend did not answer in time',
 }
 

@@ -124,6 +124,18 @@ t.test('in Chromium: live counts, the chart, the latest attacks with scores and 
   t.same(foreign, [], 'no request to any other host')
 })
 
+t.test('in Chromium, with one message per row (NOTIFY_GROUPING=row): the same counts', { skip: !existsSync(CHROMIUM) && `no Chromium at ${CHROMIUM}` }, async t => {
+  const { url, page, problems } = await openDashboard(t, { NOTIFY_GROUPING: 'row' })
+  await page.waitForSelector('#connection[data-state="live"]')
+  const frame = JSON.parse(flows)
+  const body = JSON.stringify({ columns: frame.columns, data: Array.from({ length: 30 }, (_, i) => frame.data[i % 2]) })
+  await fetch(`${url}/api/predictions`, { method: 'POST', headers: { 'content-type': PANDAS_SPLIT }, body })
+  await page.waitForFunction(() => document.getElementById('total-flows')!.textContent === '30')
+  t.equal(await text(page, '#total-attacks'), '15')
+  await page.waitForFunction(() => document.querySelectorAll('#attacks tbody tr').length === 15)
+  t.same(problems, [], 'no console errors')
+})
+
 t.test('in Chromium, with API_KEYS: the page asks for a key, refuses a wrong one, then works', { skip: !existsSync(CHROMIUM) && `no Chromium at ${CHROMIUM}` }, async t => {
   const { url, page, problems, foreign } = await openDashboard(t, { API_KEYS: 'right-key' })
   await page.waitForSelector('#key-form:not([hidden])')
