@@ -19,7 +19,7 @@ export const ConfigSchema = Type.Object({
   // Explaining a row costs about 30 predictions: a smaller limit keeps one request's work and answer bounded.
   EXPLAIN_MAX_ROWS: Type.Integer({ default: 1000, minimum: 1 }),
   // Worker threads that parse, check and classify large bodies off the event loop (embedded model
-  // only). Unset: os.availableParallelism(), the CPUs this container may use. 0: none, all on the main thread.
+  // only). Unset: os.availableParallelism() less one (the main thread's), at least 1. 0: none, all on the main thread.
   WORKERS: Type.Optional(Type.Integer({ minimum: 0, maximum: 256 })),
   // Bodies of at least this many bytes go to a worker thread; smaller ones are fastest where they are.
   WORKER_MIN_BYTES: Type.Integer({ default: 256 * 1024, minimum: 0 }),

@@ -186,9 +186,9 @@ t.test('notifications of a worker-classified request equal the main thread\'s: S
   }
 })
 
-t.test('WORKERS: the available CPUs by default, 0 for none; no pool for SageMaker', async t => {
+t.test('WORKERS: the available CPUs but the main thread\'s by default (at least 1), 0 for none; no pool for SageMaker', async t => {
   const app = await build(t)
-  t.equal(app.workerPool?.size, availableParallelism())
+  t.equal(app.workerPool?.size, Math.max(1, availableParallelism() - 1))
   t.equal(app.config.WORKER_MIN_BYTES, 256 * 1024)
   t.equal((await build(t, { WORKERS: '3' })).workerPool?.size, 3)
   t.equal((await build(t, { WORKERS: '0' })).workerPool, null)
