@@ -6,7 +6,7 @@ import { fillFeatures, planFeatures, type FeaturePlan } from './features.js'
 import { rowName } from './frame.js'
 import type { LoadedModel } from './model.js'
 import { createTreeExplainer, type TreeExplainer } from './treeshap.js'
-import { ExplanationsUnavailableError } from './errors.js'
+import { ExplanationsUnavailableError } from '../errors.js'
 import { UnsupportedModelError } from './xgboost.js'
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path'
 import { projectRoot } from '../project.js'
 import { Value } from '@sinclair/typebox/value'
 import { FamilyRate, Metrics, ModelMetadata, OperatingPoint, Preprocessing } from '../schemas/model.js'
-import { ModelLoadError } from './errors.js'
+import { ModelLoadError } from '../errors.js'
 import { parseXGBoostModel, type XGBoostModel } from './xgboost.js'
 
 export const DEFAULT_MODEL = 'cic-ids2018-xgb'

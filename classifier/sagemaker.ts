@@ -4,7 +4,7 @@ import type { Config } from '../schemas/config.js'
 import type { ModelInfo } from '../schemas/model.js'
 import type { FastifyBaseLogger } from 'fastify'
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
-import { InvalidInputError, ScoresUnavailableError, UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
+import { handlingOf, InvalidInputError, ScoresUnavailableError, UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError } from '../errors.js'
 import type { Classifier, Scored } from './types.js'
 import { createBatcher } from './batcher.js'
 import { createUpstreamHealth } from './upstream-health.js'
@@ -164,9 +164,9 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
       }
     } catch (err) {
       // Our own errors are already written for the client.
-      const ours = err instanceof Error && typeof (err as { statusCode?: unknown }).statusCode === 'number'
-      const translated = ours ? err : Object.assign(translateError(err), { cause: err })
-      if ((translated as { statusCode?: number }).statusCode !== 400) fail(translated.message)
+      const translated = handlingOf(err) !== undefined ? err as Error : Object.assign(translateError(err), { cause: err })
+      // The model refusing the input says nothing about its health.
+      if (!(translated instanceof InvalidInputError)) fail(translated.message)
       throw translated
     }
     try {

@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import { ConfigError } from '../../errors.js'
 import type { Classifier } from '../../classifier/types.js'
 import { createLocalClassifier } from '../../classifier/local.js'
 import { loadModel } from '../../classifier/model.js'
@@ -16,10 +17,10 @@ export default fp(async function classifier (fastify) {
   let classifier: Classifier
   if (config.AWS_SAGEMAKER_ENDPOINT !== undefined) {
     if (config.AWS_REGION === undefined) {
-      throw new Error('AWS_REGION must be set when AWS_SAGEMAKER_ENDPOINT is (e.g. AWS_REGION=eu-west-1)')
+      throw new ConfigError('AWS_REGION must be set when AWS_SAGEMAKER_ENDPOINT is (e.g. AWS_REGION=eu-west-1)')
     }
     if ((config.AWS_ACCESS_KEY === undefined) !== (config.AWS_SECRET_KEY === undefined)) {
-      throw new Error('set both AWS_ACCESS_KEY and AWS_SECRET_KEY, or neither to use the default credential chain')
+      throw new ConfigError('set both AWS_ACCESS_KEY and AWS_SECRET_KEY, or neither to use the default credential chain')
     }
     classifier = createSageMakerClassifier({ ...config, AWS_SAGEMAKER_ENDPOINT: config.AWS_SAGEMAKER_ENDPOINT, AWS_REGION: config.AWS_REGION }, fastify.log)
   } else {
