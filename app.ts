@@ -13,6 +13,7 @@ import pressure from './plugins/app/pressure.js'
 import bodies from './plugins/app/bodies.js'
 import classifier from './plugins/app/classifier.js'
 import flowInput from './plugins/app/flow-input.js'
+import classifications from './plugins/app/classifications.js'
 import notifications from './plugins/app/notifications.js'
 import metrics from './plugins/app/metrics.js'
 import rootRoutes from './routes/root.js'
@@ -69,6 +70,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(bodies)
   await fastify.register(classifier)
   await fastify.register(flowInput)
+  await fastify.register(classifications)
   await fastify.register(notifications)
   await fastify.register(metrics)
   // Routes.

@@ -82,17 +82,15 @@ export default fp(async function metrics (fastify) {
     const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: reply.statusCode }
     requests.inc(labels)
     duration.observe(labels, reply.elapsedTime / 1000)
-    const backend = fastify.classifier.backend
-    if (request.classified != null) {
-      const { predictions: answered, seconds } = request.classified
-      rows.inc({ backend }, answered.length)
-      let attacks = 0
-      for (const p of answered) attacks += p
-      if (attacks > 0) predictions.inc({ backend, prediction: 'attack' }, attacks)
-      if (answered.length > attacks) predictions.inc({ backend, prediction: 'benign' }, answered.length - attacks)
-      classifierDuration.observe({ backend }, seconds)
-    } else if (request.routeOptions.url === '/api/predictions' && reply.statusCode >= 500) {
-      classifierErrors.inc({ backend, status_code: reply.statusCode })
-    }
   })
-}, { name: 'metrics', dependencies: ['classifier', 'notifications'] })
+  const backend = fastify.classifier.backend
+  fastify.classifications.on('classified', ({ predictions: answered, seconds }) => {
+    rows.inc({ backend }, answered.length)
+    let attacks = 0
+    for (const p of answered) attacks += p
+    if (attacks > 0) predictions.inc({ backend, prediction: 'attack' }, attacks)
+    if (answered.length > attacks) predictions.inc({ backend, prediction: 'benign' }, answered.length - attacks)
+    classifierDuration.observe({ backend }, seconds)
+  })
+  fastify.classifications.on('failed', statusCode => { classifierErrors.inc({ backend, status_code: statusCode }) })
+}, { name: 'metrics', dependencies: ['classifier', 'classifications', 'notifications'] })

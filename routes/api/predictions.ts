@@ -9,7 +9,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
   const limits = `Rows are numbered from 0 in error messages (CSV: by line of the file). At most ${MAX_ROWS} rows and ${BODY_LIMIT} bytes per request.`
 
   fastify.post('/predictions', {
-    config: { announces: true },
+    config: { classifies: true },
     ...flowInput(fastify.config),
     schema: {
       operationId: 'predict',
@@ -26,15 +26,12 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       },
     },
   }, async function (request) {
-    const frame = framesOf(request)
-    const started = performance.now()
-    const predictions = await fastify.classifier.predict(frame)
-    request.classified = { frame, predictions, seconds: (performance.now() - started) / 1000 }
+    const predictions = await request.classify(framesOf(request), frame => fastify.classifier.predict(frame))
     return predictions
   })
 
   fastify.post('/scores', {
-    config: { announces: true },
+    config: { classifies: true },
     ...flowInput(fastify.config),
     schema: {
       operationId: 'score',
@@ -51,10 +48,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       },
     },
   }, async function (request) {
-    const frame = framesOf(request)
-    const started = performance.now()
-    const { scores, predictions } = await fastify.classifier.score(frame)
-    request.classified = { frame, predictions, seconds: (performance.now() - started) / 1000 }
+    const { scores, predictions } = await request.classify(framesOf(request), frame => fastify.classifier.score(frame))
     return { model: fastify.classifier.describe().name, threshold: fastify.classifier.threshold, scores, predictions }
   })
 }
