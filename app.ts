@@ -22,7 +22,8 @@ import apiRoutes from './routes/api/index.js'
 import dashboardRoutes from './routes/dashboard.js'
 import invocationRoutes from './routes/invocations.js'
 import { ErrorResponse } from './schemas/common.js'
-import { FamilyRate, Health, Metrics, ModelInfo, OperatingPoint, Preprocessing } from './schemas/model.js'
+import { Evaluation, FamilyRate, ModelInfo, OperatingPoint, Preprocessing } from './schemas/model.js'
+import { Health } from './schemas/health.js'
 import { MlflowPredictions, MlflowRequest, VersionInfo } from './schemas/mlflow.js'
 import { NotificationStats } from './schemas/notifications.js'
 import { PandasSplitFrame, Predictions, Scores } from './schemas/predictions.js'
@@ -58,7 +59,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(openapi)
   await fastify.register(security)
   await fastify.register(rateLimit)
-  for (const schema of [ErrorResponse, PandasSplitFrame, Predictions, Scores, Explanations, Preprocessing, FamilyRate, Metrics, OperatingPoint, ModelInfo, Health,
+  for (const schema of [ErrorResponse, PandasSplitFrame, Predictions, Scores, Explanations, Preprocessing, FamilyRate, Evaluation, OperatingPoint, ModelInfo, Health,
     NotificationStats, MlflowRequest, MlflowPredictions, VersionInfo]) {
     fastify.addSchema(schema)
   }

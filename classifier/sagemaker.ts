@@ -209,7 +209,7 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
     // SageMaker has no cheap health call on the runtime API: ready unless calls failed upstream lately.
     readiness: () => health.readiness(),
     // With the input format in use: the configured one, or what `auto` found.
-    describe: (): ModelInfo => ({ ...info, sagemaker: { endpoint, region: config.AWS_REGION, inputFormat: format } }),
+    describe: (): ModelInfo => ({ ...info, sagemaker: { endpoint, region: config.AWS_REGION, input_format: format } }),
     async close () {
       await batcher?.close()
       client.destroy()

@@ -64,7 +64,8 @@ export function createNotifier (config: Config, log: FastifyBaseLogger) {
     notify (frame: PandasSplitFrame, predictions: readonly Prediction[], context: { model: string, requestId: string }): void {
       if (mode === 'none' || predictions.length === 0) return
       // Build only what someone will receive: with only attack subscribers, no benign notification.
-      const kind = sns !== undefined || logFile !== undefined || stream.wants('all') ? mode : stream.wants('attacks') ? 'attacks' : undefined
+      const listening = stream.widestSubscription()
+      const kind = sns !== undefined || logFile !== undefined || listening === 'all' ? mode : listening
       if (kind === undefined) return
       const notifications = notificationsFor(frame, predictions, kind, context, grouping)
       sns?.publish(notifications)

@@ -61,7 +61,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
     },
   }, async function () {
     const { name, version, backend } = fastify.classifier.describe()
-    return { service: `${packageInfo.name} ${packageInfo.version}`, model: name, ...(version !== undefined ? { modelVersion: version } : {}), backend }
+    return { service: `${packageInfo.name} ${packageInfo.version}`, model: name, ...(version !== undefined ? { model_version: version } : {}), backend }
   })
 }
 

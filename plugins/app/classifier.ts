@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import { ConfigError } from '../../errors.js'
 import type { Classifier } from '../../classifier/types.js'
-import { createLocalClassifier } from '../../classifier/local.js'
+import { createEmbeddedClassifier } from '../../classifier/embedded.js'
 import { loadModel } from '../../classifier/model.js'
 import { createSageMakerClassifier } from '../../classifier/sagemaker.js'
 
@@ -24,7 +24,7 @@ export default fp(async function classifier (fastify) {
     }
     classifier = createSageMakerClassifier({ ...config, AWS_SAGEMAKER_ENDPOINT: config.AWS_SAGEMAKER_ENDPOINT, AWS_REGION: config.AWS_REGION }, fastify.log)
   } else {
-    classifier = createLocalClassifier(loadModel(config.MODEL_DIR), { threshold: config.ATTACK_THRESHOLD })
+    classifier = createEmbeddedClassifier(loadModel(config.MODEL_DIR), { threshold: config.ATTACK_THRESHOLD })
   }
   const { name, version } = classifier.describe()
   fastify.log.info({ backend: classifier.backend, model: name, version }, 'classifier ready')
