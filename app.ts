@@ -14,6 +14,7 @@ import bodies from './plugins/app/bodies.js'
 import classifier from './plugins/app/classifier.js'
 import flowInput from './plugins/app/flow-input.js'
 import workerPool from './plugins/app/worker-pool.js'
+import classifications from './plugins/app/classifications.js'
 import notifications from './plugins/app/notifications.js'
 import metrics from './plugins/app/metrics.js'
 import rootRoutes from './routes/root.js'
@@ -23,7 +24,8 @@ import dashboardRoutes from './routes/dashboard.js'
 import invocationRoutes from './routes/invocations.js'
 import { AJV_OPTIONS } from './schemas/ajv.js'
 import { ErrorResponse } from './schemas/common.js'
-import { FamilyRate, Health, Metrics, ModelInfo, OperatingPoint, Preprocessing } from './schemas/model.js'
+import { Evaluation, FamilyRate, ModelInfo, OperatingPoint, Preprocessing } from './schemas/model.js'
+import { Health } from './schemas/health.js'
 import { MlflowPredictions, MlflowRequest, VersionInfo } from './schemas/mlflow.js'
 import { NotificationStats } from './schemas/notifications.js'
 import { PandasSplitFrame, Predictions, Scores } from './schemas/predictions.js'
@@ -59,7 +61,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(openapi)
   await fastify.register(security)
   await fastify.register(rateLimit)
-  for (const schema of [ErrorResponse, PandasSplitFrame, Predictions, Scores, Explanations, Preprocessing, FamilyRate, Metrics, OperatingPoint, ModelInfo, Health,
+  for (const schema of [ErrorResponse, PandasSplitFrame, Predictions, Scores, Explanations, Preprocessing, FamilyRate, Evaluation, OperatingPoint, ModelInfo, Health,
     NotificationStats, MlflowRequest, MlflowPredictions, VersionInfo]) {
     fastify.addSchema(schema)
   }
@@ -72,6 +74,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(classifier)
   await fastify.register(flowInput)
   await fastify.register(workerPool)
+  await fastify.register(classifications)
   await fastify.register(notifications)
   await fastify.register(metrics)
   // Routes.

@@ -2,6 +2,7 @@ import closeWithGrace from 'close-with-grace'
 import { createApp } from './app.js'
 import { LOG_LEVELS } from './schemas/config.js'
 import { logSerializers } from './plugins/app/request-log.js'
+import { ConfigError, ModelLoadError } from './errors.js'
 
 // The logger exists before the config plugin runs, so its level is read here; a wrong value is left
 // to the config plugin, which names it. Credentials are redacted wherever a log line could carry
@@ -23,7 +24,9 @@ try {
     requestTimeout: 120_000,
   })
 } catch (err) {
-  console.error(JSON.stringify({ level: 60, time: Date.now(), msg: `could not start: ${(err as Error).message}` }))
+  // Only configuration is read before the logger exists (TRUST_PROXY); anything else keeps its stack.
+  const line = err instanceof ConfigError ? { msg: `could not start: ${err.message}` } : { msg: `could not start: ${(err as Error).message}`, stack: (err as Error).stack }
+  console.error(JSON.stringify({ level: 60, time: Date.now(), ...line }))
   process.exit(1)
 }
 const fastify = app
@@ -34,8 +37,9 @@ fastify.server.headersTimeout = 60_000
 try {
   await fastify.ready()
 } catch (err) {
-  // Configuration and model problems: one line saying what to fix, not a stack.
-  fastify.log.fatal(`could not start: ${(err as Error).message}`)
+  // Configuration and model problems: one line saying what to fix. Anything else is a bug: its stack too.
+  if (err instanceof ConfigError || err instanceof ModelLoadError) fastify.log.fatal(`could not start: ${err.message}`)
+  else fastify.log.fatal({ err }, `could not start: ${(err as Error).message}`)
   process.exit(1)
 }
 

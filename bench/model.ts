@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createApp } from '../app.js'
-import { createLocalClassifier } from '../classifier/local.js'
+import { createEmbeddedClassifier } from '../classifier/embedded.js'
 import { defaultModelDir, loadModel } from '../classifier/model.js'
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '2' } } })
@@ -39,10 +39,10 @@ async function rate (fn: () => unknown) {
 
 const results: Record<string, unknown> = { machine: `${cpus().length} x ${cpus()[0]?.model}`, node: process.version }
 
-const classifier = createLocalClassifier(loadModel())
+const classifier = createEmbeddedClassifier(loadModel())
 for (const rows of [1, 100, 10000]) {
   const frame = frameOf(rows)
-  const perSecond = await rate(() => classifier.probabilities(frame))
+  const perSecond = await rate(() => classifier.score(frame))
   results[`engine_rows_per_s_batch_${rows}`] = Math.round(perSecond * rows)
 }
 for (const [rows, top] of [[1, undefined], [100, undefined], [1000, undefined], [1000, 5]] as const) {

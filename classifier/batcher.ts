@@ -1,4 +1,5 @@
 import type { PandasSplitFrame } from '../schemas/predictions.js'
+import { InvalidInputError } from '../errors.js'
 
 export interface BatcherOptions {
   /** Most rows in one call. */
@@ -58,7 +59,7 @@ export function createBatcher<T> (invoke: Invoke<T>, opts: BatcherOptions) {
       }
     }, err => {
       // Nothing was predicted: sending each request alone is safe, and isolates the bad one.
-      if ((err as { statusCode?: number }).statusCode === 400 && items.length > 1) {
+      if (err instanceof InvalidInputError && items.length > 1) {
         for (const item of items) call(columnsJson, [item])
         return
       }

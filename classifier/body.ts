@@ -1,12 +1,11 @@
 import AjvCompiler from '@fastify/ajv-compiler'
-import createError from '@fastify/error'
 import type { ErrorObject } from 'ajv'
 import { Type } from '@sinclair/typebox'
 import { errorCodes } from 'fastify'
 import secureJson from 'secure-json-parse'
 import { AJV_OPTIONS } from '../schemas/ajv.js'
 import { PandasSplitFrame } from '../schemas/predictions.js'
-import { MlflowBodyError, TooManyRowsError } from './errors.js'
+import { JsonTooDeepError, MlflowBodyError, TooManyRowsError, ValidationError as BodyValidationError } from '../errors.js'
 import { checkFrame } from './frame.js'
 import { MLFLOW_FIELDS } from './mlflow.js'
 
@@ -19,8 +18,6 @@ import { MLFLOW_FIELDS } from './mlflow.js'
 
 /** A split frame nests 3 levels (the object, `data`, a row); anything much deeper is not one. */
 export const MAX_JSON_DEPTH = 8
-
-export const JsonTooDeepError = createError<[number]>('JSON_TOO_DEEP', 'the body nests deeper than %d levels of arrays and objects: a split frame nests 3', 400)
 
 /**
  * Counts bracket depth in raw JSON bytes, across chunks, outside strings. UTF-8 continuation bytes are
@@ -54,9 +51,6 @@ export function depthScanner (maxDepth: number) {
     return true
   }
 }
-
-/** A body the schema refuses, its message already naming the row and column (see validationMessage). */
-export const BodyValidationError = createError<[string]>('VALIDATION_ERROR', '%s', 400)
 
 // Fastify's defaults for the JSON parser: prototype poisoning is an error.
 const PARSE_OPTIONS = { protoAction: 'error', constructorAction: 'error' } as const

@@ -1,7 +1,7 @@
 import Papa from 'papaparse'
 import type { PandasSplitFrame } from '../schemas/predictions.js'
 import { MAX_COLUMN_NAME_LENGTH, MAX_COLUMNS, MAX_STRING_CELL_LENGTH } from '../schemas/predictions.js'
-import { InvalidInputError, TooManyRowsError } from './errors.js'
+import { InvalidInputError, TooManyRowsError } from '../errors.js'
 import { withSourceLines } from './frame.js'
 
 // Rows parsed between yields to the event loop: about 2 ms of work on the project's 2-core machine,

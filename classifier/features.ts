@@ -1,5 +1,5 @@
 import type { Preprocessing } from '../schemas/model.js'
-import { MissingFeaturesError, NonNumericValueError, InvalidInputError } from './errors.js'
+import { MissingFeaturesError, NonNumericValueError, InvalidInputError } from '../errors.js'
 
 /** CICFlowMeter-V3 header to snake_case: `Flow Byts/s` -> `flow_byts_s`, `Down/Up Ratio` -> `down_up_ratio`. */
 export function snakeCase (name: string): string {

@@ -1,5 +1,5 @@
 import type { PandasSplitFrame } from '../schemas/predictions.js'
-import { InvalidInputError } from './errors.js'
+import { InvalidInputError } from '../errors.js'
 
 // Clients send the same columns request after request: remember lists already found free of duplicates.
 const UNIQUE_COLUMNS_CACHE_SIZE = 64

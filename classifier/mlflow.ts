@@ -1,6 +1,6 @@
 import type { MlflowRequest } from '../schemas/mlflow.js'
 import type { PandasSplitFrame } from '../schemas/predictions.js'
-import { InvalidInputError } from './errors.js'
+import { InvalidInputError } from '../errors.js'
 
 /** MLflow 2.x's input fields, exactly one of which a scoring body has. */
 export const MLFLOW_FIELDS = ['dataframe_split', 'dataframe_records', 'instances', 'inputs'] as const

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { projectRoot } from '../project.js'
 import { Value } from '@sinclair/typebox/value'
-import { FamilyRate, Metrics, ModelMetadata, OperatingPoint, Preprocessing } from '../schemas/model.js'
-import { ModelLoadError } from './errors.js'
+import { Evaluation, FamilyRate, ModelMetadata, OperatingPoint, Preprocessing } from '../schemas/model.js'
+import { ModelLoadError } from '../errors.js'
 import { parseXGBoostModel, type XGBoostModel } from './xgboost.js'
 
 export const DEFAULT_MODEL = 'cic-ids2018-xgb'
@@ -35,7 +35,7 @@ export function loadModel (dir: string = defaultModelDir()): LoadedModel {
   dir = resolve(dir)
   const metadataPath = join(dir, 'metadata.json')
   const metadata = readJson(metadataPath)
-  const references = [Preprocessing, FamilyRate, Metrics, OperatingPoint]
+  const references = [Preprocessing, Evaluation, FamilyRate, OperatingPoint]
   if (!Value.Check(ModelMetadata, references, metadata)) {
     const problems = [...Value.Errors(ModelMetadata, references, metadata)].slice(0, 3).map(e => `${e.path || '/'}: ${e.message}`)
     throw new ModelLoadError(`${metadataPath} is malformed: ${problems.join('; ')}`)

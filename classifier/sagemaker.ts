@@ -4,7 +4,7 @@ import type { Config } from '../schemas/config.js'
 import type { ModelInfo } from '../schemas/model.js'
 import type { FastifyBaseLogger } from 'fastify'
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
-import { InvalidInputError, ScoresUnavailableError, UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError } from './errors.js'
+import { handlingOf, InvalidInputError, ScoresUnavailableError, UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError } from '../errors.js'
 import type { Classifier, Scored } from './types.js'
 import { createBatcher } from './batcher.js'
 import { createUpstreamHealth } from './upstream-health.js'
@@ -99,14 +99,43 @@ export function translateError (err: unknown): Error {
   return new UpstreamError(`the SageMaker endpoint failed (${what})`)
 }
 
+/**
+ * Which body the endpoint takes: SAGEMAKER_INPUT_FORMAT, or with `auto` MLflow 1.x's (which 1.x needs)
+ * until a 2.x container's first refusal switches it for good; what was found is logged once.
+ */
+export function createInputFormat (setting: Config['SAGEMAKER_INPUT_FORMAT'], found: (format: InputFormat, message: string) => void) {
+  const auto = setting === 'auto'
+  let format: InputFormat = setting === 'dataframe_split' ? 'dataframe_split' : 'pandas-split'
+  let known = !auto
+  return {
+    get current (): InputFormat { return format },
+    /** A call sent `as` was refused with `err`: the format to send it again in, or the error to throw. */
+    refused (as: InputFormat, err: unknown): InputFormat {
+      if (as !== 'pandas-split' || !isMlflow2Refusal(err)) throw err
+      // Not the client's fault, and not for the client to fix.
+      if (!auto) throw Object.assign(new UpstreamError('the SageMaker endpoint runs MLflow 2.x, which refuses pandas-split frames: set SAGEMAKER_INPUT_FORMAT to auto or dataframe_split'), { cause: err })
+      // Calls sent before the switch, refused alike, are sent again too.
+      if (format === 'pandas-split') {
+        format = 'dataframe_split'
+        known = true
+        found(format, 'the SageMaker endpoint runs MLflow 2.x: sending {"dataframe_split": ...} from now on')
+      }
+      return 'dataframe_split'
+    },
+    /** A call was answered: with `auto`, the format in use is the endpoint's. */
+    accepted (): void {
+      if (known) return
+      known = true
+      found(format, 'the SageMaker endpoint takes MLflow 1.x pandas-split frames')
+    },
+  }
+}
+
 export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEMAKER_ENDPOINT: string, AWS_REGION: string }, log?: FastifyBaseLogger) {
   const endpoint = endpointName(config.AWS_SAGEMAKER_ENDPOINT)
   // MLflow models answer labels or probabilities; probabilities are read at ATTACK_THRESHOLD, else 0.5.
   const threshold = config.ATTACK_THRESHOLD ?? 0.5
-  // `auto` starts with 1.x's format, which 1.x needs, and switches for good at 2.x's first refusal.
-  const auto = config.SAGEMAKER_INPUT_FORMAT === 'auto'
-  let format: InputFormat = config.SAGEMAKER_INPUT_FORMAT === 'dataframe_split' ? 'dataframe_split' : 'pandas-split'
-  let found = !auto
+  const formats = createInputFormat(config.SAGEMAKER_INPUT_FORMAT, (format, message) => log?.info({ endpoint, inputFormat: format }, message))
   const client = new SageMakerRuntimeClient({
     ...awsClientConfig(config, {
       region: config.AWS_REGION,
@@ -141,32 +170,18 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
   async function invoke (frameJson: string, rows: number): Promise<number[]> {
     let answer: string
     try {
-      const as = format
+      const as = formats.current
       try {
         answer = await send(frameJson, as)
       } catch (err) {
-        if (as === 'pandas-split' && isMlflow2Refusal(err) && !auto) {
-          // Not the client's fault, and not for the client to fix.
-          throw Object.assign(new UpstreamError('the SageMaker endpoint runs MLflow 2.x, which refuses pandas-split frames: set SAGEMAKER_INPUT_FORMAT to auto or dataframe_split'), { cause: err })
-        }
-        // Calls sent before the switch, refused alike, are sent again too.
-        if (!auto || as !== 'pandas-split' || !isMlflow2Refusal(err)) throw err
-        if (format === 'pandas-split') {
-          format = 'dataframe_split'
-          found = true
-          log?.info({ endpoint, inputFormat: format }, 'the SageMaker endpoint runs MLflow 2.x: sending {"dataframe_split": ...} from now on')
-        }
-        answer = await send(frameJson, 'dataframe_split')
+        answer = await send(frameJson, formats.refused(as, err))
       }
-      if (!found) {
-        found = true
-        log?.info({ endpoint, inputFormat: format }, 'the SageMaker endpoint takes MLflow 1.x pandas-split frames')
-      }
+      formats.accepted()
     } catch (err) {
       // Our own errors are already written for the client.
-      const ours = err instanceof Error && typeof (err as { statusCode?: unknown }).statusCode === 'number'
-      const translated = ours ? err : Object.assign(translateError(err), { cause: err })
-      if ((translated as { statusCode?: number }).statusCode !== 400) fail(translated.message)
+      const translated = handlingOf(err) !== undefined ? err as Error : Object.assign(translateError(err), { cause: err })
+      // The model refusing the input says nothing about its health.
+      if (!(translated instanceof InvalidInputError)) fail(translated.message)
       throw translated
     }
     try {
@@ -209,7 +224,7 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
     // SageMaker has no cheap health call on the runtime API: ready unless calls failed upstream lately.
     readiness: () => health.readiness(),
     // With the input format in use: the configured one, or what `auto` found.
-    describe: (): ModelInfo => ({ ...info, sagemaker: { endpoint, region: config.AWS_REGION, inputFormat: format } }),
+    describe: (): ModelInfo => ({ ...info, sagemaker: { endpoint, region: config.AWS_REGION, input_format: formats.current } }),
     async close () {
       await batcher?.close()
       client.destroy()

@@ -2,7 +2,7 @@ import { isMainThread, parentPort, workerData } from 'node:worker_threads'
 import type { Prediction } from '../schemas/predictions.js'
 import { notificationsFor, type Notification, type NotifyGrouping, type NotifyMode } from '../notifications/message.js'
 import { checkedFrame, compileFrameValidator } from './body.js'
-import { createLocalClassifier } from './local.js'
+import { createEmbeddedClassifier } from './embedded.js'
 import { loadModel } from './model.js'
 
 /** What a worker thread is started with. */
@@ -36,7 +36,7 @@ export type WorkerResult =
  * predictions as bytes and the notifications as built, never the frame.
  */
 export function createTaskHandler ({ modelDir, maxRows, threshold }: WorkerOptions) {
-  const classifier = createLocalClassifier(loadModel(modelDir), { threshold })
+  const classifier = createEmbeddedClassifier(loadModel(modelDir), { threshold })
   const validate = compileFrameValidator()
   return function handle ({ body, path, notify }: WorkerTask): WorkerResult {
     try {

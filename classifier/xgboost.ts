@@ -67,7 +67,16 @@ export function parseBaseScore (raw: unknown): number {
   return value
 }
 
-export function parseXGBoostModel (json: unknown): XGBoostModel {
+/** The parts of a model file the evaluator uses, once checked: a binary:logistic gbtree with numeric splits. */
+interface CheckedModel {
+  trees: JsonTree[]
+  numFeatures: number
+  baseMargin: number
+  featureNames: string[] | undefined
+}
+
+/** Checks the learner's kind and parameters; the trees' shapes are checked as they are flattened. */
+export function checkLearner (json: unknown): CheckedModel {
   const learner = (json as { learner?: Record<string, any> })?.learner
   if (learner == null || typeof learner !== 'object') fail('not an XGBoost JSON model: no "learner" object')
 
@@ -84,8 +93,12 @@ export function parseXGBoostModel (json: unknown): XGBoostModel {
   const numFeatures = Number(params.num_feature)
   if (!Number.isInteger(numFeatures) || numFeatures < 1) fail(`num_feature ${String(params.num_feature)} is not a positive integer`)
   const baseScore = parseBaseScore(params.base_score)
-  const baseMargin = Math.log(baseScore / (1 - baseScore))
+  const featureNames = Array.isArray(learner.feature_names) && learner.feature_names.length > 0 ? learner.feature_names : undefined
+  return { trees, numFeatures, baseMargin: Math.log(baseScore / (1 - baseScore)), featureNames }
+}
 
+/** The trees in flat typed arrays, each node checked (children in range, features known, no categorical splits). */
+export function flattenTrees ({ trees, numFeatures, baseMargin }: CheckedModel): Forest {
   const numNodes = trees.reduce((n, tree) => n + (tree.left_children?.length ?? 0), 0)
   const roots = new Int32Array(trees.length)
   const left = new Int32Array(numNodes)
@@ -132,8 +145,12 @@ export function parseXGBoostModel (json: unknown): XGBoostModel {
     }
     offset += n
   })
+  return { roots, left, right, feature, threshold, defaultLeft, leaf, cover, baseMargin, numFeatures }
+}
 
-  function predictMargin (x: Float32Array): number {
+/** The margin function of a forest: base margin plus the leaf each tree reaches. */
+export function marginOf ({ roots, left, right, feature, threshold, defaultLeft, leaf, baseMargin }: Forest) {
+  return function predictMargin (x: Float32Array): number {
     let margin = baseMargin
     for (let t = 0; t < roots.length; t++) {
       let node = roots[t]
@@ -146,13 +163,19 @@ export function parseXGBoostModel (json: unknown): XGBoostModel {
     }
     return margin
   }
+}
 
+/** Checks, flattens and evaluates a model file. */
+export function parseXGBoostModel (json: unknown): XGBoostModel {
+  const checked = checkLearner(json)
+  const forest = flattenTrees(checked)
+  const predictMargin = marginOf(forest)
   return {
-    numFeatures,
-    numTrees: trees.length,
-    featureNames: Array.isArray(learner.feature_names) && learner.feature_names.length > 0 ? learner.feature_names : undefined,
+    numFeatures: checked.numFeatures,
+    numTrees: checked.trees.length,
+    featureNames: checked.featureNames,
     predictProbability: (x: Float32Array): number => 1 / (1 + Math.exp(-predictMargin(x))),
     predictMargin,
-    forest: { roots, left, right, feature, threshold, defaultLeft, leaf, cover, baseMargin, numFeatures },
+    forest,
   }
 }

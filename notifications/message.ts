@@ -1,3 +1,4 @@
+import type { Config } from '../schemas/config.js'
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
 
 export type PredictionLabel = 'attack' | 'benign'
@@ -18,8 +19,9 @@ export interface Notification {
   }
 }
 
-export type NotifyMode = 'all' | 'attacks' | 'none'
-export type NotifyGrouping = 'row' | 'request'
+/** NOTIFY and NOTIFY_GROUPING, as the configuration schema declares them. */
+export type NotifyMode = Config['NOTIFY']
+export type NotifyGrouping = Config['NOTIFY_GROUPING']
 
 /** A notification's size as SNS counts it against its 256 KiB: body plus attribute names, types and values. */
 export const payloadBytes = (n: Notification) => Buffer.byteLength(n.message) + attributeBytes(n.attributes)

@@ -60,7 +60,8 @@ export function createNotifier (config: Config, log: FastifyBaseLogger) {
   function kind (): NotifyMode {
     if (mode === 'none') return 'none'
     // Build only what someone will receive: with only attack subscribers, no benign notification.
-    return sns !== undefined || logFile !== undefined || stream.wants('all') ? mode : stream.wants('attacks') ? 'attacks' : 'none'
+    const listening = stream.widestSubscription()
+    return sns !== undefined || logFile !== undefined || listening === 'all' ? mode : listening ?? 'none'
   }
 
   /**

@@ -1,11 +1,10 @@
 import type { ServerResponse } from 'node:http'
+import type { StreamInclude } from '../schemas/notifications.js'
 import type { Notification } from './message.js'
-
-export type StreamFilter = 'attacks' | 'all'
 
 interface Subscriber {
   readonly response: ServerResponse
-  readonly include: StreamFilter
+  readonly include: StreamInclude
 }
 
 /** The event a subscriber receives: the SNS message's JSON and its attributes. */
@@ -31,7 +30,7 @@ export function createNotificationStream (opts: { maxBufferBytes: number, heartb
   }
 
   return {
-    subscribe (response: ServerResponse, include: StreamFilter): () => void {
+    subscribe (response: ServerResponse, include: StreamInclude): () => void {
       const subscriber = { response, include }
       response.writeHead(200, {
         'content-type': 'text/event-stream; charset=utf-8',
@@ -44,10 +43,14 @@ export function createNotificationStream (opts: { maxBufferBytes: number, heartb
       return () => { subscribers.delete(subscriber) }
     },
     get subscribers () { return subscribers.size },
-    /** Whether any subscriber would take notifications of this kind (they are not built otherwise). */
-    wants (include: StreamFilter): boolean {
-      for (const s of subscribers) if (include === 'attacks' || s.include === 'all') return true
-      return false
+    /** The most any subscriber takes: `all` if one takes every prediction, `attacks` if some take attacks only, undefined with none. */
+    widestSubscription (): StreamInclude | undefined {
+      let widest: StreamInclude | undefined
+      for (const s of subscribers) {
+        if (s.include === 'all') return 'all'
+        widest = 'attacks'
+      }
+      return widest
     },
     emit (notifications: readonly Notification[]): void {
       if (subscribers.size === 0) return

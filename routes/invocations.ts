@@ -24,7 +24,7 @@ const scoring: FastifyPluginAsyncTypebox = async function (fastify) {
   await fastify.register(auth)
 
   fastify.post('/invocations', {
-    config: { announces: true },
+    config: { classifies: true },
     ...flowInput(fastify.config, mlflow),
     schema: {
       operationId: 'invocations',
@@ -41,10 +41,7 @@ const scoring: FastifyPluginAsyncTypebox = async function (fastify) {
       },
     },
   }, async function (request) {
-    const frame = framesOf(request)
-    const started = performance.now()
-    const predictions = await fastify.classifier.predict(frame)
-    request.classified = { frame, predictions, seconds: (performance.now() - started) / 1000 }
+    const predictions = await request.classify(framesOf(request), frame => fastify.classifier.predict(frame))
     return { predictions }
   })
 }
@@ -64,7 +61,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
     },
   }, async function () {
     const { name, version, backend } = fastify.classifier.describe()
-    return { service: `${packageInfo.name} ${packageInfo.version}`, model: name, ...(version !== undefined ? { modelVersion: version } : {}), backend }
+    return { service: `${packageInfo.name} ${packageInfo.version}`, model: name, ...(version !== undefined ? { model_version: version } : {}), backend }
   })
 }
 

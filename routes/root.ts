@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyReply } from 'fastify'
-import { Health } from '../schemas/model.js'
+import { Health } from '../schemas/health.js'
 
 const routes: FastifyPluginAsyncTypebox = async function (fastify) {
   fastify.get('/', {

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net'
 import { Type, type Static } from '@sinclair/typebox'
+import { ConfigError } from '../errors.js'
 
 /**
  * The service's configuration, read from the environment by @fastify/env. Declared once: the type
@@ -110,7 +111,7 @@ export function parseTrustProxy (value: string | undefined): false | number | st
     const family = isIP(address)
     const prefixOk = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32))
     if (!(NAMED_RANGES.has(entry) || (family !== 0 && prefixOk && rest.length === 0))) {
-      throw new Error(`TRUST_PROXY: ${JSON.stringify(entry)} is not a hop count, an address, a CIDR range or loopback/linklocal/uniquelocal`)
+      throw new ConfigError(`TRUST_PROXY: ${JSON.stringify(entry)} is not a hop count, an address, a CIDR range or loopback/linklocal/uniquelocal`)
     }
     return entry
   })

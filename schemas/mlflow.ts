@@ -35,7 +35,7 @@ export type MlflowPredictions = Static<typeof MlflowPredictions>
 export const VersionInfo = Type.Object({
   service: Type.String({ description: 'This service\'s name and version', examples: ['ml-ids-api 1.0.0'] }),
   model: Type.String({ description: 'The model (or SageMaker endpoint) serving predictions', examples: ['cic-ids2018-xgb'] }),
-  modelVersion: Type.Optional(Type.String({ examples: ['450751b639f2'] })),
+  model_version: Type.Optional(Type.String({ examples: ['450751b639f2'] })),
   backend: Type.String({ examples: ['local'] }),
 }, { $id: 'VersionInfo', title: 'VersionInfo' })
 export type VersionInfo = Static<typeof VersionInfo>

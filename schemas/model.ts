@@ -14,7 +14,8 @@ export const FamilyRate = Type.Object({
 }, { $id: 'FamilyRate', title: 'FamilyRate' })
 export type FamilyRate = Static<typeof FamilyRate>
 
-export const Metrics = Type.Object({
+/** One evaluation of the model's quality (cross-validation or the holdout): not Prometheus metrics. */
+export const Evaluation = Type.Object({
   accuracy: Type.Number(),
   precision: Type.Number(),
   recall: Type.Number(),
@@ -31,8 +32,8 @@ export const Metrics = Type.Object({
     training: Type.Optional(Type.String({ description: 'The command that trained the model these figures are of' })),
   }, { description: 'The model evaluated, when it is not this one' })),
   by_family: Type.Optional(Type.Array(Type.Ref(FamilyRate))),
-}, { $id: 'Metrics', title: 'Metrics' })
-export type Metrics = Static<typeof Metrics>
+}, { $id: 'Evaluation', title: 'Evaluation' })
+export type Evaluation = Static<typeof Evaluation>
 
 /** One row of the model card's operating table: what a threshold would have done in cross-validation. */
 export const OperatingPoint = Type.Object({
@@ -61,47 +62,40 @@ export const ModelMetadata = Type.Object({
   threshold: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 }),
   labels: Type.Object({ 0: Type.String(), 1: Type.String() }),
   training: Type.Record(Type.String(), Type.Unknown()),
-  cv_metrics: Type.Optional(Type.Ref(Metrics)),
+  cv_metrics: Type.Optional(Type.Ref(Evaluation)),
   operating_points: Type.Optional(Type.Array(Type.Ref(OperatingPoint))),
-  holdout_metrics: Type.Optional(Type.Ref(Metrics)),
-  holdout_metrics_days_unseen: Type.Optional(Type.Ref(Metrics)),
+  holdout_metrics: Type.Optional(Type.Ref(Evaluation)),
+  holdout_metrics_days_unseen: Type.Optional(Type.Ref(Evaluation)),
 })
 export type ModelMetadata = Static<typeof ModelMetadata>
 
 export const ModelInfo = Type.Object({
-  backend: Type.Union([Type.Literal('local'), Type.Literal('sagemaker')]),
+  backend: Type.Union([Type.Literal('local'), Type.Literal('sagemaker')], { description: '`local`: the embedded model, evaluated in this process; `sagemaker`: a SageMaker endpoint' }),
   name: Type.String({ description: 'Model name (local) or endpoint name (SageMaker)' }),
   version: Type.Optional(Type.String()),
   features: Type.Optional(Type.Array(Type.String(), { description: 'Features the model reads, in order' })),
   preprocessing: Type.Optional(Type.Ref(Preprocessing)),
   threshold: Type.Optional(Type.Number({ description: 'The threshold in force: attack probability at or above which a flow is an attack (ATTACK_THRESHOLD when set, else the model\'s)' })),
-  modelThreshold: Type.Optional(Type.Number({ description: 'The model\'s own threshold, when ATTACK_THRESHOLD overrides it' })),
-  operatingPoints: Type.Optional(Type.Array(Type.Ref(OperatingPoint), {
+  model_threshold: Type.Optional(Type.Number({ description: 'The model\'s own threshold, when ATTACK_THRESHOLD overrides it' })),
+  operating_points: Type.Optional(Type.Array(Type.Ref(OperatingPoint), {
     description: 'Cross-validated recall and false-positive rate at a range of thresholds (training folds, never the holdout): ' +
       'pick a threshold by the false alarms you can afford',
   })),
   labels: Type.Object({ 0: Type.String(), 1: Type.String() }),
   training: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-  cvMetrics: Type.Optional(Type.Ref(Metrics, {
+  cv_metrics: Type.Optional(Type.Ref(Evaluation, {
     description: 'Cross-validation grouped by capture day on the training data: the estimate for days the model has not seen',
   })),
-  holdoutMetrics: Type.Optional(Type.Ref(Metrics, {
+  holdout_metrics: Type.Optional(Type.Ref(Evaluation, {
     description: 'This model on the holdout, whose capture days it was trained on: other flows of seen days and attack families',
   })),
-  holdoutMetricsDaysUnseen: Type.Optional(Type.Ref(Metrics, {
+  holdout_metrics_days_unseen: Type.Optional(Type.Ref(Evaluation, {
     description: 'The same recipe trained without the holdout\'s capture days, on the holdout: a model that has not seen those days',
   })),
   sagemaker: Type.Optional(Type.Object({
     endpoint: Type.String(),
     region: Type.String(),
-    inputFormat: Type.Optional(Type.Union([Type.Literal('pandas-split'), Type.Literal('dataframe_split')], { description: 'How frames are sent: MLflow 1.x `format=pandas-split`, or 2.x `{"dataframe_split": ...}` (with SAGEMAKER_INPUT_FORMAT=auto, what the endpoint was found to take)' })),
+    input_format: Type.Optional(Type.Union([Type.Literal('pandas-split'), Type.Literal('dataframe_split')], { description: 'How frames are sent: MLflow 1.x `format=pandas-split`, or 2.x `{"dataframe_split": ...}` (with SAGEMAKER_INPUT_FORMAT=auto, what the endpoint was found to take)' })),
   })),
 }, { $id: 'ModelInfo', title: 'ModelInfo' })
 export type ModelInfo = Static<typeof ModelInfo>
-
-export const Health = Type.Object({
-  status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
-  backend: Type.Optional(Type.String()),
-  reason: Type.Optional(Type.String()),
-}, { $id: 'Health', title: 'Health' })
-export type Health = Static<typeof Health>

@@ -1,7 +1,11 @@
 import { Type, type Static } from '@sinclair/typebox'
 
+/** What a live subscriber receives: attacks only, or every prediction. */
+export const StreamInclude = Type.Union([Type.Literal('attacks'), Type.Literal('all')], { default: 'attacks', description: 'attacks only (default), or every prediction' })
+export type StreamInclude = Static<typeof StreamInclude>
+
 export const NotificationQuery = Type.Object({
-  include: Type.Optional(Type.Union([Type.Literal('attacks'), Type.Literal('all')], { default: 'attacks', description: 'attacks only (default), or every prediction' })),
+  include: Type.Optional(StreamInclude),
 }, { additionalProperties: false })
 export type NotificationQuery = Static<typeof NotificationQuery>
 

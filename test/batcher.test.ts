@@ -1,6 +1,6 @@
 import t from 'tap'
 import { createBatcher, type BatcherOptions, type Invoke } from '../classifier/batcher.js'
-import { InvalidInputError, UpstreamError } from '../classifier/errors.js'
+import { InvalidInputError, UpstreamError } from '../errors.js'
 import type { Prediction } from '../schemas/predictions.js'
 
 const defaults: BatcherOptions = { maxRows: 1000, maxBytes: 5 * 1024 * 1024, maxWaitMs: 2, maxInFlight: 16 }

@@ -1,14 +1,14 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createLocalClassifier, ROWS_PER_SLICE } from '../classifier/local.js'
+import { createEmbeddedClassifier, ROWS_PER_SLICE } from '../classifier/embedded.js'
 import { loadModel } from '../classifier/model.js'
 import { parseBaseScore, parseXGBoostModel, UnsupportedModelError } from '../classifier/xgboost.js'
 import { modelDir, parity, metadata } from './helper.js'
 
 t.test('parity with XGBoost on the committed fixture: |diff| < 1e-6, no label flips', async t => {
-  const classifier = createLocalClassifier(loadModel(modelDir))
-  const probabilities = classifier.probabilities(parity)
+  const classifier = createEmbeddedClassifier(loadModel(modelDir))
+  const { scores: probabilities } = await classifier.score(parity)
   t.equal(probabilities.length, parity.probabilities.length)
   t.ok(parity.probabilities.length >= 200, 'a few hundred rows')
   let maxDiff = 0
@@ -104,7 +104,7 @@ t.test('the bundled model is the one its metadata describes', async t => {
 })
 
 t.test('large requests are evaluated in slices that let other work run, with the same predictions', async t => {
-  const classifier = createLocalClassifier(loadModel(modelDir))
+  const classifier = createEmbeddedClassifier(loadModel(modelDir))
   const rows = ROWS_PER_SLICE * 2 + 500
   const frame = { columns: parity.columns, data: Array.from({ length: rows }, (_, i) => parity.data[i % parity.data.length]) }
   let otherWorkRan = false
@@ -112,7 +112,7 @@ t.test('large requests are evaluated in slices that let other work run, with the
   setImmediate(() => { otherWorkRan = true })
   const predictions = await pending
   t.ok(otherWorkRan, 'the event loop ran other callbacks during the request')
-  const expected = Array.from(classifier.probabilities(frame), p => p >= metadata.threshold ? 1 : 0)
+  const expected = (await classifier.score(frame)).scores.map(p => p >= metadata.threshold ? 1 : 0)
   t.same(predictions, expected)
   t.equal(predictions.length, rows)
 })

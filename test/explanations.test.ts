@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createApp } from '../app.js'
-import { createLocalClassifier, EXPLAIN_ROWS_PER_SLICE } from '../classifier/local.js'
+import { createEmbeddedClassifier, EXPLAIN_ROWS_PER_SLICE } from '../classifier/embedded.js'
 import { loadModel } from '../classifier/model.js'
 import type { Explanation } from '../schemas/explanations.js'
 import { build, examples, metadata, modelDir, PANDAS_SPLIT, post, splitFrame } from './helper.js'
@@ -31,7 +31,7 @@ t.test('parity with XGBoost\'s pred_contribs on the committed fixture: max |diff
   const cells = shap.data.flat()
   t.ok(cells.some(v => v === null), 'with missing values')
   t.ok(cells.some(v => typeof v === 'number' && v < 0), 'with negatives')
-  const classifier = createLocalClassifier(loadModel(modelDir))
+  const classifier = createEmbeddedClassifier(loadModel(modelDir))
   const explanations = await classifier.explain(shap)
   let worst = 0
   let worstBias = 0
@@ -141,7 +141,7 @@ t.test('explanations are not notified: only predictions are', async t => {
 })
 
 t.test('large requests are explained in slices that let other work run', async t => {
-  const classifier = createLocalClassifier(loadModel(modelDir))
+  const classifier = createEmbeddedClassifier(loadModel(modelDir))
   const frame = { columns: shap.columns, data: Array.from({ length: EXPLAIN_ROWS_PER_SLICE * 3 + 7 }, (_, i) => shap.data[i % 20]) }
   let otherWorkRan = false
   const pending = classifier.explain(frame)

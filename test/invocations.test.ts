@@ -62,7 +62,7 @@ t.test('GET /ping and GET /version, as SageMaker and MLflow containers answer th
   t.same(ping.json(), { status: 'ok', backend: 'local' })
   const version = await app.inject('/version')
   t.equal(version.statusCode, 200)
-  t.match(version.json(), { service: /^ml-ids-api \d+\.\d+\.\d+/, model: 'cic-ids2018-xgb', modelVersion: String, backend: 'local' })
+  t.match(version.json(), { service: /^ml-ids-api \d+\.\d+\.\d+/, model: 'cic-ids2018-xgb', model_version: String, backend: 'local' })
 })
 
 t.test('with API_KEYS set, /invocations needs a key as /api/predictions does; /ping and /version stay open', async t => {

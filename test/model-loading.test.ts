@@ -2,7 +2,7 @@ import t from 'tap'
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ModelLoadError } from '../classifier/errors.js'
+import { ModelLoadError } from '../errors.js'
 import { loadModel } from '../classifier/model.js'
 import { build, modelDir } from './helper.js'
 

@@ -1,11 +1,11 @@
 import t from 'tap'
-import { createLocalClassifier } from '../classifier/local.js'
+import { createEmbeddedClassifier } from '../classifier/embedded.js'
 import { loadModel } from '../classifier/model.js'
 import { fillFeatures, planFeatures, snakeCase } from '../classifier/features.js'
 import { build, examples, modelDir, post, splitFrame } from './helper.js'
 
-const classifier = createLocalClassifier(loadModel(modelDir))
-const probability = (flow: Record<string, unknown>) => classifier.probabilities(splitFrame([flow]))[0]
+const classifier = createEmbeddedClassifier(loadModel(modelDir))
+const probability = async (flow: Record<string, unknown>) => (await classifier.score(splitFrame([flow]))).scores[0]
 
 t.test('snake_case names from CICFlowMeter-V3 headers', async t => {
   t.equal(snakeCase('Flow Byts/s'), 'flow_byts_s')
@@ -29,9 +29,9 @@ t.test('cleaning: null, ±inf, NaN and negatives are missing; window sizes keep 
 
 t.test('the model sees a negative, a null and an "Infinity" in a feature alike', async t => {
   const flow = { ...examples.attack }
-  const asNull = probability({ ...flow, flow_byts_s: null, flow_iat_min: null })
-  t.equal(probability({ ...flow, flow_byts_s: -3, flow_iat_min: -1 }), asNull)
-  t.equal(probability({ ...flow, flow_byts_s: 'Infinity', flow_iat_min: '-inf' }), asNull)
+  const asNull = await probability({ ...flow, flow_byts_s: null, flow_iat_min: null })
+  t.equal(await probability({ ...flow, flow_byts_s: -3, flow_iat_min: -1 }), asNull)
+  t.equal(await probability({ ...flow, flow_byts_s: 'Infinity', flow_iat_min: '-inf' }), asNull)
 })
 
 t.test('the cleaning rules come from the model\'s metadata', async t => {
@@ -48,8 +48,8 @@ t.test('column order and extra columns do not change predictions', async t => {
   const flow = examples.attack
   const reversed = Object.fromEntries(Object.entries(flow).reverse())
   const withExtras = { timestamp: '21/02/2018 10:15:06', dst_port: 22, protocol: 6, ...flow, label: 'whatever' }
-  t.equal(probability(reversed), probability(flow))
-  t.equal(probability(withExtras), probability(flow))
+  t.equal(await probability(reversed), await probability(flow))
+  t.equal(await probability(withExtras), await probability(flow))
 })
 
 t.test('a missing feature answers 400 listing it, through the API', async t => {

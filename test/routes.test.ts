@@ -31,7 +31,7 @@ t.test('GET /api/model describes the embedded model from its metadata', async t 
     threshold: metadata.threshold,
     labels: { 0: 'benign', 1: 'attack' },
     training: { rows: 1180, command: /training\/train\.py/ },
-    cvMetrics: { accuracy: Number, precision: Number, recall: Number, false_positive_rate: Number },
+    cv_metrics: { accuracy: Number, precision: Number, recall: Number, false_positive_rate: Number },
   })
   t.same(info.features, metadata.features)
   t.same(info.preprocessing, metadata.preprocessing)
@@ -40,12 +40,12 @@ t.test('GET /api/model describes the embedded model from its metadata', async t 
 t.test('GET /api/model serves the model card\'s evaluations whole: per family, what each measures, the operating table', async t => {
   const app = await build(t)
   const info = (await app.inject('/api/model')).json()
-  t.same(info.cvMetrics, metadata.cv_metrics, 'day-grouped cross-validation, per family')
-  t.same(info.operatingPoints, metadata.operating_points)
-  t.same(info.holdoutMetrics, metadata.holdout_metrics)
-  t.same(info.holdoutMetricsDaysUnseen, metadata.holdout_metrics_days_unseen)
-  t.match(info.holdoutMetrics, { measures: String, by_family: Array })
-  t.match(info.holdoutMetricsDaysUnseen, { measures: String, model: { version: String, training: /--exclude-days/ } })
+  t.same(info.cv_metrics, metadata.cv_metrics, 'day-grouped cross-validation, per family')
+  t.same(info.operating_points, metadata.operating_points)
+  t.same(info.holdout_metrics, metadata.holdout_metrics)
+  t.same(info.holdout_metrics_days_unseen, metadata.holdout_metrics_days_unseen)
+  t.match(info.holdout_metrics, { measures: String, by_family: Array })
+  t.match(info.holdout_metrics_days_unseen, { measures: String, model: { version: String, training: /--exclude-days/ } })
   t.match(info.training, { excluded_days: [] })
 })
 

@@ -157,7 +157,7 @@ t.test('/api/model describes the endpoint', async t => {
     name: 'ml-ids-prod',
     threshold: 0.5,
     labels: { 0: 'benign', 1: 'attack' },
-    sagemaker: { endpoint: 'ml-ids-prod', region: 'eu-west-1', inputFormat: 'pandas-split' },
+    sagemaker: { endpoint: 'ml-ids-prod', region: 'eu-west-1', input_format: 'pandas-split' },
   })
 })
 
@@ -218,7 +218,7 @@ t.test('MLflow 1.x endpoint through the real SDK: auto keeps pandas-split, and s
   t.equal(sagemaker.requests.length, 2, 'one call per request')
   for (const call of sagemaker.requests) t.equal(call.headers['content-type'], PANDAS_SPLIT)
   t.equal(lines.filter(l => /MLflow 1\.x/.test(String(l.msg))).length, 1)
-  t.match((await app.inject('/api/model')).json().sagemaker, { inputFormat: 'pandas-split' })
+  t.match((await app.inject('/api/model')).json().sagemaker, { input_format: 'pandas-split' })
 })
 
 t.test('MLflow 2.x endpoint through the real SDK: auto switches at the first refusal, remembers and logs it', async t => {
@@ -233,7 +233,7 @@ t.test('MLflow 2.x endpoint through the real SDK: auto switches at the first ref
   t.same((await post(app, oddFrame)).json(), [1, 0, 1])
   t.equal(sagemaker.requests.length, 3, 'remembered: no more refusals')
   t.match(lines.find(l => /MLflow 2\.x/.test(String(l.msg))), { inputFormat: 'dataframe_split', endpoint: 'ml-ids-prod' })
-  t.match((await app.inject('/api/model')).json().sagemaker, { inputFormat: 'dataframe_split' })
+  t.match((await app.inject('/api/model')).json().sagemaker, { input_format: 'dataframe_split' })
   t.equal((await app.inject('/ready')).statusCode, 200, 'the refusal is not an upstream failure')
 })
 

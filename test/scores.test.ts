@@ -37,8 +37,8 @@ t.test('ATTACK_THRESHOLD overrides the model\'s threshold on every route, and /a
   t.same((await scores(tuned, row, '/api/predictions')).json(), [1], 'an attack at ATTACK_THRESHOLD')
   t.match((await scores(tuned, row)).json(), { threshold: lower, predictions: [1] })
   t.same((await tuned.inject({ method: 'POST', url: '/invocations', headers: { 'content-type': 'application/json' }, payload: { dataframe_split: row } })).json(), { predictions: [1] }, '/invocations too')
-  t.match((await tuned.inject('/api/model')).json(), { threshold: lower, modelThreshold: metadata.threshold })
-  t.notOk('modelThreshold' in (await app.inject('/api/model')).json(), 'no override, no modelThreshold')
+  t.match((await tuned.inject('/api/model')).json(), { threshold: lower, model_threshold: metadata.threshold })
+  t.notOk('model_threshold' in (await app.inject('/api/model')).json(), 'no override, no model_threshold')
   await t.rejects(build(t, { ATTACK_THRESHOLD: '1.5' }), /ATTACK_THRESHOLD must be < 1/)
 })
 
@@ -52,11 +52,11 @@ t.test('/api/model shows the model card\'s operating table when metadata.json ha
   const withTable = { ...JSON.parse(readFileSync(join(dir, 'metadata.json'), 'utf8')), operating_points: operatingPoints }
   writeFileSync(join(dir, 'metadata.json'), JSON.stringify(withTable))
   const app = await build(t, { MODEL_DIR: dir })
-  t.same((await app.inject('/api/model')).json().operatingPoints, operatingPoints)
-  t.same((await (await build(t)).inject('/api/model')).json().operatingPoints, metadata.operating_points, 'the bundled model card\'s own table')
+  t.same((await app.inject('/api/model')).json().operating_points, operatingPoints)
+  t.same((await (await build(t)).inject('/api/model')).json().operating_points, metadata.operating_points, 'the bundled model card\'s own table')
   const { operating_points: _dropped, ...withoutTable } = withTable
   writeFileSync(join(dir, 'metadata.json'), JSON.stringify(withoutTable))
-  t.notOk('operatingPoints' in (await (await build(t, { MODEL_DIR: dir })).inject('/api/model')).json(), 'absent from the card: not shown')
+  t.notOk('operating_points' in (await (await build(t, { MODEL_DIR: dir })).inject('/api/model')).json(), 'absent from the card: not shown')
   writeFileSync(join(dir, 'metadata.json'), JSON.stringify({ ...withTable, operating_points: [{ threshold: 0.2, recall: 2 }] }))
   await t.rejects(build(t, { MODEL_DIR: dir }), /operating_points\/0/, 'a malformed table stops start-up')
 })

@@ -1,9 +1,7 @@
 import fp from 'fastify-plugin'
-import createError from '@fastify/error'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-
-const UnauthorizedError = createError<[string]>('UNAUTHORIZED', '%s', 401)
+import { UnauthorizedError } from '../../errors.js'
 
 const digest = (value: string) => createHash('sha256').update(value).digest()
 

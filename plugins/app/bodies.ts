@@ -1,9 +1,8 @@
 import fp from 'fastify-plugin'
-import createError from '@fastify/error'
 import { Transform, type TransformCallback } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { depthScanner, JsonTooDeepError, MAX_JSON_DEPTH } from '../../classifier/body.js'
-import { OverloadedError } from './pressure.js'
+import { depthScanner, MAX_JSON_DEPTH } from '../../classifier/body.js'
+import { BodyStalledError, JsonTooDeepError, OverloadedError } from '../../errors.js'
 
 export { depthScanner, MAX_JSON_DEPTH }
 
@@ -13,8 +12,6 @@ declare module 'fastify' {
     bodyBytesInFlight(): number
   }
 }
-
-const BodyStalledError = createError<[number]>('BODY_STALLED', 'the body sent nothing for %d ms: send it without pauses', 408)
 
 // Fastify never reads the bodies of these.
 const BODYLESS = new Set(['GET', 'HEAD', 'TRACE'])
@@ -38,9 +35,10 @@ export default fp(async function bodies (fastify) {
   let inFlight = 0
   fastify.decorate('bodyBytesInFlight', () => inFlight)
 
-  function refuse (reply: FastifyReply): never {
-    reply.header('retry-after', PRESSURE_RETRY_AFTER_S).header('connection', 'close')
-    throw new OverloadedError(`too many request bodies in flight (${MAX_BODY_BYTES_IN_FLIGHT} bytes): retry in ${PRESSURE_RETRY_AFTER_S} s`)
+  // Answered 503 with Retry-After (the catalogue's); the connection closes, its body unread.
+  function refusal (reply: FastifyReply) {
+    reply.header('connection', 'close')
+    return new OverloadedError(`too many request bodies in flight (${MAX_BODY_BYTES_IN_FLIGHT} bytes): retry in ${PRESSURE_RETRY_AFTER_S} s`)
   }
 
   fastify.addHook('preParsing', async (request, reply, payload) => {
@@ -56,7 +54,7 @@ export default fp(async function bodies (fastify) {
       reserved += bytes
       return true
     }
-    if (known ? !reserve(declared) : inFlight >= MAX_BODY_BYTES_IN_FLIGHT) refuse(reply)
+    if (known ? !reserve(declared) : inFlight >= MAX_BODY_BYTES_IN_FLIGHT) throw refusal(reply)
     reply.raw.once('close', () => {
       inFlight -= reserved
       reserved = 0
@@ -72,10 +70,7 @@ export default fp(async function bodies (fastify) {
     const guarded = new Transform({
       transform (chunk: Buffer, _encoding, done: TransformCallback) {
         stall.refresh()
-        if (!known && !reserve(chunk.length)) {
-          reply.header('retry-after', PRESSURE_RETRY_AFTER_S).header('connection', 'close')
-          return done(new OverloadedError(`too many request bodies in flight (${MAX_BODY_BYTES_IN_FLIGHT} bytes): retry in ${PRESSURE_RETRY_AFTER_S} s`))
-        }
+        if (!known && !reserve(chunk.length)) return done(refusal(reply))
         if (!withinDepth(chunk)) {
           // The rest is read and dropped (never held) rather than left in the socket, so a client still
           // sending gets the 400 before Fastify closes the connection, not a reset.

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
+import { ConfigError } from '../../errors.js'
 import type { Classifier } from '../../classifier/types.js'
-import { createLocalClassifier } from '../../classifier/local.js'
+import { createEmbeddedClassifier } from '../../classifier/embedded.js'
 import { loadModel } from '../../classifier/model.js'
 import { createSageMakerClassifier } from '../../classifier/sagemaker.js'
 
@@ -16,14 +17,14 @@ export default fp(async function classifier (fastify) {
   let classifier: Classifier
   if (config.AWS_SAGEMAKER_ENDPOINT !== undefined) {
     if (config.AWS_REGION === undefined) {
-      throw new Error('AWS_REGION must be set when AWS_SAGEMAKER_ENDPOINT is (e.g. AWS_REGION=eu-west-1)')
+      throw new ConfigError('AWS_REGION must be set when AWS_SAGEMAKER_ENDPOINT is (e.g. AWS_REGION=eu-west-1)')
     }
     if ((config.AWS_ACCESS_KEY === undefined) !== (config.AWS_SECRET_KEY === undefined)) {
-      throw new Error('set both AWS_ACCESS_KEY and AWS_SECRET_KEY, or neither to use the default credential chain')
+      throw new ConfigError('set both AWS_ACCESS_KEY and AWS_SECRET_KEY, or neither to use the default credential chain')
     }
     classifier = createSageMakerClassifier({ ...config, AWS_SAGEMAKER_ENDPOINT: config.AWS_SAGEMAKER_ENDPOINT, AWS_REGION: config.AWS_REGION }, fastify.log)
   } else {
-    classifier = createLocalClassifier(loadModel(config.MODEL_DIR), { threshold: config.ATTACK_THRESHOLD })
+    classifier = createEmbeddedClassifier(loadModel(config.MODEL_DIR), { threshold: config.ATTACK_THRESHOLD })
   }
   const { name, version } = classifier.describe()
   fastify.log.info({ backend: classifier.backend, model: name, version }, 'classifier ready')

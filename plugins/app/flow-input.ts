@@ -1,21 +1,17 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import fp from 'fastify-plugin'
-import createError from '@fastify/error'
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import { csvToFrame } from '../../classifier/csv.js'
 import { checkRowCount, checkSplitBody } from '../../classifier/body.js'
-import { MlflowBodyError, TooManyRowsError } from '../../classifier/errors.js'
+import { MlflowBodyError, TooManyRowsError, UnsupportedMediaTypeError } from '../../errors.js'
 import { checkFrame } from '../../classifier/frame.js'
 import { mlflowRows, mlflowToFrame, MLFLOW_FIELDS } from '../../classifier/mlflow.js'
 import { projectRoot } from '../../project.js'
 import type { Config } from '../../schemas/config.js'
 import { MlflowRequest } from '../../schemas/mlflow.js'
-import { PandasSplitFrame } from '../../schemas/predictions.js'
-
-const UnsupportedMediaTypeError = createError<[string]>('FST_ERR_CTP_INVALID_MEDIA_TYPE', '%s', 415)
-const ContentTypeParametersError = createError<[string]>('UNSUPPORTED_MEDIA_TYPE', '%s', 415)
+import { PandasSplitFrame, PREDICTION_MEDIA_TYPES } from '../../schemas/predictions.js'
 
 /**
  * What a flow route makes of a content-type header, in any case and spacing: `json` for
@@ -91,13 +87,13 @@ export function flowInput (config: Pick<Config, 'BODY_LIMIT' | 'MAX_ROWS'>, opts
     onRequest: async (request: FastifyRequest) => {
       const header = request.headers['content-type']
       if (flowMediaType(header) === undefined) {
-        if (opts.json === 'split') throw new UnsupportedMediaTypeError('')
-        throw new ContentTypeParametersError(`${header ? `unsupported content type ${JSON.stringify(header)}` : 'no content type'}: ` +
-          'send "application/json" with {"dataframe_split": {...}} (or dataframe_records, instances, inputs), or "text/csv"')
+        const given = header ? `unsupported content type ${JSON.stringify(header)}` : 'no content type'
+        if (opts.json === 'split') throw new UnsupportedMediaTypeError(`${given}: send ${PREDICTION_MEDIA_TYPES.map(t => `"${t}"`).join(' or ')}`)
+        throw new UnsupportedMediaTypeError(`${given}: send "application/json" with {"dataframe_split": {...}} (or dataframe_records, instances, inputs), or "text/csv"`)
       }
       // As MLflow 2.x's scoring server: parameters other than charset are refused, `format` included.
       if (opts.json === 'mlflow' && /;\s*format\s*=/i.test(header ?? '')) {
-        throw new ContentTypeParametersError('Unrecognized content type parameters: format. /invocations speaks MLflow 2.x\'s scoring protocol: ' +
+        throw new UnsupportedMediaTypeError('Unrecognized content type parameters: format. /invocations speaks MLflow 2.x\'s scoring protocol: ' +
           'send Content-Type: application/json with {"dataframe_split": {...}}, or text/csv')
       }
     },

@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
 declare module 'fastify' {
@@ -7,16 +8,9 @@ declare module 'fastify' {
   }
 }
 
-/**
- * Prometheus metrics: HTTP requests and latency by route and status, rows and predictions by class,
- * classifier latency and errors by backend, the notification pipeline, and Node's own (event-loop
- * delay, heap, GC). Each app has its own registry, so several apps in one process do not collide.
- */
-export default fp(async function metrics (fastify) {
-  const registry = new Registry()
-  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 })
+/** Requests and latency by method, route and status: counted as each response is sent. */
+function httpMetrics (fastify: FastifyInstance, registry: Registry) {
   const labelsOf = ['method', 'route', 'status_code'] as const
-
   const requests = new Counter({ name: 'http_requests_total', help: 'HTTP requests answered', labelNames: labelsOf, registers: [registry] })
   const duration = new Histogram({
     name: 'http_request_duration_seconds',
@@ -25,6 +19,16 @@ export default fp(async function metrics (fastify) {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   })
+  fastify.addHook('onResponse', async (request, reply) => {
+    const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: reply.statusCode }
+    requests.inc(labels)
+    duration.observe(labels, reply.elapsedTime / 1000)
+  })
+}
+
+/** Rows, predictions by class, time and failures of the classifier: counted from the classified requests published. */
+function classifierMetrics (fastify: FastifyInstance, registry: Registry) {
+  const backend = fastify.classifier.backend
   const rows = new Counter({ name: 'mlids_rows_classified_total', help: 'Flows classified', labelNames: ['backend'], registers: [registry] })
   const predictions = new Counter({ name: 'mlids_predictions_total', help: 'Predictions by class', labelNames: ['backend', 'prediction'], registers: [registry] })
   const classifierDuration = new Histogram({
@@ -35,7 +39,19 @@ export default fp(async function metrics (fastify) {
     registers: [registry],
   })
   const classifierErrors = new Counter({ name: 'mlids_classifier_errors_total', help: 'Requests the classifier failed (5xx)', labelNames: ['backend', 'status_code'], registers: [registry] })
+  fastify.classifications.on('classified', ({ predictions: answered, seconds }) => {
+    rows.inc({ backend }, answered.length)
+    let attacks = 0
+    for (const p of answered) attacks += p
+    if (attacks > 0) predictions.inc({ backend, prediction: 'attack' }, attacks)
+    if (answered.length > attacks) predictions.inc({ backend, prediction: 'benign' }, answered.length - attacks)
+    classifierDuration.observe({ backend }, seconds)
+  })
+  fastify.classifications.on('failed', statusCode => { classifierErrors.inc({ backend, status_code: statusCode }) })
+}
 
+/** The notification pipeline and the live stream: read from their own counters at scrape time. */
+function notificationMetrics (fastify: FastifyInstance, registry: Registry) {
   // Notification counters live in the publisher; these read them at scrape time.
   const sns = () => fastify.notifications.stats().sns
   const seen: Record<string, number> = {}
@@ -76,23 +92,18 @@ export default fp(async function metrics (fastify) {
     registers: [registry],
     collect () { this.set(fastify.notifications.stats().stream.subscribers) },
   })
+}
 
+/**
+ * Prometheus metrics: HTTP requests and latency by route and status, rows and predictions by class,
+ * classifier latency and errors by backend, the notification pipeline, and Node's own (event-loop
+ * delay, heap, GC). Each app has its own registry, so several apps in one process do not collide.
+ */
+export default fp(async function metrics (fastify) {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 })
+  httpMetrics(fastify, registry)
+  classifierMetrics(fastify, registry)
+  notificationMetrics(fastify, registry)
   fastify.decorate('metrics', registry)
-  fastify.addHook('onResponse', async (request, reply) => {
-    const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: reply.statusCode }
-    requests.inc(labels)
-    duration.observe(labels, reply.elapsedTime / 1000)
-    const backend = fastify.classifier.backend
-    if (request.classified != null) {
-      const { predictions: answered, seconds } = request.classified
-      rows.inc({ backend }, answered.length)
-      let attacks = 0
-      for (const p of answered) attacks += p
-      if (attacks > 0) predictions.inc({ backend, prediction: 'attack' }, attacks)
-      if (answered.length > attacks) predictions.inc({ backend, prediction: 'benign' }, answered.length - attacks)
-      classifierDuration.observe({ backend }, seconds)
-    } else if (request.routeOptions.url === '/api/predictions' && reply.statusCode >= 500) {
-      classifierErrors.inc({ backend, status_code: reply.statusCode })
-    }
-  })
-}, { name: 'metrics', dependencies: ['classifier', 'notifications'] })
+}, { name: 'metrics', dependencies: ['classifier', 'classifications', 'notifications'] })

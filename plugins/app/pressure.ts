@@ -1,9 +1,9 @@
 import fp from 'fastify-plugin'
-import createError from '@fastify/error'
 import { readFileSync } from 'node:fs'
 import { totalmem } from 'node:os'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { getHeapStatistics } from 'node:v8'
+import { OverloadedError } from '../../errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -15,8 +15,6 @@ declare module 'fastify' {
     probe?: boolean
   }
 }
-
-export const OverloadedError = createError<[string]>('OVERLOADED', '%s', 503)
 
 const MB = 1024 * 1024
 const SAMPLE_INTERVAL_MS = 1000
@@ -94,9 +92,8 @@ export default fp(async function pressure (fastify) {
   })
 
   fastify.decorate('isUnderPressure', () => reason !== undefined)
-  fastify.addHook('onRequest', async (request, reply) => {
+  fastify.addHook('onRequest', async (request) => {
     if (reason === undefined || request.routeOptions.config.probe === true) return
-    reply.header('retry-after', PRESSURE_RETRY_AFTER_S)
     throw new OverloadedError(`the server is overloaded (${reason}): retry in ${PRESSURE_RETRY_AFTER_S} s`)
   })
 }, { name: 'pressure', dependencies: ['env'] })

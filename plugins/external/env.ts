@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import fastifyEnv from '@fastify/env'
+import { ConfigError } from '../../errors.js'
 import { ConfigSchema, type Config } from '../../schemas/config.js'
 
 declare module 'fastify' {
@@ -17,5 +18,9 @@ export interface EnvOptions {
 export default fp<EnvOptions>(async function env (fastify, opts) {
   // `FOO=` (set but empty, as docker run -e FOO= and compose files do) means unset.
   const data = Object.fromEntries(Object.entries(opts.env ?? process.env).filter(([, value]) => value !== ''))
-  await fastify.register(fastifyEnv, { confKey: 'config', schema: ConfigSchema, data, dotenv: false })
+  try {
+    await fastify.register(fastifyEnv, { confKey: 'config', schema: ConfigSchema, data, dotenv: false })
+  } catch (err) {
+    throw new ConfigError((err as Error).message, { cause: err })
+  }
 }, { name: 'env' })

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { RateLimitedError } from '../../errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -30,11 +31,7 @@ export default fp(async function limits (fastify) {
     max: RATE_LIMIT_MAX,
     timeWindow: RATE_LIMIT_WINDOW_MS,
     keyGenerator: (request) => request.caller ?? `address:${request.ip}`,
-    errorResponseBuilder: (_request, context) => ({
-      statusCode: 429,
-      code: 'RATE_LIMITED',
-      message: `more than ${context.max} requests in ${RATE_LIMIT_WINDOW_MS / 1000} s: retry in ${context.after}`,
-    }),
+    errorResponseBuilder: (_request, context) => new RateLimitedError(`more than ${context.max} requests in ${RATE_LIMIT_WINDOW_MS / 1000} s: retry in ${context.after}`),
   })
   const handler = fastify.rateLimit()
   fastify.decorate('limitCaller', async (request: FastifyRequest, reply: FastifyReply) => { await handler.call(fastify, request, reply) })

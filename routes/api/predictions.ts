@@ -46,7 +46,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
   const limits = `Rows are numbered from 0 in error messages (CSV: by line of the file). At most ${MAX_ROWS} rows and ${BODY_LIMIT} bytes per request.`
 
   fastify.post('/predictions', {
-    config: { announces: true, ...(pool !== null ? { pooledFromBytes: WORKER_MIN_BYTES } : {}) },
+    config: { classifies: true, ...(pool !== null ? { pooledFromBytes: WORKER_MIN_BYTES } : {}) },
     ...flowInput(fastify.config),
     validatorCompiler: passBytes,
     schema: {
@@ -64,23 +64,21 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       },
     },
   }, async function (request) {
-    const started = performance.now()
     if (Buffer.isBuffer(request.body)) {
+      const body = request.body
       // Who receives which notifications is known here, not in the worker: it builds them as told.
       const notify = { kind: fastify.notifications.kind(), grouping: fastify.notifications.grouping, model: fastify.classifier.describe().name, requestId: request.id }
-      const result = await pool!.run(request.body, { path: request.url.split('?')[0], notify })
-      const predictions = Array.from(result.predictions) as Prediction[]
-      request.classified = { notifications: result.notifications, predictions, seconds: (performance.now() - started) / 1000 }
-      return predictions
+      return await request.classifyPooled(async () => {
+        const result = await pool!.run(body, { path: request.url.split('?')[0], notify })
+        return { predictions: Array.from(result.predictions) as Prediction[], notifications: result.notifications }
+      })
     }
-    const frame = framesOf(request)
-    const predictions = await fastify.classifier.predict(frame)
-    request.classified = { frame, predictions, seconds: (performance.now() - started) / 1000 }
+    const predictions = await request.classify(framesOf(request), frame => fastify.classifier.predict(frame))
     return predictions
   })
 
   fastify.post('/scores', {
-    config: { announces: true },
+    config: { classifies: true },
     ...flowInput(fastify.config),
     schema: {
       operationId: 'score',
@@ -97,10 +95,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       },
     },
   }, async function (request) {
-    const frame = framesOf(request)
-    const started = performance.now()
-    const { scores, predictions } = await fastify.classifier.score(frame)
-    request.classified = { frame, predictions, seconds: (performance.now() - started) / 1000 }
+    const { scores, predictions } = await request.classify(framesOf(request), frame => fastify.classifier.score(frame))
     return { model: fastify.classifier.describe().name, threshold: fastify.classifier.threshold, scores, predictions }
   })
 }

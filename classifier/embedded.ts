@@ -6,7 +6,7 @@ import { fillFeatures, planFeatures, type FeaturePlan } from './features.js'
 import { columnsKey, rowName } from './frame.js'
 import type { LoadedModel } from './model.js'
 import { createTreeExplainer, type TreeExplainer } from './treeshap.js'
-import { ExplanationsUnavailableError } from './errors.js'
+import { ExplanationsUnavailableError } from '../errors.js'
 import { UnsupportedModelError } from './xgboost.js'
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 
@@ -19,12 +19,16 @@ export const ROWS_PER_SLICE = 1000
 // the same few milliseconds per slice (bench/model.ts measures it).
 export const EXPLAIN_ROWS_PER_SLICE = 50
 
-export interface LocalOptions {
+export interface EmbeddedOptions {
   /** ATTACK_THRESHOLD: replaces the model's own threshold. */
   threshold?: number
 }
 
-export function createLocalClassifier (model: LoadedModel, opts: LocalOptions = {}) {
+/**
+ * The embedded backend: the model evaluated in this process by the pure-TypeScript XGBoost evaluator.
+ * On the wire (`backend` in /api/model and /version, the metrics' `backend` label) it is `local`.
+ */
+export function createEmbeddedClassifier (model: LoadedModel, opts: EmbeddedOptions = {}) {
   const { metadata, booster } = model
   const threshold = opts.threshold ?? metadata.threshold
   const plans = new Map<string, FeaturePlan>()
@@ -59,13 +63,6 @@ export function createLocalClassifier (model: LoadedModel, opts: LocalOptions = 
       fillFeatures(frame.data[r], r, frame.columns, plan, features, name)
       out[r] = booster.predictProbability(features)
     }
-  }
-
-  /** Attack probability of every row, in one go. */
-  function probabilities (frame: PandasSplitFrame): Float64Array {
-    const out = new Float64Array(frame.data.length)
-    evaluate(frame, planFor(frame.columns), 0, frame.data.length, out)
-    return out
   }
 
   /** Explanations of rows [from, to) into `out`: the margin from the evaluator, the contributions from TreeSHAP. */
@@ -110,18 +107,17 @@ export function createLocalClassifier (model: LoadedModel, opts: LocalOptions = 
     features: metadata.features,
     preprocessing: metadata.preprocessing,
     threshold,
-    ...(threshold !== metadata.threshold ? { modelThreshold: metadata.threshold } : {}),
+    ...(threshold !== metadata.threshold ? { model_threshold: metadata.threshold } : {}),
     labels: metadata.labels,
     training: metadata.training,
-    cvMetrics: metadata.cv_metrics,
-    operatingPoints: metadata.operating_points,
-    holdoutMetrics: metadata.holdout_metrics,
-    holdoutMetricsDaysUnseen: metadata.holdout_metrics_days_unseen,
+    cv_metrics: metadata.cv_metrics,
+    operating_points: metadata.operating_points,
+    holdout_metrics: metadata.holdout_metrics,
+    holdout_metrics_days_unseen: metadata.holdout_metrics_days_unseen,
   }
 
   return {
     backend: 'local',
-    probabilities,
     threshold,
     async predict (frame: PandasSplitFrame): Promise<Prediction[]> {
       return labels(await sliced(frame))
@@ -145,7 +141,8 @@ export function createLocalClassifier (model: LoadedModel, opts: LocalOptions = 
     },
     /** Predictions in one go, as 0/1 bytes: for worker threads, which have no one to yield to. */
     predictSync (frame: PandasSplitFrame): Uint8Array {
-      const p = probabilities(frame)
+      const p = new Float64Array(frame.data.length)
+      evaluate(frame, planFor(frame.columns), 0, p.length, p)
       const predictions = new Uint8Array(p.length)
       for (let r = 0; r < p.length; r++) predictions[r] = p[r] >= threshold ? 1 : 0
       return predictions
@@ -153,5 +150,5 @@ export function createLocalClassifier (model: LoadedModel, opts: LocalOptions = 
     readiness: () => ({ ready: true }),
     describe: () => info,
     async close () {},
-  } satisfies Classifier & { probabilities: unknown, predictSync: unknown }
+  } satisfies Classifier & { predictSync: unknown }
 }

@@ -1,0 +1,107 @@
+import fp from 'fastify-plugin'
+import type { FastifyRequest } from 'fastify'
+import type { Notification } from '../../notifications/message.js'
+import type { PandasSplitFrame, Prediction } from '../../schemas/predictions.js'
+
+/**
+ * A request whose flows were classified: what was asked, what was answered, and how long it took.
+ * A body classified by a worker thread never became a frame here: the worker built its notifications.
+ */
+export type Classified = {
+  requestId: string
+  predictions: Prediction[]
+  /** The classifier's time, in seconds. */
+  seconds: number
+} & ({ frame: PandasSplitFrame, notifications?: undefined } | { frame?: undefined, notifications: readonly Notification[] })
+
+export interface ClassificationEvents {
+  /** A classified request is answered 200; called before its response is serialised. */
+  classified: (classified: Classified) => void
+  /** The classifier failed a request with this 5xx status. */
+  failed: (statusCode: number) => void
+}
+
+/** A check run before a classifying route reads its body; it throws a catalogue error to refuse. */
+export type Guard = (request: FastifyRequest) => void
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Subscribe to classified requests, or guard the routes that classify. */
+    classifications: {
+      on<E extends keyof ClassificationEvents>(event: E, listener: ClassificationEvents[E]): void
+      guard(check: Guard): void
+    }
+  }
+  interface FastifyContextConfig {
+    /** The route classifies flows (with `request.classify`): its requests are published, and guarded. */
+    classifies?: boolean
+  }
+  interface FastifyRequest {
+    /** Set by `request.classify`; published when the request is answered 200. */
+    classified: Classified | null
+    /** Classifies `frame` with `run`, records it, and returns run's answer. Only in routes with `config.classifies`. */
+    classify<T extends { predictions: Prediction[] } | Prediction[]>(frame: PandasSplitFrame, run: (frame: PandasSplitFrame) => Promise<T>): Promise<T>
+    /** The same for a body a worker thread classified: `run` answers the predictions and the notifications it built. */
+    classifyPooled(run: () => Promise<{ predictions: Prediction[], notifications: readonly Notification[] }>): Promise<Prediction[]>
+  }
+}
+
+/**
+ * The owner of "a classified request". Routes that classify say so (`config: { classifies: true }`)
+ * and classify through `request.classify`; this plugin publishes each one, as it is answered, to
+ * whoever subscribed (notifications announce it, metrics count it), and runs the guards others add
+ * (notifications pause predictions while backlogged) on exactly those routes. No module needs to know
+ * which routes classify.
+ */
+export default fp(async function classifications (fastify) {
+  const listeners: { [E in keyof ClassificationEvents]: Array<ClassificationEvents[E]> } = { classified: [], failed: [] }
+  const guards: Guard[] = []
+
+  fastify.decorate('classifications', {
+    on (event, listener) { (listeners[event] as Array<typeof listener>).push(listener) },
+    guard (check) { guards.push(check) },
+  })
+  fastify.decorateRequest('classified', null)
+  fastify.decorateRequest('classify', async function classify<T extends { predictions: Prediction[] } | Prediction[]> (
+    this: FastifyRequest, frame: PandasSplitFrame, run: (frame: PandasSplitFrame) => Promise<T>): Promise<T> {
+    const started = performance.now()
+    const answer = await timed(this, () => run(frame))
+    const predictions = Array.isArray(answer) ? answer : answer.predictions
+    this.classified = { requestId: this.id, frame, predictions, seconds: (performance.now() - started) / 1000 }
+    return answer
+  })
+  fastify.decorateRequest('classifyPooled', async function classifyPooled (
+    this: FastifyRequest, run: () => Promise<{ predictions: Prediction[], notifications: readonly Notification[] }>): Promise<Prediction[]> {
+    const started = performance.now()
+    const { predictions, notifications } = await timed(this, run)
+    this.classified = { requestId: this.id, notifications, predictions, seconds: (performance.now() - started) / 1000 }
+    return predictions
+  })
+
+  /** Runs a classification of a route that declared it, telling subscribers when the classifier fails. */
+  async function timed<T> (request: FastifyRequest, run: () => Promise<T>): Promise<T> {
+    if (request.routeOptions.config.classifies !== true) throw new Error(`${request.routeOptions.url ?? 'this route'} classifies: declare config.classifies`)
+    try {
+      return await run()
+    } catch (err) {
+      // A client error (the model refused the input) is not the classifier failing.
+      const given = (err as { statusCode?: unknown }).statusCode
+      const statusCode = typeof given === 'number' && given >= 400 && given <= 599 ? given : 500
+      if (statusCode >= 500) for (const listener of listeners.failed) listener(statusCode)
+      throw err
+    }
+  }
+
+  fastify.addHook('preSerialization', async (request, reply, payload) => {
+    // Routes in contexts made before this decorator (Swagger UI's) have no `classified` at all.
+    if (request.classified == null || reply.statusCode !== 200) return payload
+    for (const listener of listeners.classified) listener(request.classified)
+    return payload
+  })
+  // Before the body is read, so a refused request costs nothing.
+  fastify.addHook('onRoute', route => {
+    if (route.config?.classifies !== true) return
+    const guard = async (request: FastifyRequest) => { for (const check of guards) check(request) }
+    route.onRequest = [...(Array.isArray(route.onRequest) ? route.onRequest : route.onRequest ? [route.onRequest] : []), guard]
+  })
+}, { name: 'classifications' })
