@@ -25,6 +25,19 @@ function snsEnv (url: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv 
   }
 }
 
+/**
+ * A service that answers `count` rows while SNS refuses every call, then stops: their notifications are
+ * left in `dataDir` for the next start to replay.
+ */
+async function answeredWhileSnsDown (t: Test, dataDir: string, count: number, extra: NodeJS.ProcessEnv = {}) {
+  const down = await snsServer(t, { call: () => ({ status: 503, code: 'ServiceUnavailable' }) })
+  const app = createApp({ env: snsEnv(down.url, { NOTIFY_DATA_DIR: dataDir, NOTIFY_MAX_ATTEMPTS: '1', ...extra }) })
+  await app.ready()
+  const res = await post(app, splitFrame(rows(count)))
+  await app.close()
+  return { down, app, res }
+}
+
 async function until (t: Test, what: string, condition: () => boolean, timeoutMs = 10000) {
   const started = Date.now()
   while (!condition()) {
@@ -146,12 +159,8 @@ t.test('SNS answering 500 for a while, then recovering: nothing lost, nothing du
 t.test('SNS down past the queue and the attempts: on disk, replayed on the next start', async t => {
   for (const journal of ['on', 'off']) {
     const dataDir = mkdtempSync(join(tmpdir(), 'ml-ids-spill-'))
-    const down = await snsServer(t, { call: () => ({ status: 503, code: 'ServiceUnavailable' }) })
-    const first = createApp({ env: snsEnv(down.url, { NOTIFY_DATA_DIR: dataDir, NOTIFY_QUEUE_SIZE: '10', NOTIFY_MAX_ATTEMPTS: '2', NOTIFY_JOURNAL: journal }) })
-    await first.ready()
-    const res = await post(first, splitFrame(rows(30)))
+    const { down, app: first, res } = await answeredWhileSnsDown(t, dataDir, 30, { NOTIFY_QUEUE_SIZE: '10', NOTIFY_MAX_ATTEMPTS: '2', NOTIFY_JOURNAL: journal })
     t.same(res.statusCode, 200, `${journal}: the client does not see SNS failing`)
-    await first.close()
     t.equal(down.accepted.length, 0)
     t.equal(first.notifications.stats().sns!.spilled, 30, `${journal}: every notification is on disk`)
     t.equal(onDisk(dataDir).length, 30)
@@ -167,11 +176,7 @@ t.test('SNS down past the queue and the attempts: on disk, replayed on the next 
 
 t.test('replay remembers its progress: a stop half-way does not publish the first half again', async t => {
   const dataDir = mkdtempSync(join(tmpdir(), 'ml-ids-progress-'))
-  const down = await snsServer(t, { call: () => ({ status: 503, code: 'ServiceUnavailable' }) })
-  const first = createApp({ env: snsEnv(down.url, { NOTIFY_DATA_DIR: dataDir, NOTIFY_MAX_ATTEMPTS: '1' }) })
-  await first.ready()
-  await post(first, splitFrame(rows(100)))
-  await first.close()
+  await answeredWhileSnsDown(t, dataDir, 100)
   t.equal(onDisk(dataDir).length, 100)
 
   // SNS takes three calls, then fails: the process stops with part of the file published.
@@ -193,11 +198,7 @@ t.test('replay remembers its progress: a stop half-way does not publish the firs
 
 t.test('replay race: a segment is not listed again while its entries are in flight', async t => {
   const dataDir = mkdtempSync(join(tmpdir(), 'ml-ids-race-'))
-  const down = await snsServer(t, { call: () => ({ status: 503, code: 'ServiceUnavailable' }) })
-  const first = createApp({ env: snsEnv(down.url, { NOTIFY_DATA_DIR: dataDir, NOTIFY_MAX_ATTEMPTS: '1' }) })
-  await first.ready()
-  await post(first, splitFrame(rows(20)))
-  await first.close()
+  await answeredWhileSnsDown(t, dataDir, 20)
 
   let release = () => {}
   const gate = new Promise<void>(resolve => { release = resolve })
