@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from train import edge_value
+
 SEED = 20180214
 
 
@@ -51,23 +53,7 @@ def synthetic_rows(splits, features, rng, count):
     for _ in range(count):
         row = []
         for f in features:
-            r = rng.random()
-            t = splits[f]
-            if t and r < 0.45:
-                v = float(np.float32(t[rng.integers(len(t))]))
-                step = rng.integers(3)
-                if step == 1:
-                    v = float(np.nextafter(np.float32(v), np.float32(np.inf)))
-                elif step == 2:
-                    v = float(np.nextafter(np.float32(v), np.float32(-np.inf)))
-            elif r < 0.55:
-                v = None
-            elif r < 0.62:
-                v = -1.0 if rng.random() < 0.5 else -3.5
-            elif r < 0.70:
-                v = float(rng.integers(16_777_217, 200_000_000))
-            else:
-                v = float(rng.random() ** 3 * 10 ** rng.integers(0, 8))
+            v = edge_value(rng, splits[f], (0.45, 0.55, 0.62, 0.70), lambda: float(rng.random() ** 3 * 10 ** rng.integers(0, 8)))
             row.append(v)
         rows.append(row)
     return rows

@@ -214,6 +214,28 @@ def thresholds_by_feature(booster, features):
     return {f: sorted(v) for f, v in found.items()}
 
 
+def edge_value(rng, thresholds, cuts, ordinary):
+    """One cell of a parity row. With the probabilities `cuts` sets out (cumulative): a split threshold
+    exactly or one float32 step either side, a null, a negative, an integer beyond float32's exact ones;
+    otherwise `ordinary()`. Shared with shap_parity.py, so both fixtures stress the same edges."""
+    r = rng.random()
+    if thresholds and r < cuts[0]:
+        v = float(np.float32(thresholds[rng.integers(len(thresholds))]))
+        step = rng.integers(3)
+        if step == 1:
+            v = float(np.nextafter(np.float32(v), np.float32(np.inf)))
+        elif step == 2:
+            v = float(np.nextafter(np.float32(v), np.float32(-np.inf)))
+        return v
+    if r < cuts[1]:
+        return None
+    if r < cuts[2]:
+        return -1.0 if rng.random() < 0.5 else -3.5
+    if r < cuts[3]:
+        return float(rng.integers(16_777_217, 200_000_000))  # beyond float32's exact integers
+    return ordinary()
+
+
 def parity_rows(booster, x, features, rng, count=300):
     """Synthetic flows that stress the engine: values exactly on split thresholds and one float32 step
     either side, large integers that float32 cannot hold, nulls, negatives; no training rows."""
@@ -223,24 +245,9 @@ def parity_rows(booster, x, features, rng, count=300):
     for _ in range(count):
         row = []
         for f in features:
-            r = rng.random()
-            t = splits[f]
-            if t and r < 0.35:
-                v = float(np.float32(t[rng.integers(len(t))]))
-                step = rng.integers(3)
-                if step == 1:
-                    v = float(np.nextafter(np.float32(v), np.float32(np.inf)))
-                elif step == 2:
-                    v = float(np.nextafter(np.float32(v), np.float32(-np.inf)))
-            elif r < 0.45:
-                v = None
-            elif r < 0.50:
-                v = -1.0 if rng.random() < 0.5 else -3.5
-            elif r < 0.60:
-                v = float(rng.integers(16_777_217, 200_000_000))  # beyond float32's exact integers
-            else:
-                a, b = float(lo[f]) if not math.isnan(lo[f]) else 0.0, float(hi[f]) if not math.isnan(hi[f]) else 1.0
-                v = float(a + (b - a) * rng.random() ** 3)
+            a = float(lo[f]) if not math.isnan(lo[f]) else 0.0
+            b = float(hi[f]) if not math.isnan(hi[f]) else 1.0
+            v = edge_value(rng, splits[f], (0.35, 0.45, 0.50, 0.60), lambda: float(a + (b - a) * rng.random() ** 3))
             row.append(v)
         rows.append(row)
     frame = pd.DataFrame(rows, columns=features)
