@@ -6,6 +6,7 @@ import secureJson from 'secure-json-parse'
 import { AJV_OPTIONS } from '../schemas/ajv.js'
 import { PandasSplitFrame } from '../schemas/predictions.js'
 import { JsonTooDeepError, MlflowBodyError, TooManyRowsError, ValidationError as BodyValidationError } from '../errors.js'
+import { rememberJsonText } from '../notifications/row-text.js'
 import { checkFrame } from './frame.js'
 import { MLFLOW_FIELDS } from './mlflow.js'
 
@@ -63,11 +64,16 @@ const PARSE_OPTIONS = { protoAction: 'error', constructorAction: 'error' } as co
 export function parseJsonBody (body: Buffer, opts: { depthChecked: boolean }): unknown {
   if (body.length === 0) throw new errorCodes.FST_ERR_CTP_EMPTY_JSON_BODY()
   if (!opts.depthChecked && !depthScanner(MAX_JSON_DEPTH)(body)) throw new JsonTooDeepError(MAX_JSON_DEPTH)
+  const text = body.toString('utf8')
+  let parsed: unknown
   try {
-    return secureJson.parse(body, undefined, PARSE_OPTIONS)
+    parsed = secureJson.parse(text, undefined, PARSE_OPTIONS)
   } catch {
     throw new errorCodes.FST_ERR_CTP_INVALID_JSON_BODY()
   }
+  // Notifications carry the rows as the client wrote them (notifications/row-text.ts).
+  rememberJsonText(parsed, text)
+  return parsed
 }
 
 /**

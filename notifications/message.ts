@@ -1,5 +1,6 @@
 import type { Config } from '../schemas/config.js'
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
+import { rowTexts } from './row-text.js'
 
 export type PredictionLabel = 'attack' | 'benign'
 
@@ -34,10 +35,11 @@ function attributeBytes (attributes: Notification['attributes']): number {
 
 const labelOf = (p: Prediction): PredictionLabel => p === 1 ? 'attack' : 'benign'
 
-/** `[...row, p]` as JSON without copying the row array. */
-const rowWith = (row: unknown[], prediction: Prediction) => {
-  const json = JSON.stringify(row)
-  return json.length > 2 ? `${json.slice(0, -1)},${prediction}]` : `[${prediction}]`
+/** `[...row, p]` as JSON: from the row's text as the client sent it when known (row-text.ts). */
+const rowWith = (row: readonly unknown[], text: string | undefined, prediction: Prediction) => {
+  if (row.length === 0) return `[${prediction}]`
+  const json = text ?? JSON.stringify(row)
+  return `${json.slice(0, -1)},${prediction}]`
 }
 
 /**
@@ -55,13 +57,14 @@ export function notificationsFor (frame: PandasSplitFrame, predictions: readonly
   if (mode === 'none') return []
   const columns = JSON.stringify([...frame.columns, 'prediction'])
   const label = (i: number) => JSON.stringify(frame.index?.[i] ?? i)
+  const texts = rowTexts(frame)
   const out: Notification[] = []
   if (grouping === 'row') {
     for (let i = 0; i < predictions.length; i++) {
       const prediction = predictions[i]
       if (mode === 'attacks' && prediction !== 1) continue
       out.push({
-        message: `{"columns":${columns},"index":[${label(i)}],"data":[${rowWith(frame.data[i], prediction)}]}`,
+        message: `{"columns":${columns},"index":[${label(i)}],"data":[${rowWith(frame.data[i], texts?.[i], prediction)}]}`,
         attributes: { prediction: labelOf(prediction), model: context.model, request_id: context.requestId },
       })
     }
@@ -88,7 +91,7 @@ export function notificationsFor (frame: PandasSplitFrame, predictions: readonly
     for (let i = 0; i < predictions.length; i++) {
       if (predictions[i] !== prediction) continue
       const l = label(i)
-      const r = rowWith(frame.data[i], prediction)
+      const r = rowWith(frame.data[i], texts?.[i], prediction)
       // Two commas at most: one before the label, one before the row.
       const size = Buffer.byteLength(l) + Buffer.byteLength(r) + 2
       if (rows.length > 0 && bytes + size > MAX_PAYLOAD_BYTES) flush()
