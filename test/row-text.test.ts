@@ -45,6 +45,7 @@ t.test('findRows finds each row of "data" as the text it was parsed from', async
 
 t.test('findRows answers undefined unless the rows are certain', async t => {
   t.same(findRows('{"data":[[1,2],[3]]}'), ['[1,2]', '[3]'])
+  t.same(findRows('{"data":[[1,"]"],[null, 2],["a\\"]"]]}'), ['[1,"]"]', '[null, 2]', '["a\\"]"]'], 'a bracket inside a string does not end a row')
   // JSON.parse keeps the last of repeated keys, and so does findRows.
   t.same(findRows('{"data":[[1]],"columns":["a"],"data":[[2],[3]]}'), ['[2]', '[3]'])
   t.same(findRows('{"columns":["data"],"data":[[1]]}'), ['[1]'], '"data" as a value or a column name is not the key')
