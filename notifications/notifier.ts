@@ -1,7 +1,5 @@
 import { isAbsolute, join } from 'node:path'
-import { SNSClient } from '@aws-sdk/client-sns'
 import type { FastifyBaseLogger } from 'fastify'
-import { awsClientConfig } from '../aws-clients.js'
 import { projectRoot } from '../project.js'
 import type { Config } from '../schemas/config.js'
 import type { NotificationStats } from '../schemas/notifications.js'
@@ -9,22 +7,9 @@ import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
 import { createJsonLinesFile } from './jsonl-file.js'
 import { notificationsFor, type Notification, type NotifyMode } from './message.js'
 import { createSnsPublisher } from './sns-publisher.js'
+import { createSender, createSnsClient } from './sender.js'
+import { createThreadSender } from './sender-thread.js'
 import { createNotificationStream, eventData } from './stream.js'
-
-/** The SNS client as the publisher uses it: the shared AWS wiring, no SDK retries (the publisher has its own). */
-export function createSnsClient (config: Config & { AWS_SNS_PREDICTIONS_TOPIC: string }) {
-  return new SNSClient({
-    ...awsClientConfig(config, {
-      region: config.AWS_REGION ?? config.AWS_SNS_PREDICTIONS_TOPIC.split(':')[3],
-      host: config.AWS_SNS_HOST,
-      maxSockets: config.NOTIFY_CONCURRENCY,
-      connectTimeoutMs: 3000,
-      requestTimeoutMs: config.SNS_TIMEOUT_MS,
-    }),
-    // Retries are the publisher's own: it knows about batches, the journal and shutdown.
-    maxAttempts: 1,
-  })
-}
 
 /**
  * Every output of a classified request: SNS (through the journal), the NOTIFY_LOG_FILE and live
@@ -40,8 +25,10 @@ export function createNotifier (config: Config, log: FastifyBaseLogger) {
   const sns = topic === undefined
     ? undefined
     : createSnsPublisher({
-      client: createSnsClient({ ...config, AWS_SNS_PREDICTIONS_TOPIC: topic }),
-      topicArn: topic,
+      // SNS calls in a thread of their own (NOTIFY_SENDER=thread) or on the event loop.
+      sender: config.NOTIFY_SENDER === 'thread'
+        ? createThreadSender({ ...config, AWS_SNS_PREDICTIONS_TOPIC: topic })
+        : createSender(createSnsClient({ ...config, AWS_SNS_PREDICTIONS_TOPIC: topic }), topic),
       dataDir,
       journal: config.NOTIFY_JOURNAL,
       spillMaxBytes: config.NOTIFY_SPILL_MAX_BYTES,

@@ -1,4 +1,6 @@
-import { PublishBatchCommand, PublishCommand, type MessageAttributeValue, type SNSClient } from '@aws-sdk/client-sns'
+import { PublishBatchCommand, PublishCommand, SNSClient, type MessageAttributeValue } from '@aws-sdk/client-sns'
+import { awsClientConfig } from '../aws-clients.js'
+import type { Config } from '../schemas/config.js'
 import type { Notification } from './message.js'
 
 /** SNS's limits: 10 entries per PublishBatch, 256 KiB per message and per batch (body plus attributes). */
@@ -36,12 +38,27 @@ const attributesOf = (n: Notification): Record<string, MessageAttributeValue> =>
   return out
 }
 
+/** The SNS client as the publisher uses it: the shared AWS wiring, no SDK retries (the publisher has its own). */
+export function createSnsClient (config: Config & { AWS_SNS_PREDICTIONS_TOPIC: string }) {
+  return new SNSClient({
+    ...awsClientConfig(config, {
+      region: config.AWS_REGION ?? config.AWS_SNS_PREDICTIONS_TOPIC.split(':')[3],
+      host: config.AWS_SNS_HOST,
+      maxSockets: config.NOTIFY_CONCURRENCY,
+      connectTimeoutMs: 3000,
+      requestTimeoutMs: config.SNS_TIMEOUT_MS,
+    }),
+    // Retries are the publisher's own: it knows about batches, the journal and shutdown.
+    maxAttempts: 1,
+  })
+}
+
 /**
  * One SNS call for up to 10 notifications: `Publish` for one, `PublishBatch` for more. Answers one
  * outcome per notification, in order, or a CallFailure when the call failed as a whole. Knows the
  * wire and SNS's error codes; nothing about queues, retries or files.
  */
-export function createSender (client: SNSClient, topicArn: string) {
+export function createSender (client: SNSClient, topicArn: string): Sender {
   return {
     async send (batch: readonly Notification[], signal: AbortSignal): Promise<Outcome[] | CallFailure> {
       try {
@@ -66,7 +83,12 @@ export function createSender (client: SNSClient, topicArn: string) {
         return { code, message, splittable: batch.length > 1 && SPLITTABLE_BATCH_ERRORS.has(code) }
       }
     },
+    async close () { client.destroy() },
   }
 }
 
-export type Sender = ReturnType<typeof createSender>
+export interface Sender {
+  send: (batch: readonly Notification[], signal: AbortSignal) => Promise<Outcome[] | CallFailure>
+  /** Releases the client (sockets) or the thread the calls run in. */
+  close: () => Promise<void>
+}

@@ -3,17 +3,16 @@ import { createReadStream, existsSync, readdirSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { SNSClient } from '@aws-sdk/client-sns'
 import type { FastifyBaseLogger } from 'fastify'
 import { createJournal, type JournalRef } from './journal.js'
 import { createJsonLinesFile } from './jsonl-file.js'
 import { payloadBytes, type Notification } from './message.js'
 import { createQueue, type QueueEntry } from './queue.js'
-import { createSender, MAX_BATCH_ENTRIES } from './sender.js'
+import { MAX_BATCH_ENTRIES, type Sender } from './sender.js'
 
 export interface SnsPublisherOptions {
-  client: SNSClient
-  topicArn: string
+  /** Makes the SNS calls (sender.ts, or sender-thread.ts for calls off the event loop). */
+  sender: Sender
   /** Where the journal (or spill) and the dead letters are kept. */
   dataDir: string
   /** `on`: every notification is journaled before its response; `fsync`: and flushed to the disk; `off`: only spilled. */
@@ -60,7 +59,7 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
   const journaling = opts.journal !== 'off'
   const journal = createJournal({ dir: opts.dataDir, maxBytes: opts.spillMaxBytes, segmentBytes: SEGMENT_BYTES, fsync: opts.journal === 'fsync' })
   const deadLetters = createJsonLinesFile(join(opts.dataDir, 'dead-letter.jsonl'), err => log.error({ err }, 'writing the dead-letter file failed'))
-  const sender = createSender(opts.client, opts.topicArn)
+  const { sender } = opts
   const aborter = new AbortController()
   // Every call in flight listens for the one shutdown signal.
   setMaxListeners(0, aborter.signal)
@@ -334,7 +333,7 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
       journal.close()
       await deadLetters.close()
       if (counters.spilled > 0) log.warn({ dir: opts.dataDir, ...counters }, 'notifications not yet published are on disk, for the next start')
-      opts.client.destroy()
+      await sender.close()
     },
   }
 }

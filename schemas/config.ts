@@ -61,6 +61,8 @@ export const ConfigSchema = Type.Object({
   // SNS answers in tens of milliseconds: 16 calls in flight carry several thousand notifications a second.
   NOTIFY_CONCURRENCY: Type.Integer({ default: 16, minimum: 1, maximum: 128 }),
   NOTIFY_LINGER_MS: Type.Integer({ default: 10, minimum: 0 }),
+  // SNS calls (encoding, signing, sockets) in a thread of their own, off the event loop that answers requests.
+  NOTIFY_SENDER: Type.Union([Type.Literal('thread'), Type.Literal('inline')], { default: 'thread' }),
   NOTIFY_MAX_ATTEMPTS: Type.Integer({ default: 10, minimum: 1 }),
   NOTIFY_RETRY_BASE_MS: Type.Integer({ default: 100, minimum: 1 }),
   NOTIFY_RETRY_MAX_MS: Type.Integer({ default: 20000, minimum: 1 }),
