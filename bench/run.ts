@@ -81,6 +81,16 @@ async function stop (child: ChildProcess) {
   children.delete(child)
 }
 
+/** CPU seconds a process has used so far, all its threads (Linux). */
+function cpuSeconds (pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return NaN
+  }
+}
+
 /** Peak resident memory of a process, in MiB (Linux). */
 function peakRssMiB (pid: number): number | null {
   try {
@@ -119,6 +129,8 @@ interface Row {
   notifications?: { published: number, spilled: number, queued: number, held: number }
   /** Journal/spill bytes left on disk once the service has stopped (SNS answering throughout). */
   spill_bytes_after?: number
+  /** Cores busy during the measured load: the service (all its threads) and the AWS stand-ins, which share the machine. */
+  cores: { service: number, stand_ins: number }
 }
 
 const stubs = await startScript('stubs.js')
@@ -164,7 +176,12 @@ try {
       const body = JSON.stringify(frameOf(rows))
       await load(url, body, scenario.connections, warmup)
       const before = await counts()
+      const cpuBefore = [cpuSeconds(target.child.pid!), cpuSeconds(stubs.child.pid!)]
       const result = await load(url, body, scenario.connections, duration)
+      const cores = {
+        service: Math.round((cpuSeconds(target.child.pid!) - cpuBefore[0]) / duration * 100) / 100,
+        stand_ins: Math.round((cpuSeconds(stubs.child.pid!) - cpuBefore[1]) / duration * 100) / 100,
+      }
       // Let the notifications of the last requests go out before counting SNS calls.
       if (!scenario.limit) await new Promise(resolve => setTimeout(resolve, 500))
       const after = await counts()
@@ -186,6 +203,7 @@ try {
         errors: result.errors + result.timeouts,
         non_2xx: result.non2xx,
         peak_rss_mib: rss,
+        cores,
         ...(scenario.env?.AWS_SAGEMAKER_ENDPOINT ? { invoke_calls_per_row: Math.round(invokes / Math.max(flows, 1) * 1000) / 1000 } : {}),
         // Per 1,000 flows SNS received: what is spilled is published later, in batches of the same size.
         ...(notifications
@@ -198,7 +216,7 @@ try {
           : {}),
       }
       table.push(row)
-      console.log(`${label}: ${row.req_per_s} req/s, ${row.rows_per_s} rows/s, p50 ${row.p50_ms} ms, p99 ${row.p99_ms} ms, errors ${row.errors}, non-2xx ${row.non_2xx}, peak RSS ${row.peak_rss_mib} MiB` +
+      console.log(`${label}: ${row.req_per_s} req/s, ${row.rows_per_s} rows/s, p50 ${row.p50_ms} ms, p99 ${row.p99_ms} ms, errors ${row.errors}, non-2xx ${row.non_2xx}, peak RSS ${row.peak_rss_mib} MiB, cores: service ${cores.service}, stand-ins ${cores.stand_ins}` +
         (row.invoke_calls_per_row !== undefined ? `, ${row.invoke_calls_per_row} InvokeEndpoint calls/row` : '') +
         (row.notifications ? `, ${row.sns_messages_per_1000_flows} SNS messages and ${row.sns_calls_per_1000_flows} calls/1000 flows, notifications published ${row.notifications.published} spilled ${row.notifications.spilled}, ${row.spill_bytes_after} bytes on disk after` : ''))
     }
