@@ -77,11 +77,12 @@ export function findRows (text: string): string[] | undefined {
       }
       if (inData && depth === 3) {
         if (found !== '[') return undefined
-        // A row of numbers and nulls (no string, no nesting) ends at the next ']': found by indexOf,
-        // which scans far faster than matching the regular expression along it.
+        // A row of numbers, nulls and plain strings (no escape, no bracket) ends at the next ']' when
+        // an even number of quotes comes before it: found by indexOf, which scans far faster than
+        // matching the regular expression along the row.
         const end = text.indexOf(']', at)
-        const inner = end === -1 ? '"' : text.slice(at + 1, end)
-        if (!inner.includes('"') && !inner.includes('[') && !inner.includes('{')) {
+        const inner = end === -1 ? '\\' : text.slice(at + 1, end)
+        if (!inner.includes('\\') && !inner.includes('[') && !inner.includes('{') && evenQuotes(inner)) {
           current.push(text.slice(at, end + 1))
           depth--
           token.lastIndex = end + 1
@@ -99,4 +100,10 @@ export function findRows (text: string): string[] | undefined {
     }
   }
   return rows
+}
+
+function evenQuotes (text: string): boolean {
+  let count = 0
+  for (let at = text.indexOf('"'); at !== -1; at = text.indexOf('"', at + 1)) count++
+  return count % 2 === 0
 }

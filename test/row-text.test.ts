@@ -46,6 +46,7 @@ t.test('findRows finds each row of "data" as the text it was parsed from', async
 t.test('findRows answers undefined unless the rows are certain', async t => {
   t.same(findRows('{"data":[[1,2],[3]]}'), ['[1,2]', '[3]'])
   t.same(findRows('{"data":[[1,"]"],[null, 2],["a\\"]"]]}'), ['[1,"]"]', '[null, 2]', '["a\\"]"]'], 'a bracket inside a string does not end a row')
+  t.same(findRows('{"data":[["21/02/2018 10:15:06",1,"x"],["a[b",2],["c{",3],["]",4]]}'), ['["21/02/2018 10:15:06",1,"x"]', '["a[b",2]', '["c{",3]', '["]",4]'])
   // JSON.parse keeps the last of repeated keys, and so does findRows.
   t.same(findRows('{"data":[[1]],"columns":["a"],"data":[[2],[3]]}'), ['[2]', '[3]'])
   t.same(findRows('{"columns":["data"],"data":[[1]]}'), ['[1]'], '"data" as a value or a column name is not the key')
