@@ -81,10 +81,10 @@ async function stop (child: ChildProcess) {
   children.delete(child)
 }
 
-/** CPU seconds a process has used so far, all its threads (Linux). */
-function cpuSeconds (pid: number): number {
+/** CPU seconds a process has used so far, all its threads, or only its main thread (Linux). */
+function cpuSeconds (pid: number, mainThread = false): number {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+    const fields = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
     return (Number(fields[11]) + Number(fields[12])) / 100
   } catch {
     return NaN
@@ -129,8 +129,11 @@ interface Row {
   notifications?: { published: number, spilled: number, queued: number, held: number }
   /** Journal/spill bytes left on disk once the service has stopped (SNS answering throughout). */
   spill_bytes_after?: number
-  /** Cores busy during the measured load: the service (all its threads) and the AWS stand-ins, which share the machine. */
-  cores: { service: number, stand_ins: number }
+  /**
+   * Cores busy during the measured load: the service (all its threads), its main thread (the event
+   * loop that answers), and the AWS stand-ins, which share the machine.
+   */
+  cores: { service: number, main_thread: number, stand_ins: number }
 }
 
 const stubs = await startScript('stubs.js')
@@ -176,12 +179,11 @@ try {
       const body = JSON.stringify(frameOf(rows))
       await load(url, body, scenario.connections, warmup)
       const before = await counts()
-      const cpuBefore = [cpuSeconds(target.child.pid!), cpuSeconds(stubs.child.pid!)]
+      const cpuNow = () => [cpuSeconds(target.child.pid!), cpuSeconds(target.child.pid!, true), cpuSeconds(stubs.child.pid!)]
+      const cpuBefore = cpuNow()
       const result = await load(url, body, scenario.connections, duration)
-      const cores = {
-        service: Math.round((cpuSeconds(target.child.pid!) - cpuBefore[0]) / duration * 100) / 100,
-        stand_ins: Math.round((cpuSeconds(stubs.child.pid!) - cpuBefore[1]) / duration * 100) / 100,
-      }
+      const [service, mainThread, standIns] = cpuNow().map((after, k) => Math.round((after - cpuBefore[k]) / duration * 100) / 100)
+      const cores = { service, main_thread: mainThread, stand_ins: standIns }
       // Let the notifications of the last requests go out before counting SNS calls.
       if (!scenario.limit) await new Promise(resolve => setTimeout(resolve, 500))
       const after = await counts()
@@ -216,7 +218,7 @@ try {
           : {}),
       }
       table.push(row)
-      console.log(`${label}: ${row.req_per_s} req/s, ${row.rows_per_s} rows/s, p50 ${row.p50_ms} ms, p99 ${row.p99_ms} ms, errors ${row.errors}, non-2xx ${row.non_2xx}, peak RSS ${row.peak_rss_mib} MiB, cores: service ${cores.service}, stand-ins ${cores.stand_ins}` +
+      console.log(`${label}: ${row.req_per_s} req/s, ${row.rows_per_s} rows/s, p50 ${row.p50_ms} ms, p99 ${row.p99_ms} ms, errors ${row.errors}, non-2xx ${row.non_2xx}, peak RSS ${row.peak_rss_mib} MiB, cores: service ${cores.service} (main thread ${cores.main_thread}), stand-ins ${cores.stand_ins}` +
         (row.invoke_calls_per_row !== undefined ? `, ${row.invoke_calls_per_row} InvokeEndpoint calls/row` : '') +
         (row.notifications ? `, ${row.sns_messages_per_1000_flows} SNS messages and ${row.sns_calls_per_1000_flows} calls/1000 flows, notifications published ${row.notifications.published} spilled ${row.notifications.spilled}, ${row.spill_bytes_after} bytes on disk after` : ''))
     }
