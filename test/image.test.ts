@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os'
 import { join, relative, sep } from 'node:path'
 import { projectRoot } from '../project.js'
 import { PANDAS_SPLIT } from './helper.js'
+import { snsServer } from './support/sns.js'
 
 const root = projectRoot()
 const WORKDIR = '/app'
@@ -161,8 +162,20 @@ t.test('the image, laid out as the Dockerfile lays it out, serves /health, a pre
   t.not(user, 'root', 'the image runs as a non-root user')
   const owner = runtimeUser(user)
   t.not(owner.uid, 0)
-  // This machine's loopback and a free port, instead of the container's 0.0.0.0:5000.
-  const childEnv = { PATH: process.env.PATH, ...env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info' }
+  // This machine's loopback and a free port, instead of the container's 0.0.0.0:5000; SNS on loopback,
+  // so the compiled sender thread (a file of its own in dist/, loaded by URL) publishes from the image.
+  const sns = await snsServer(t)
+  const childEnv = {
+    PATH: process.env.PATH,
+    ...env,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'info',
+    AWS_SNS_PREDICTIONS_TOPIC: 'arn:aws:sns:us-east-1:123456789012:ml-ids-image',
+    AWS_SNS_HOST: sns.url,
+    AWS_ACCESS_KEY: 'AKIDEXAMPLE',
+    AWS_SECRET_KEY: 'secret',
+  }
   const server = spawn(...bare(childEnv, process.execPath, entry), { cwd: dir, uid: owner.uid, gid: owner.gid, stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { server.kill('SIGKILL') })
   let output = ''
@@ -180,6 +193,8 @@ t.test('the image, laid out as the Dockerfile lays it out, serves /health, a pre
   const prediction = await fetch(`${url}/api/predictions`, { method: 'POST', headers: { 'content-type': PANDAS_SPLIT }, body: readFileSync(join(dir, 'examples', 'flows.json')) })
   t.equal(prediction.status, 200, 'a prediction')
   t.equal(await prediction.text(), '[0,1]')
+  for (let i = 0; sns.accepted.length < 2 && i < 200; i++) await new Promise(resolve => setTimeout(resolve, 50))
+  t.same(sns.accepted.map(m => m.attributes.prediction.value).sort(), ['attack', 'benign'], 'its notifications reach SNS from the sender thread')
   const docs = await fetch(`${url}/docs`)
   t.equal(docs.status, 200, '/docs')
   t.match(await docs.text(), /swagger-ui/i)
