@@ -5,6 +5,7 @@ import { createEmbeddedClassifier, ROWS_PER_SLICE } from '../classifier/embedded
 import { loadModel } from '../classifier/model.js'
 import { parseBaseScore, parseXGBoostModel, UnsupportedModelError } from '../classifier/xgboost.js'
 import { modelDir, parity, metadata } from './helper.js'
+import { stump } from './support/models.js'
 
 t.test('parity with XGBoost on the committed fixture: |diff| < 1e-6, no label flips', async t => {
   const classifier = createEmbeddedClassifier(loadModel(modelDir))
@@ -23,30 +24,6 @@ t.test('parity with XGBoost on the committed fixture: |diff| < 1e-6, no label fl
   t.equal(labels.size, 2, 'the fixture has both labels')
 })
 
-/** A one-tree model: `feature 0 < threshold` goes left (leaf -1), else right (leaf +1). */
-function stump (threshold: number, opts: { defaultLeft?: boolean, baseScore?: string, objective?: string, extra?: Record<string, unknown> } = {}) {
-  return {
-    learner: {
-      objective: { name: opts.objective ?? 'binary:logistic' },
-      learner_model_param: { base_score: opts.baseScore ?? '5E-1', num_class: '0', num_feature: '1', num_target: '1' },
-      gradient_booster: {
-        name: 'gbtree',
-        model: {
-          trees: [{
-            left_children: [1, -1, -1],
-            right_children: [2, -1, -1],
-            split_indices: [0, 0, 0],
-            split_conditions: [threshold, -1, 1],
-            default_left: [opts.defaultLeft ? 1 : 0, 0, 0],
-            split_type: [0, 0, 0],
-            categories_nodes: [],
-            ...opts.extra,
-          }],
-        },
-      },
-    },
-  }
-}
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x))
 
 t.test('comparisons are in float32, as XGBoost makes them', async t => {

@@ -5,6 +5,7 @@ import { parseXGBoostModel, type Forest } from '../classifier/xgboost.js'
 import { createTreeExplainer } from '../classifier/treeshap.js'
 import { projectRoot } from '../project.js'
 import { modelDir } from './helper.js'
+import { stump } from './support/models.js'
 
 /**
  * A random XGBoost JSON model: full trees of the given depth over a few features, features repeating
@@ -117,25 +118,8 @@ t.test('equals the Shapley values by definition on random deep trees, missing va
 })
 
 t.test('a stump: the split feature takes the whole difference from the expected value', async t => {
-  const model = parseXGBoostModel({
-    learner: {
-      objective: { name: 'binary:logistic' },
-      learner_model_param: { base_score: '5E-1', num_class: '0', num_feature: '2', num_target: '1' },
-      gradient_booster: {
-        name: 'gbtree',
-        model: {
-          trees: [{
-            left_children: [1, -1, -1],
-            right_children: [2, -1, -1],
-            split_indices: [1, 0, 0],
-            split_conditions: [5, -1, 1],
-            default_left: [1, 0, 0],
-            sum_hessian: [4, 3, 1],
-          }],
-        },
-      },
-    },
-  })
+  // Feature 1 < 5 goes left (leaf -1, cover 3, and the default), else right (leaf +1, cover 1).
+  const model = parseXGBoostModel(stump(5, { features: 2, defaultLeft: true, extra: { split_indices: [1, 0, 0], sum_hessian: [4, 3, 1] } }))
   const explainer = createTreeExplainer(model.forest)
   t.equal(explainer.bias, (3 * -1 + 1 * 1) / 4, 'the cover-weighted mean leaf, base_score 0.5 being margin 0')
   const phi = new Float64Array(2)
