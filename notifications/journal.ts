@@ -1,6 +1,6 @@
-import { closeSync, createReadStream, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, statSync, unlinkSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
+import { readLines } from './jsonl-file.js'
 import type { Notification } from './message.js'
 
 /**
@@ -292,13 +292,13 @@ export function createJournal (opts: JournalOptions) {
         segment.offMemorySince = undefined
         try {
           if (!segment.acksLoaded) {
-            for await (const line of lines(segment.ackPath)) {
+            for await (const line of readLines(segment.ackPath)) {
               const id = Number(line)
               if (line !== '' && Number.isInteger(id)) segment.acked.add(id)
             }
             segment.acksLoaded = true
           }
-          for await (const line of lines(segment.path)) {
+          for await (const line of readLines(segment.path)) {
             if (line === '') continue
             let record: { i: number, a: Notification['attributes'], m: unknown }
             try {
@@ -349,17 +349,6 @@ export function createJournal (opts: JournalOptions) {
   function replayable (s: Segment): boolean {
     return !s.replaying && s.resident === 0 && (!s.known || s.unacked > 0)
   }
-}
-
-/** A file's lines, streamed; none when it does not exist. */
-async function * lines (path: string): AsyncGenerator<string> {
-  const input = createReadStream(path, { encoding: 'utf8' })
-  const opened = await new Promise<boolean>((resolve, reject) => {
-    input.once('open', () => resolve(true))
-    input.once('error', err => (err as NodeJS.ErrnoException).code === 'ENOENT' ? resolve(false) : reject(err))
-  })
-  if (!opened) return
-  yield * createInterface({ input, crlfDelay: Infinity })
 }
 
 export type Journal = ReturnType<typeof createJournal>
