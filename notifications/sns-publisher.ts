@@ -1,11 +1,10 @@
 import { setMaxListeners } from 'node:events'
-import { createReadStream, existsSync, readdirSync, unlinkSync } from 'node:fs'
+import { existsSync, readdirSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import { createJournal, type JournalRef } from './journal.js'
-import { createJsonLinesFile } from './jsonl-file.js'
+import { createJsonLinesFile, readLines } from './jsonl-file.js'
 import { payloadBytes, type Notification } from './message.js'
 import { createQueue, type QueueEntry } from './queue.js'
 import { MAX_BATCH_ENTRIES, type Sender } from './sender.js'
@@ -35,7 +34,7 @@ export interface SnsPublisherOptions {
   tickMs?: number
 }
 
-type Entry = QueueEntry<JournalRef> & { held?: boolean }
+type Entry = QueueEntry<JournalRef>
 
 const SEGMENT_BYTES = 16 * 1024 * 1024
 
@@ -95,24 +94,13 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
     degraded = reason
   }
 
-  function hold (entry: Entry): void {
-    entry.held = true
-    held.add(entry)
-  }
-
-  function unhold (entry: Entry): void {
-    if (entry.held !== true) return
-    entry.held = false
-    held.delete(entry)
-  }
-
   /** Writes held notifications that are waiting in the queue to disk, now that it may take them. */
   function retryHeld (): void {
     if (held.size === 0) return
-    const waiting = [...queue.entries()].filter(e => e.held === true)
+    const waiting = [...queue.entries()].filter(e => held.has(e))
     if (waiting.length > 0) {
       const refs = journal.append(waiting.map(e => e.notification))
-      if (refs !== undefined) waiting.forEach((e, k) => { e.ref = refs[k]; unhold(e) })
+      if (refs !== undefined) waiting.forEach((e, k) => { e.ref = refs[k]; held.delete(e) })
     }
     updateState()
   }
@@ -123,7 +111,7 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
     const toWrite = entries.filter(e => e.ref === undefined)
     const refs = toWrite.length > 0 ? journal.append(toWrite.map(e => e.notification)) : []
     if (refs !== undefined) {
-      toWrite.forEach((e, k) => { e.ref = refs[k]; unhold(e) })
+      toWrite.forEach((e, k) => { e.ref = refs[k]; held.delete(e) })
       onDisk.push(...toWrite)
     }
     for (const e of onDisk) journal.release([e.ref!], e.enqueuedAt)
@@ -131,12 +119,12 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
     if (refs === undefined) {
       if (aborter.signal.aborted) {
         counters.lost += toWrite.length
-        for (const e of toWrite) unhold(e)
+        for (const e of toWrite) held.delete(e)
         log.error({ count: toWrite.length, reason, err: journal.lastFailure }, 'shutting down with notifications neither published nor written to disk: lost')
       } else {
         // Kept in memory and tried again, against SNS and against the disk.
         for (const e of toWrite) {
-          hold(e)
+          held.add(e)
           e.notBefore = Date.now() + backoff(e.attempts, opts.retryBaseMs, opts.retryMaxMs)
           queue.requeue(e)
         }
@@ -150,7 +138,7 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
     const refs: JournalRef[] = []
     for (const e of entries) {
       if (e.ref !== undefined) refs.push(e.ref)
-      unhold(e)
+      held.delete(e)
     }
     journal.ack(refs)
   }
@@ -166,7 +154,7 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
   function retry (entry: Entry, reason: string): void {
     entry.attempts++
     if (aborter.signal.aborted) return offload([entry], 'shutting down')
-    if (entry.attempts >= opts.maxAttempts && entry.held !== true) return offload([entry], `gave up after ${entry.attempts} attempts: ${reason}`)
+    if (entry.attempts >= opts.maxAttempts && !held.has(entry)) return offload([entry], `gave up after ${entry.attempts} attempts: ${reason}`)
     counters.retried++
     entry.notBefore = Date.now() + backoff(entry.attempts, opts.retryBaseMs, opts.retryMaxMs)
     queue.requeue(entry)
@@ -242,7 +230,7 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
         chunk = []
       }
       let refs = 0
-      for await (const line of createInterface({ input: createReadStream(path), crlfDelay: Infinity })) {
+      for await (const line of readLines(path)) {
         try {
           const record = JSON.parse(line) as { notification?: Notification }
           if (record.notification !== undefined) chunk.push(record.notification)
@@ -278,12 +266,12 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
       if (journaling) {
         const refs = journal.append(notifications)
         if (refs !== undefined) entries.forEach((e, k) => { e.ref = refs[k] })
-        else for (const e of entries) hold(e)
+        else for (const e of entries) held.add(e)
       }
       const room = opts.queueSize - (queue.size.live + queue.size.replay + queue.size.inFlight)
       const overflow: Entry[] = []
       entries.forEach((e, k) => {
-        if (closing || (k >= room && e.held !== true)) overflow.push(e)
+        if (closing || (k >= room && !held.has(e))) overflow.push(e)
         else queue.push(e)
       })
       if (overflow.length > 0) offload(overflow, closing ? 'shutting down' : 'queue full')
