@@ -4,8 +4,6 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { depthScanner, MAX_JSON_DEPTH } from '../../classifier/body.js'
 import { BodyStalledError, JsonTooDeepError, OverloadedError } from '../../errors.js'
 
-export { depthScanner, MAX_JSON_DEPTH }
-
 declare module 'fastify' {
   interface FastifyInstance {
     /** Request-body bytes reserved right now, across all requests. */
