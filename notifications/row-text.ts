@@ -3,13 +3,12 @@
  * without turning its ~80 numbers back into text: converting a double to its shortest text costs more
  * than everything else a grouped notification needs (see bench/README.md, "Notifications").
  *
- * The parser remembers the text it parsed (`rememberJsonText`); `rowTexts` finds the rows in it on
- * first use. A frame that came from elsewhere (CSV, an MLflow wrapper, a test) has no text, and its
- * rows are written with JSON.stringify, as before. Both read back the same with JSON.parse.
+ * The parser remembers the text it parsed (`rememberJsonText`); `rowTexts` finds the rows in it. A
+ * frame that came from elsewhere (CSV, an MLflow wrapper, a test) has no text, and its rows are
+ * written with JSON.stringify, as before. Both read back the same with JSON.parse.
  */
 
 const texts = new WeakMap<object, string>()
-const rowsFound = new WeakMap<object, readonly string[] | null>()
 
 /** Records that `body` was parsed from `text`, for `rowTexts`. */
 export function rememberJsonText (body: unknown, text: string): void {
@@ -21,14 +20,9 @@ export function rememberJsonText (body: unknown, text: string): void {
  * known or not found with certainty (then the caller writes the rows itself).
  */
 export function rowTexts (frame: { readonly data: readonly unknown[] }): readonly string[] | undefined {
-  const known = rowsFound.get(frame)
-  if (known !== undefined) return known ?? undefined
   const text = texts.get(frame)
-  if (text === undefined) return undefined
-  const rows = findRows(text)
-  const usable = rows !== undefined && rows.length === frame.data.length ? rows : null
-  rowsFound.set(frame, usable)
-  return usable ?? undefined
+  const rows = text === undefined ? undefined : findRows(text)
+  return rows?.length === frame.data.length ? rows : undefined
 }
 
 /**
