@@ -73,11 +73,6 @@ export function parseAnswer (body: string, rows: number): number[] {
 export const predictionsOf = (values: readonly number[], threshold: number): Prediction[] =>
   values.map(value => value >= threshold ? 1 : 0)
 
-/** The answer of parsePredictions, read at 0.5. */
-export function parsePredictions (body: string, rows: number): Prediction[] {
-  return predictionsOf(parseAnswer(body, rows), 0.5)
-}
-
 /** An answer made only of 0s and 1s is labels, not probabilities: it has no scores to give. */
 export const isLabels = (values: readonly number[]): boolean => values.every(value => value === 0 || value === 1)
 

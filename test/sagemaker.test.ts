@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { Writable } from 'node:stream'
 import { createApp } from '../app.js'
-import { endpointName, parsePredictions } from '../classifier/sagemaker.js'
+import { endpointName, parseAnswer } from '../classifier/sagemaker.js'
 import { build, examples, post, splitFrame, PANDAS_SPLIT } from './helper.js'
 import { json, loopback, mlflowEndpoint, type SplitFrame } from './support/loopback.js'
 
@@ -176,7 +176,7 @@ t.test('secrets never reach the logs', async t => {
 t.test('endpoint names in both forms', async t => {
   t.equal(endpointName('/endpoints/abc-1/invocations'), 'abc-1')
   t.equal(endpointName('abc-1'), 'abc-1')
-  t.throws(() => parsePredictions('[0]', 2), /1 predictions for 2 rows/)
+  t.throws(() => parseAnswer('[0]', 2), /1 predictions for 2 rows/)
 })
 
 t.test('concurrent requests share InvokeEndpoint calls and each gets its own predictions', async t => {
