@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { serveEnvironment, SAGEMAKER_MODEL_DIR } from '../entrypoint.js'
 import { projectRoot } from '../project.js'
 import { examples, splitFrame } from './helper.js'
-import { startServer } from './support/server-process.js'
+import { closedPort, startServer } from './support/server-process.js'
 
 t.test('serve: port 8080 on all interfaces, the model SageMaker mounted under /opt/ml/model', async t => {
   const none = () => false
@@ -27,7 +27,7 @@ t.test('the Dockerfile runs the entry point in exec form, so `docker run <image>
 
 t.test('`entrypoint serve` listens, answers /ping at once and /invocations, and drains on SIGTERM', async t => {
   // SAGEMAKER_BIND_TO_PORT=0: the test machine's 8080 may be taken; the mapping is tested above.
-  const server = startServer({ SAGEMAKER_BIND_TO_PORT: '0' }, { script: 'entrypoint.ts', args: ['serve'] })
+  const server = startServer({ SAGEMAKER_BIND_TO_PORT: '0' }, { script: 'entrypoint', args: ['serve'] })
   t.teardown(() => { server.child.kill('SIGKILL') })
   const url = await server.listening
   const started = performance.now()
@@ -44,18 +44,18 @@ t.test('`entrypoint serve` listens, answers /ping at once and /invocations, and 
   const csv = await fetch(`${url}/invocations`, { method: 'POST', headers: { 'content-type': 'text/csv' }, body: readFileSync(join(projectRoot(), 'examples', 'flows.csv')) })
   t.same(await csv.json(), { predictions: [0, 1] })
   const port = new URL(url).port
-  const healthy = startServer({ SAGEMAKER_BIND_TO_PORT: port }, { script: 'entrypoint.ts', args: ['healthcheck'] })
+  // PORT is tried first: a port nothing answers on, so only the serve port can make this pass.
+  const healthy = startServer({ PORT: await closedPort(), SAGEMAKER_BIND_TO_PORT: port }, { script: 'entrypoint', args: ['healthcheck'] })
   t.equal((await once(healthy.child, 'exit'))[0], 0, 'healthcheck finds the service on the serve port')
   server.child.kill('SIGTERM')
   const [code] = await once(server.child, 'exit')
   t.equal(code, 0)
-  // Port 9 (discard) has no listener here.
-  const unhealthy = startServer({ PORT: '9', SAGEMAKER_BIND_TO_PORT: '9' }, { script: 'entrypoint.ts', args: ['healthcheck'] })
+  const unhealthy = startServer({ PORT: await closedPort(), SAGEMAKER_BIND_TO_PORT: await closedPort() }, { script: 'entrypoint', args: ['healthcheck'] })
   t.equal((await once(unhealthy.child, 'exit'))[0], 1, 'and fails when nothing answers')
 })
 
 t.test('an unknown command exits 2 naming the commands', async t => {
-  const server = startServer({}, { script: 'entrypoint.ts', args: ['train'] })
+  const server = startServer({}, { script: 'entrypoint', args: ['train'] })
   const [code] = await once(server.child, 'exit')
   t.equal(code, 2)
   t.match(server.output(), /unknown command "train": use serve/)

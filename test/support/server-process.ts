@@ -1,14 +1,18 @@
 import { spawn } from 'node:child_process'
-import { join } from 'node:path'
-import { projectRoot } from '../../project.js'
+import { createServer, type AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
 
 /**
- * server.ts (or another entry point, with arguments) as its own process, through the same TypeScript
- * loader as this test; with `fdLimit`, under a shell's `ulimit -n` (the process then is the shell's
- * exec, so its pid is the server's).
+ * The service's `server` (or another entry point, `entrypoint`, with arguments) as its own process: the
+ * module compiled beside this one, so under `npm test` the child runs dist/ JavaScript (started in a
+ * fraction of the time a TypeScript loader needs) with this process's flags, which carry tap's coverage
+ * and source maps back to the .ts files. With `fdLimit`, under a shell's `ulimit -n` (the process then is
+ * the shell's exec, so its pid is the server's).
  */
-export function startServer (env: NodeJS.ProcessEnv, opts: { script?: string, args?: string[], fdLimit?: number } = {}) {
-  const args = [...process.execArgv, join(projectRoot(), opts.script ?? 'server.ts'), ...(opts.args ?? [])]
+export function startServer (env: NodeJS.ProcessEnv, opts: { script?: 'server' | 'entrypoint', args?: string[], fdLimit?: number } = {}) {
+  const extension = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
+  const script = fileURLToPath(new URL(`../../${opts.script ?? 'server'}${extension}`, import.meta.url))
+  const args = [...process.execArgv, script, ...(opts.args ?? [])]
   const options = { env: { PATH: process.env.PATH, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'] }
   const child = opts.fdLimit === undefined
     ? spawn(process.execPath, args, options)
@@ -25,4 +29,16 @@ export function startServer (env: NodeJS.ProcessEnv, opts: { script?: string, ar
   })
   listening.catch(() => {}) // awaited only by the tests that expect it to listen
   return { child, listening, output: () => output }
+}
+
+/**
+ * A loopback port this test opened and closed again, so nothing answers on it: unlike a fixed port
+ * (5000, 9), it cannot be a developer's running server or another test's.
+ */
+export async function closedPort (): Promise<string> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise(resolve => server.close(resolve))
+  return String(port)
 }
