@@ -213,6 +213,8 @@
       // The last WINDOW_SECONDS seconds, whatever the data: a steady time axis from the first point on.
       scales: { x: { time: true, range: () => [current.second - WINDOW_SECONDS, current.second] }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
       legend: { live: false },
+      // Room on the right for the newest time label, centred on the plot's edge.
+      padding: [12, 32, 0, 0],
       series: [
         {},
         { label: 'flows/s', stroke: '#2f6fdb', fill: 'rgba(47,111,219,0.08)', width: 2 },

@@ -177,6 +177,8 @@ t.test('in Chromium, the README\'s CSV and JSON examples: flow identity under ei
   const csv = await fetch(`${url}/api/predictions`, { method: 'POST', headers: { 'content-type': 'text/csv' }, body: flowsCsv })
   t.same(await csv.json(), [0, 1])
   await page.waitForFunction(() => document.querySelectorAll('#attacks tbody tr').length === 1)
+  mkdirSync(artifacts, { recursive: true })
+  await page.screenshot({ path: join(artifacts, 'dashboard-arriving.png') })
   t.equal(await text(page, '#attacks tbody tr:first-child td.flow'), '198.51.100.7:40512 → 172.31.69.25:22 · TCP · 2018-02-14 10:31:02')
   // The JSON example (snake_case; no addresses).
   const requestId = await postFlows(url)
