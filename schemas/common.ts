@@ -1,8 +1,8 @@
 import { STATUS_CODES } from 'node:http'
 import { Type, type Static } from '@sinclair/typebox'
 import {
-  BodyStalledError, OverloadedError, RateLimitedError, ScoresUnavailableError, TooManyRowsError, UnauthorizedError,
-  UnsupportedMediaTypeError, UpstreamError, UpstreamTimeoutError, ValidationError,
+  BodyStalledError, InvalidInputError, OverloadedError, RateLimitedError, ScoresUnavailableError, TooManyRowsError, UnauthorizedError,
+  UnsupportedMediaTypeError, UpstreamError, UpstreamTimeoutError,
 } from '../errors.js'
 
 /** The one shape of every error response. */
@@ -40,7 +40,7 @@ function bodyOf (error: Error & { statusCode?: number, code: string }): ErrorRes
  * service answers in the situation the summary names.
  */
 const ERROR_EXAMPLES: Record<number, { summary: string, error: Error & { code: string } }> = {
-  400: { summary: 'A row of the wrong length', error: new ValidationError('row 3 has 78 values but there are 79 columns') },
+  400: { summary: 'A row of the wrong length', error: new InvalidInputError('row 3 has 78 values but there are 79 columns') },
   401: { summary: 'No API key, while API_KEYS is set', error: new UnauthorizedError('an API key is required: send Authorization: Bearer <key> or x-api-key: <key>') },
   408: { summary: 'The body stopped arriving', error: new BodyStalledError(10000) },
   413: { summary: 'More rows than MAX_ROWS', error: new TooManyRowsError('10001 rows exceed the limit of 10000 rows per request') },

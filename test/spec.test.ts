@@ -43,7 +43,7 @@ t.test('the spec is OpenAPI 3.1 and documents every route and error status', asy
 t.test('each error status has its own example, with the code and message the service answers', async t => {
   const spec = YAML.parse(readFileSync(specPath, 'utf8'))
   const expected: Record<string, { code: string, error: string, message: RegExp }> = {
-    400: { code: 'VALIDATION_ERROR', error: 'Bad Request', message: /row 3/ },
+    400: { code: 'INVALID_INPUT', error: 'Bad Request', message: /row 3/ },
     401: { code: 'UNAUTHORIZED', error: 'Unauthorized', message: /API key/ },
     413: { code: 'TOO_MANY_ROWS', error: 'Payload Too Large', message: /rows per request: split the frame$/ },
     415: { code: 'UNSUPPORTED_MEDIA_TYPE', error: 'Unsupported Media Type', message: /text\/plain/ },
@@ -59,7 +59,7 @@ t.test('each error status has its own example, with the code and message the ser
       t.match(examples[want.code].value, { statusCode: Number(status), ...want }, `${path} ${status}`)
     }
   }
-  // Three are exactly what the service answers in the situation their summary names.
+  // Four are exactly what the service answers in the situation their summary names.
   const app = await build(t, { API_KEYS: 'secret' })
   const example = (status: number) => Object.values<{ value: unknown }>(spec.paths['/api/predictions'].post.responses[status].content['application/json'].examples)[0].value
   const noKey = await app.inject({ method: 'POST', url: '/api/predictions', headers: { 'content-type': 'application/json' }, payload: '{}' })
@@ -70,6 +70,8 @@ t.test('each error status has its own example, with the code and message the ser
   const rows = { columns: ['flow_duration'], data: Array.from({ length: 10001 }, () => [1]) }
   const tooMany = await app.inject({ method: 'POST', url: '/api/predictions', headers: { ...headers, 'content-type': 'application/json' }, payload: rows })
   t.same(tooMany.json(), example(413))
+  const short = await app.inject({ method: 'POST', url: '/api/predictions', headers: { ...headers, 'content-type': 'application/json' }, payload: { columns: Array.from({ length: 79 }, (_, i) => `c${i}`), data: [[], [], [], Array(78).fill(1)].map((row, i) => i < 3 ? Array(79).fill(1) : row) } })
+  t.same(short.json(), example(400))
   const seen = new Set(Object.keys(expected).map(status => spec.paths['/api/predictions'].post.responses[status]?.content['application/json'].examples))
   t.equal(seen.size, Object.keys(expected).length, 'no two statuses share an example')
 })
