@@ -173,12 +173,21 @@ t.test('in Chromium, the README\'s CSV and JSON examples: flow identity under ei
     }).observe(document.querySelector('#attacks tbody')!, { childList: true, subtree: true, characterData: true })
   })
 
+  // Explanations held back at first: the row says they are coming.
+  let release!: () => void
+  const held = new Promise<void>(resolve => { release = resolve })
+  await page.route('**/api/explanations*', async route => { await held; await route.continue() })
+
   // The CSV example, as CICFlowMeter writes it: `Src IP`, `Src Port`, `Dst IP`, `Dst Port`, `Protocol`, `Timestamp`.
   const csv = await fetch(`${url}/api/predictions`, { method: 'POST', headers: { 'content-type': 'text/csv' }, body: flowsCsv })
   t.same(await csv.json(), [0, 1])
   await page.waitForFunction(() => document.querySelectorAll('#attacks tbody tr').length === 1)
   mkdirSync(artifacts, { recursive: true })
+  await page.waitForFunction(() => document.querySelector('#attacks tbody td.score')?.textContent === 'explaining…')
+  t.equal(await text(page, '#attacks tbody tr:first-child td.features'), 'explaining…')
   await page.screenshot({ path: join(artifacts, 'dashboard-arriving.png') })
+  release()
+  await page.waitForFunction(() => /^\d\.\d{3}$/.test(document.querySelector('#attacks tbody td.score')?.textContent ?? ''))
   t.equal(await text(page, '#attacks tbody tr:first-child td.flow'), '198.51.100.7:40512 → 172.31.69.25:22 · TCP · 2018-02-14 10:31:02')
   // The JSON example (snake_case; no addresses).
   const requestId = await postFlows(url)
