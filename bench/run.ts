@@ -2,13 +2,7 @@
  * The benchmark suite: drives the service over loopback with autocannon and prints, per scenario,
  * req/s, rows/s, p50/p99 latency, errors, peak RSS, and InvokeEndpoint and SNS calls, next to the
  * limit of this machine for the same payload. Results are also written as JSON to bench/results/.
- *
- *   npm run bench                 # 10 s per scenario
- *   npm run bench -- --short      # 3 s per scenario, for a quick check
- *   npm run bench -- --profile    # also write a CPU profile of each service run (node --cpu-prof)
- *   npm run bench -- --only 'embedded'   # only the scenarios whose name contains this
- *   npm run bench -- --only mixed        # only the mixed scenario: 1-row requests alone and beside
- *                                         # 10,000-row ones, with 0, 1, 2 and all worker threads
+ * Usage: USAGE below (`npm run bench -- --help`).
  *
  * Needs no network and no AWS account: SageMaker and SNS are loopback stand-ins (bench/stubs.ts).
  */
@@ -18,13 +12,34 @@ import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { createServer } from 'node:net'
 import { once } from 'node:events'
-import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { projectRoot } from '../project.js'
+import { commandLine } from '../scripts/cli.js'
+import { ratiosOf } from './ratios.js'
 import { frameOf } from './flows.js'
 
-const { values } = parseArgs({ options: { short: { type: 'boolean' }, duration: { type: 'string' }, profile: { type: 'boolean' }, only: { type: 'string' } } })
+const USAGE = `usage: npm run bench -- [--short | --duration <s>] [--only <text>] [--profile]
+
+Drives the service over loopback (SageMaker and SNS are stand-ins) and prints, per scenario, req/s,
+rows/s, latency, errors and peak memory, then the ratios between the scenarios that ran; writes the
+results as JSON to bench/results/.
+
+  --duration <s>   seconds per scenario (default 10)
+  --short          3 s per scenario, for a quick check
+  --only <text>    only the scenarios whose name contains <text> (the limit of the machine always
+                   runs); \`--only mixed\`: only the mixed scenario, 1-row requests alone and beside
+                   10,000-row ones, with 0, 1, 2 and all worker threads
+  --profile        also write a CPU profile of each service run (node --cpu-prof) to bench/results/profiles/
+  -h, --help       this text
+`
+const { values } = commandLine('bench', USAGE, {
+  options: { short: { type: 'boolean' }, duration: { type: 'string' }, profile: { type: 'boolean' }, only: { type: 'string' } },
+})
 const duration = Number(values.duration ?? (values.short ? 3 : 10))
+if (!(duration > 0)) {
+  console.error(`bench: --duration ${values.duration} is not a positive number of seconds (see bench --help)`)
+  process.exit(2)
+}
 const warmup = Math.max(1, Math.round(duration / 4))
 const root = projectRoot()
 const results = join(root, 'bench', 'results')
@@ -279,25 +294,7 @@ if (values.only === undefined || 'mixed'.includes(values.only)) {
   }
 }
 
-const find = (name: string, rows: number, connections = 50) => table.find(r => r.scenario === name && r.rows_per_request === rows && r.connections === connections) ?? { rows_per_s: NaN, req_per_s: NaN }
-const ratio = (a: number, b: number) => Math.round(a / b * 100) / 100
-const ratios: Record<string, number> = {}
-for (const rows of [1, 100]) {
-  const limit = find(scenarios[0].name, rows)
-  ratios[`embedded/limit, ${rows} row(s), rows/s`] = ratio(find('embedded, notifications off', rows).rows_per_s, limit.rows_per_s)
-  for (const grouping of ['row', 'request']) {
-    ratios[`notifications on (${grouping} grouping)/off (embedded), ${rows} row(s), rows/s`] = ratio(find(`embedded, notifications on, ${grouping} grouping`, rows).rows_per_s, find('embedded, notifications off', rows).rows_per_s)
-  }
-  ratios[`batching on/off (sagemaker 20 ms), ${rows} row(s), rows/s`] = ratio(find('sagemaker 20 ms, notifications on, batching on', rows).rows_per_s, find('sagemaker 20 ms, notifications on, batching off', rows).rows_per_s)
-}
-ratios['journal on/off (embedded, request grouping, 100 rows), rows/s'] = ratio(find('embedded, notifications on, request grouping', 100).rows_per_s, find('embedded, notifications on, request grouping, journal off', 100).rows_per_s)
-ratios['batching on/off (sagemaker 20 ms, 256 connections, 1 row), req/s'] = ratio(
-  find('sagemaker 20 ms, notifications on, batching on', 1, 256).req_per_s, find('sagemaker 20 ms, notifications on, batching off', 1, 256).req_per_s)
-// The earlier Python service on this machine class: 122 req/s (1 row), 1,302 rows/s (100 rows).
-for (const batching of ['off', 'on']) {
-  ratios[`sagemaker 20 ms (batching ${batching}, notifications on) vs earlier service, 1 row, req/s`] = ratio(find(`sagemaker 20 ms, notifications on, batching ${batching}`, 1).req_per_s, 122)
-  ratios[`sagemaker 20 ms (batching ${batching}, notifications on) vs earlier service, 100 rows, rows/s`] = ratio(find(`sagemaker 20 ms, notifications on, batching ${batching}`, 100).rows_per_s, 1302)
-}
+const ratios = ratiosOf(table, scenarios[0].name)
 
 const report = {
   machine: { cpus: `${cpus().length} x ${cpus()[0]?.model}`, memory_gib: Math.round(totalmem() / 2 ** 30), node: process.version },
@@ -309,6 +306,6 @@ const report = {
 const file = join(results, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
 writeFileSync(file, JSON.stringify(report, null, 2) + '\n')
 writeFileSync(join(results, 'latest.json'), JSON.stringify(report, null, 2) + '\n')
-console.log('\nratios:')
+if (Object.keys(ratios).length > 0) console.log('\nratios:')
 for (const [name, value] of Object.entries(ratios)) console.log(`  ${name}: ${value}`)
 console.log(`\nwrote ${file}`)

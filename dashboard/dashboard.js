@@ -7,10 +7,24 @@
 ;(function () {
   const WINDOW_SECONDS = 300
   const TABLE_ROWS = 50
-  // Explained per tick at most: the table's newest rows, so the cost stays bounded whatever the rate.
-  const EXPLAIN_PER_TICK = 10
+  // Explained per call at most: the table's rows, so the cost stays bounded whatever the rate.
+  const EXPLAIN_PER_CALL = TABLE_ROWS
   const KEY_STORAGE = 'ml-ids-api-key'
-  const KEY_FIELDS = ['src_ip', 'src_port', 'dst_ip', 'dst_port', 'protocol', 'timestamp', 'flow_duration', 'tot_fwd_pkts', 'tot_bwd_pkts']
+  // A flow's identity, under CICFlowMeter-V3 headers ("Src IP", "Dst Port"...), the CIC-IDS2017 ones
+  // ("Source IP"...) or snake_case: column names are matched as the service matches them (snake_case).
+  const IDENTITY = {
+    src_ip: 'srcIp',
+    source_ip: 'srcIp',
+    src_port: 'srcPort',
+    source_port: 'srcPort',
+    dst_ip: 'dstIp',
+    destination_ip: 'dstIp',
+    dst_port: 'dstPort',
+    destination_port: 'dstPort',
+    protocol: 'protocol',
+    timestamp: 'timestamp',
+  }
+  const PROTOCOLS = { 1: 'ICMP', 6: 'TCP', 17: 'UDP' }
 
   const $ = (id) => document.getElementById(id)
   const numberFormat = new Intl.NumberFormat('en')
@@ -19,7 +33,7 @@
   let streamAbort = null
   let explanations = 'unknown' // 'unknown' | 'on' | 'off'
 
-  const totals = { flows: 0, attacks: 0 }
+  const totals = { flows: 0, attacks: 0, alerts: 0 }
   // Per-second buckets: counts of the current second, and the last WINDOW_SECONDS seconds for the chart.
   let current = { second: Math.floor(Date.now() / 1000), flows: 0, attacks: 0 }
   const times = []
@@ -117,7 +131,8 @@
     if (attack) {
       current.attacks += count
       totals.attacks += count
-      pendingAttacks.push({ data, time: Date.now() })
+      totals.alerts += 1
+      pendingAttacks.push({ alert: totals.alerts, data, time: Date.now(), flows: count })
       if (pendingAttacks.length > TABLE_ROWS * 2) pendingAttacks = pendingAttacks.slice(-TABLE_ROWS)
     }
     dirty = true
@@ -182,6 +197,13 @@
     dirty = true
   }
 
+  /** The time axis' labels; also left on the chart element, where tests read what the canvas shows. */
+  function timeLabels (u, splits) {
+    const labels = splits.map(clockTime)
+    $('chart').dataset.timeLabels = labels.join(' ')
+    return labels
+  }
+
   let chart = null
   function makeChart () {
     const el = $('chart')
@@ -191,25 +213,80 @@
       // The last WINDOW_SECONDS seconds, whatever the data: a steady time axis from the first point on.
       scales: { x: { time: true, range: () => [current.second - WINDOW_SECONDS, current.second] }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
       legend: { live: false },
+      // Room on the right for the newest time label, centred on the plot's edge.
+      padding: [12, 32, 0, 0],
       series: [
         {},
         { label: 'flows/s', stroke: '#2f6fdb', fill: 'rgba(47,111,219,0.08)', width: 2 },
         { label: 'attacks/s', stroke: '#d2352b', fill: 'rgba(210,53,43,0.10)', width: 2 },
       ],
-      axes: [{}, { size: 60 }],
+      // Local time, 24 h, one label per 80 px at least: the default US date-and-am/pm labels overlapped.
+      axes: [{ space: 80, incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300], values: timeLabels }, { size: 60 }],
     }, [[], [], []], el)
     window.addEventListener('resize', () => chart.setSize({ width: Math.max(el.clientWidth, 300), height: 260 }))
   }
 
-  function keyFields (frame) {
-    const columns = frame.columns
-    const row = frame.data[0]
+  const pad = (n) => String(n).padStart(2, '0')
+  /** HH:MM:SS, local, 24 h, of epoch seconds. */
+  function clockTime (seconds) {
+    const d = new Date(seconds * 1000)
+    return pad(d.getHours()) + ':' + pad(d.getMinutes()) + ':' + pad(d.getSeconds())
+  }
+  /** HH:MM:SS today, else YYYY-MM-DD HH:MM:SS; local, of epoch milliseconds. */
+  function localTime (ms) {
+    const d = new Date(ms)
+    const day = d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate())
+    return (d.toDateString() === new Date().toDateString() ? '' : day + ' ') + clockTime(ms / 1000)
+  }
+  /** A CICFlowMeter timestamp (DD/MM/YYYY HH:MM[:SS], as the capture wrote it) as YYYY-MM-DD HH:MM:SS; anything else as is. */
+  function flowTime (value) {
+    const m = /^(\d{1,2})\/(\d{1,2})\/(\d{4})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s*([AaPp])[Mm])?$/.exec(String(value).trim())
+    if (!m) return String(value)
+    let hours = Number(m[4]) % (m[7] ? 12 : 24)
+    if (m[7] && m[7].toLowerCase() === 'p') hours += 12
+    return m[3] + '-' + pad(m[2]) + '-' + pad(m[1]) + ' ' + pad(hours) + ':' + m[5] + ':' + (m[6] || '00')
+  }
+  const snakeCase = (name) => String(name).trim().toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '')
+
+  /** Where each part of a flow's identity sits among a message's columns. */
+  function identityColumns (columns) {
+    const at = {}
+    columns.forEach((name, i) => {
+      const role = IDENTITY[snakeCase(name)]
+      if (role !== undefined && at[role] === undefined) at[role] = i
+    })
+    return at
+  }
+
+  /** ["10.0.0.5:52134 → 192.0.2.10:443", "TCP", "2018-02-21 10:15:06"], from what the row has. */
+  function describeFlow (at, row) {
+    const get = (role) => at[role] === undefined || row[at[role]] === null || row[at[role]] === undefined || row[at[role]] === '' ? null : row[at[role]]
+    const srcIp = get('srcIp')
+    const srcPort = get('srcPort')
+    const dstIp = get('dstIp')
+    const dstPort = get('dstPort')
+    const from = srcIp !== null ? srcIp + (srcPort !== null ? ':' + srcPort : '') : srcPort !== null ? 'port ' + srcPort : null
+    const to = dstIp !== null ? dstIp + (dstPort !== null ? ':' + dstPort : '') : dstPort !== null ? 'port ' + dstPort : null
     const parts = []
-    for (const field of KEY_FIELDS) {
-      const i = columns.indexOf(field)
-      if (i !== -1 && row[i] !== null && row[i] !== undefined) parts.push(field + ' ' + row[i])
-    }
-    return parts.join(' · ')
+    if (from !== null || to !== null) parts.push((from !== null ? from + ' ' : '') + '→ ' + (to !== null ? to : '?'))
+    const protocol = get('protocol')
+    if (protocol !== null) parts.push(PROTOCOLS[protocol] || 'protocol ' + protocol)
+    const timestamp = get('timestamp')
+    if (timestamp !== null) parts.push(flowTime(timestamp))
+    return parts
+  }
+
+  /** The parts of a flow's identity, each kept on one line, the cell wrapping between them. */
+  function flowCell (row) {
+    if (row.flow.length === 0) return '–'
+    const cell = document.createDocumentFragment()
+    row.flow.forEach((part, i) => {
+      const span = document.createElement('span')
+      span.className = 'part'
+      span.textContent = part
+      cell.append(i === 0 ? '' : ' · ', span)
+    })
+    return cell
   }
 
   /** The table rows of one attack message, newest (last in the message) first. */
@@ -217,10 +294,11 @@
     try {
       const event = JSON.parse(pending.data)
       const { columns, data } = event.message
+      const at = identityColumns(columns)
       const out = []
       for (let i = data.length - 1; i >= 0 && out.length < TABLE_ROWS; i--) {
         const frame = { columns, data: [data[i]] }
-        out.push({ time: pending.time, requestId: event.attributes.request_id, frame, flow: keyFields(frame), score: null, top: null })
+        out.push({ alert: pending.alert, time: pending.time, requestId: event.attributes.request_id, alertFlows: pending.flows, frame, flow: describeFlow(at, data[i]), score: null, top: null })
       }
       return out
     } catch (err) {
@@ -228,37 +306,71 @@
     }
   }
 
+  /** A score or its state: coming (being explained), or not available from this backend. */
+  function scoreCell (row) {
+    if (row.score !== null) return row.score.toFixed(3)
+    return pendingText(row)
+  }
+
+  function pendingText (row) {
+    const span = document.createElement('span')
+    span.className = 'pending'
+    span.textContent = explanations === 'off' ? 'n/a' : row.failed ? 'unavailable' : 'explaining…'
+    return span
+  }
+
+  function featuresCell (row) {
+    if (row.top === null) return pendingText(row)
+    const cell = document.createDocumentFragment()
+    for (const [name, value] of row.top) {
+      const span = document.createElement('span')
+      span.className = 'feature'
+      const sign = document.createElement('span')
+      sign.className = value >= 0 ? 'up' : 'down'
+      sign.textContent = (value >= 0 ? '+' : '') + value.toFixed(2)
+      span.append(name + ' ', sign)
+      cell.appendChild(span)
+    }
+    return cell
+  }
+
+  /** The table's columns, in order: a header, the class of its cells, and what a row shows there (text or a node). */
+  const COLUMNS = [
+    { header: 'Seen', className: 'time', cell: (row) => localTime(row.time) },
+    { header: 'Alert (request id)', className: 'id', cell: (row) => row.requestId },
+    { header: 'Flows in alert', className: 'alert-flows', cell: (row) => numberFormat.format(row.alertFlows) },
+    { header: 'Flow', className: 'flow', cell: flowCell },
+    { header: 'Score', className: 'score', cell: scoreCell },
+    { header: 'Top features (SHAP, log-odds)', className: 'features', cell: featuresCell },
+  ]
+
+  function renderHeader () {
+    const tr = document.createElement('tr')
+    for (const column of COLUMNS) {
+      const th = document.createElement('th')
+      th.className = column.className
+      th.textContent = column.header
+      tr.appendChild(th)
+    }
+    $('attacks').tHead.replaceChildren(tr)
+  }
+
   function renderTable () {
     const body = $('attacks').tBodies[0]
     const fragment = document.createDocumentFragment()
-    for (const row of rows) {
+    rows.forEach((row, i) => {
       const tr = document.createElement('tr')
-      const cells = [new Date(row.time).toLocaleTimeString([], { hour12: false }), row.requestId, row.flow, row.score === null ? '–' : row.score.toFixed(3)]
-      const classes = ['time', 'id', 'flow', 'score']
-      cells.forEach((text, i) => {
+      // Rows of one alert (one notification) are kept together, newest first: marked so they read as one.
+      if (i > 0 && rows[i - 1].alert === row.alert) tr.classList.add('continued')
+      if (i + 1 < rows.length && rows[i + 1].alert === row.alert) tr.classList.add('same-alert-next')
+      for (const column of COLUMNS) {
         const td = document.createElement('td')
-        td.className = classes[i]
-        td.textContent = text
+        td.className = column.className
+        td.append(column.cell(row))
         tr.appendChild(td)
-      })
-      const features = document.createElement('td')
-      features.className = 'features'
-      if (row.top === null) {
-        features.textContent = '–'
-      } else {
-        for (const [name, value] of row.top) {
-          const span = document.createElement('span')
-          span.className = 'feature'
-          const sign = document.createElement('span')
-          sign.className = value >= 0 ? 'up' : 'down'
-          sign.textContent = (value >= 0 ? '+' : '') + value.toFixed(2)
-          span.append(name + ' ', sign)
-          features.appendChild(span)
-        }
       }
-      tr.appendChild(features)
       fragment.appendChild(tr)
-    }
+    })
     body.replaceChildren(fragment)
     $('no-attacks').hidden = rows.length > 0
   }
@@ -270,6 +382,7 @@
     dirty = false
     $('total-flows').textContent = numberFormat.format(totals.flows)
     $('total-attacks').textContent = numberFormat.format(totals.attacks)
+    $('total-alerts').textContent = numberFormat.format(totals.alerts)
     $('attack-share').textContent = totals.flows === 0 ? '–' : (100 * totals.attacks / totals.flows).toFixed(1) + ' %'
     $('rate-now').textContent = numberFormat.format(flowSeries.length ? flowSeries[flowSeries.length - 1] : 0)
     if (pendingAttacks.length > 0) {
@@ -278,17 +391,20 @@
       rows.unshift(...fresh)
       rows.length = Math.min(rows.length, TABLE_ROWS)
       renderTable()
+      // Explained as they arrive, not on the next tick.
+      explainNewest()
     }
     if (chart) chart.setData([times, flowSeries, attackSeries])
   }
 
-  /** Scores and top features of the newest shown attacks, from POST /api/explanations?top=3. */
+  /** Scores and top features of the shown attacks not yet explained, from POST /api/explanations?top=3. */
   let explaining = false
   async function explainNewest () {
     if (explanations !== 'on' || explaining) return
-    const todo = rows.filter(row => row.top === null && !row.explaining).slice(0, EXPLAIN_PER_TICK)
+    const todo = rows.filter(row => row.top === null && !row.explaining && !row.failed).slice(0, EXPLAIN_PER_CALL)
     if (todo.length === 0) return
     explaining = true
+    let later = false
     try {
       // Rows of one request share columns: one call per distinct column list.
       const groups = new Map()
@@ -304,9 +420,21 @@
         if (res.status === 501) {
           explanations = 'off'
           $('table-note').textContent = 'scores and top features need the embedded model'
+          renderTable()
           return
         }
-        if (!res.ok) continue
+        if (res.status === 429 || res.status >= 500) {
+          // Busy: these rows are asked again on the next tick.
+          for (const row of group) row.explaining = false
+          later = true
+          continue
+        }
+        if (!res.ok) {
+          // Said in the row rather than asked for ever (e.g. a flow the model cannot read).
+          for (const row of group) row.failed = true
+          renderTable()
+          continue
+        }
         const answer = await res.json()
         group.forEach((row, i) => {
           row.score = answer[i].score
@@ -315,10 +443,14 @@
         renderTable()
       }
     } catch (err) {
+      for (const row of todo) if (row.top === null) row.explaining = false
+      later = true
       if (err instanceof KeyRequired) askForKey(err.message)
     } finally {
       explaining = false
     }
+    // Rows that arrived meanwhile, at once; after a failure, on the next tick.
+    if (!later && rows.some(row => row.top === null && !row.explaining && !row.failed)) setTimeout(explainNewest, 0)
   }
 
   async function start () {
@@ -334,6 +466,7 @@
     stream()
   }
 
+  renderHeader()
   // Without the chart (its script failed to load) the counts and the table still work.
   try {
     makeChart()

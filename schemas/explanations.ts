@@ -2,11 +2,13 @@ import { Type, type Static } from '@sinclair/typebox'
 import { Prediction } from './predictions.js'
 
 export const ExplanationQuery = Type.Object({
-  // A string pattern, not an integer: query strings are not coerced (serverOptions' ajv), and "5" must pass.
-  top: Type.Optional(Type.String({
-    pattern: '^[1-9][0-9]{0,3}$',
+  // An integer, so that generated clients type it as one: the route coerces its query string (only
+  // the query string) to check it, so "5" passes and "5x", "0" or "10000" are refused.
+  top: Type.Optional(Type.Integer({
+    minimum: 1,
+    maximum: 9999,
     description: 'Keep only the N contributions largest by absolute value (1 to 9999); all model features when absent',
-    examples: ['5'],
+    examples: [5],
   })),
 }, { additionalProperties: false })
 export type ExplanationQuery = Static<typeof ExplanationQuery>

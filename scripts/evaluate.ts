@@ -12,11 +12,11 @@
  */
 import { createReadStream, readFileSync, writeFileSync } from 'node:fs'
 import { basename, join, resolve } from 'node:path'
-import { parseArgs } from 'node:util'
 import { parse } from 'csv-parse'
 import { createApp } from '../app.js'
 import { snakeCase } from '../classifier/features.js'
 import { defaultModelDir } from '../classifier/model.js'
+import { commandLine } from './cli.js'
 
 const BATCH_ROWS = 1000
 
@@ -125,8 +125,22 @@ export function recordEvaluation (metadataPath: string, key: string, report: Awa
   writeFileSync(metadataPath, JSON.stringify(metadata, null, 2) + '\n')
 }
 
+const USAGE = `usage: npm run evaluate -- <labelled.csv> [--url http://host:port] [--write-metadata [--metadata <metadata.json>] [--key <name>]]
+
+Scores the model through the HTTP API on a labelled CICFlowMeter CSV (its Label column), overall and
+per label, and prints the report as JSON. Never tune on these figures.
+
+  <labelled.csv>       CICFlowMeter CSV with a Label column (CICFlowMeter-V3 headers or snake_case)
+  --url <url>          a running service; without it, the service is started here on a loopback port,
+                       on this environment (MODEL_DIR picks the model)
+  --write-metadata     record the figures in the served model's metadata.json (embedded model only)
+  --metadata <file>    record them in this model card instead
+  --key <name>         under this key (default holdout_metrics)
+  -h, --help           this text
+`
+
 async function main () {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = commandLine('evaluate', USAGE, {
     allowPositionals: true,
     options: {
       url: { type: 'string' },
@@ -136,8 +150,8 @@ async function main () {
     },
   })
   const csv = positionals[0]
-  if (csv === undefined) {
-    console.error('usage: npm run evaluate -- <labelled.csv> [--url http://host:port] [--write-metadata [--metadata <metadata.json>] [--key <name>]]')
+  if (csv === undefined || positionals.length > 1) {
+    console.error(csv === undefined ? 'evaluate: no CSV given (see evaluate --help)' : `evaluate: one CSV at a time, not ${positionals.length} (see evaluate --help)`)
     process.exit(2)
   }
   let url = values.url

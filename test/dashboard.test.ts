@@ -7,6 +7,7 @@ import { build, PANDAS_SPLIT } from './helper.js'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const flows = readFileSync(join(projectRoot(), 'examples', 'flows.json'), 'utf8')
+const flowsCsv = readFileSync(join(projectRoot(), 'examples', 'flows.csv'), 'utf8')
 const artifacts = join(projectRoot(), 'test', 'artifacts')
 
 t.test('the page and its assets: served locally, typed, cached by content hash, under the strict CSP', async t => {
@@ -99,9 +100,9 @@ t.test('in Chromium: live counts, the chart, the latest attacks with scores and 
   await page.waitForFunction(() => document.querySelectorAll('#attacks tbody tr').length === 3)
   const shownIds = await page.locator('#attacks tbody td.id').allInnerTexts()
   t.same(shownIds, [...ids].reverse(), 'one row per attack, newest first, with the request id')
-  t.match(await text(page, '#attacks tbody tr:first-child td.flow'), /dst_port 22 · protocol 6 · timestamp 14\/02\/2018 10:31:02/)
+  t.equal(await text(page, '#attacks tbody tr:first-child td.flow'), '→ port 22 · TCP · 2018-02-14 10:31:02', 'snake_case identity; the capture\'s DD/MM time as YYYY-MM-DD')
   // Scores and top contributions come from /api/explanations for the rows shown.
-  await page.waitForFunction(() => [...document.querySelectorAll('#attacks tbody td.score')].every(td => td.textContent !== '–'))
+  await page.waitForFunction(() => [...document.querySelectorAll('#attacks tbody td.score')].every(td => /^\d\.\d{3}$/.test(td.textContent!)))
   const score = Number(await text(page, '#attacks tbody tr:first-child td.score'))
   t.ok(score >= 0.4433 && score <= 1, `an attack's score (${score})`)
   t.equal(await page.locator('#attacks tbody tr:first-child td.features .feature').count(), 3, 'three top features')
@@ -151,10 +152,76 @@ t.test('in Chromium, with API_KEYS: the page asks for a key, refuses a wrong one
   await postFlows(url, { authorization: 'Bearer right-key' })
   await page.waitForFunction(() => document.getElementById('total-attacks')!.textContent === '1')
   t.equal(await text(page, '#total-flows'), '2')
-  await page.waitForFunction(() => document.querySelector('#attacks tbody td.score')?.textContent !== '–')
+  await page.waitForFunction(() => /^\d\.\d{3}$/.test(document.querySelector('#attacks tbody td.score')?.textContent ?? ''))
   mkdirSync(artifacts, { recursive: true })
   await page.screenshot({ path: join(artifacts, 'dashboard-key.png'), fullPage: true })
   // The two refused attempts are the browser's log of the 401s, which the page answers by asking.
   t.same(problems.filter(p => !/status of 401/.test(p)), [], 'no other console errors')
+  t.same(foreign, [])
+})
+
+t.test('in Chromium, the README\'s CSV and JSON examples: flow identity under either spelling, scores as rows arrive, a 24 h axis, flows per alert', { skip: !existsSync(CHROMIUM) && `no Chromium at ${CHROMIUM}` }, async t => {
+  const { url, page, problems, foreign } = await openDashboard(t)
+  await page.waitForSelector('#connection[data-state="live"]')
+  await page.waitForFunction(() => document.getElementById('model')!.textContent!.includes('cic-ids2018-xgb'))
+  // Every row, as it appears, shows a score or says it is coming: never an unexplained blank.
+  await page.evaluate(() => {
+    const seen: string[] = []
+    Object.assign(window, { scoreStates: seen })
+    new MutationObserver(() => {
+      for (const td of document.querySelectorAll('#attacks tbody td.score')) seen.push(td.textContent!)
+    }).observe(document.querySelector('#attacks tbody')!, { childList: true, subtree: true, characterData: true })
+  })
+
+  // Explanations held back at first: the row says they are coming.
+  let release!: () => void
+  const held = new Promise<void>(resolve => { release = resolve })
+  await page.route('**/api/explanations*', async route => { await held; await route.continue() })
+
+  // The CSV example, as CICFlowMeter writes it: `Src IP`, `Src Port`, `Dst IP`, `Dst Port`, `Protocol`, `Timestamp`.
+  const csv = await fetch(`${url}/api/predictions`, { method: 'POST', headers: { 'content-type': 'text/csv' }, body: flowsCsv })
+  t.same(await csv.json(), [0, 1])
+  await page.waitForFunction(() => document.querySelectorAll('#attacks tbody tr').length === 1)
+  mkdirSync(artifacts, { recursive: true })
+  await page.waitForFunction(() => document.querySelector('#attacks tbody td.score')?.textContent === 'explaining…')
+  t.equal(await text(page, '#attacks tbody tr:first-child td.features'), 'explaining…')
+  await page.screenshot({ path: join(artifacts, 'dashboard-arriving.png') })
+  release()
+  await page.waitForFunction(() => /^\d\.\d{3}$/.test(document.querySelector('#attacks tbody td.score')?.textContent ?? ''))
+  t.equal(await text(page, '#attacks tbody tr:first-child td.flow'), '198.51.100.7:40512 → 172.31.69.25:22 · TCP · 2018-02-14 10:31:02')
+  // The JSON example (snake_case; no addresses).
+  const requestId = await postFlows(url)
+  await page.waitForFunction(() => document.querySelectorAll('#attacks tbody tr').length === 2)
+  t.equal(await text(page, '#attacks tbody tr:first-child td.flow'), '→ port 22 · TCP · 2018-02-14 10:31:02')
+  t.equal(await text(page, '#attacks tbody tr:first-child td.id'), requestId)
+  t.match(await text(page, '#attacks tbody tr:first-child td.time'), /^(\d{4}-\d{2}-\d{2} )?([01]\d|2[0-3]):[0-5]\d:[0-5]\d$/, 'seen at, local, 24 h, ISO-like (the date when not today)')
+
+  // Flows per alert: one request of 40 flows, 20 of them attacks, is one alert of 20 attack flows.
+  const frame = JSON.parse(flows)
+  const forty = JSON.stringify({ columns: frame.columns, data: Array.from({ length: 40 }, (_, i) => frame.data[i % 2]) })
+  await fetch(`${url}/api/predictions`, { method: 'POST', headers: { 'content-type': PANDAS_SPLIT }, body: forty })
+  await page.waitForFunction(() => document.getElementById('total-attacks')!.textContent === '22')
+  t.equal(await text(page, '#total-alerts'), '3', 'three alerts: the CSV, the JSON and the 40-flow request')
+  t.equal(await text(page, '#attacks tbody tr:first-child td.alert-flows'), '20')
+  t.equal(await text(page, '#attacks tbody tr:last-child td.alert-flows'), '1')
+  t.equal(await page.locator('#attacks tbody tr.continued').count(), 19, 'the rows of the 20-flow alert read as one block')
+  t.same(await page.locator('#attacks thead th').allInnerTexts(), ['Seen', 'Alert (request id)', 'Flows in alert', 'Flow', 'Score', 'Top features (SHAP, log-odds)'])
+
+  await page.waitForFunction(() => [...document.querySelectorAll('#attacks tbody td.score')].every(td => /^\d\.\d{3}$/.test(td.textContent!)))
+  const states = await page.evaluate(() => (window as unknown as { scoreStates: string[] }).scoreStates)
+  t.ok(states.length > 0)
+  t.same(states.filter(state => !/^(\d\.\d{3}|explaining…)$/.test(state)), [], 'a score or "explaining…", nothing else')
+  t.equal(await page.locator('#attacks tbody tr td.features .feature').count(), 22 * 3, 'three top features on every row')
+
+  // The time axis: HH:MM:SS, 24 h, local, no more labels than fit at 80 px each.
+  await page.waitForFunction(() => (document.getElementById('chart')!.dataset.timeLabels ?? '') !== '')
+  const labels = (await page.locator('#chart').getAttribute('data-time-labels'))!.split(' ')
+  for (const label of labels) t.match(label, /^([01]\d|2[0-3]):[0-5]\d:[0-5]\d$/, label)
+  const width = await page.locator('#chart canvas').first().evaluate(canvas => canvas.clientWidth)
+  t.ok(labels.length * 80 <= width, `${labels.length} labels in ${width} px`)
+
+  mkdirSync(artifacts, { recursive: true })
+  await page.screenshot({ path: join(artifacts, 'dashboard-examples.png'), fullPage: true })
+  t.same(problems, [], 'no console errors')
   t.same(foreign, [])
 })

@@ -64,8 +64,9 @@ t.test('/api/model shows the model card\'s operating table when metadata.json ha
 t.test('the OpenAPI request example is a real flow: it validates and predicts 200', async t => {
   const app = await build(t)
   const spec = app.swagger() as any
-  const content = spec.paths['/api/predictions'].post.requestBody.content
-  t.same(Object.keys(content), ['application/json; format=pandas-split', 'application/json', 'text/csv'])
+  t.same(spec.paths['/api/predictions'].post.requestBody, { $ref: '#/components/requestBodies/FlowsPandasSplitFrame' })
+  const content = spec.components.requestBodies.FlowsPandasSplitFrame.content
+  t.same(Object.keys(content), ['application/json', 'application/json; format=pandas-split', 'text/csv'])
   const example = spec.components.schemas.PandasSplitFrame.examples[0]
   t.same(example, JSON.parse(readFileSync(join(modelDir, '..', '..', 'examples', 'flows.json'), 'utf8')), 'examples/flows.json')
   const res = await scores(app, example, '/api/predictions')

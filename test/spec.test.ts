@@ -19,19 +19,61 @@ t.test('the spec is OpenAPI 3.1 and documents every route and error status', asy
   t.same(Object.keys(spec.paths).sort(), ['/', '/api/explanations', '/api/model', '/api/notifications', '/api/notifications/stats', '/api/predictions', '/api/scores', '/dashboard', '/health', '/invocations', '/metrics', '/ping', '/ready', '/version'])
   t.ok(spec.paths['/api/notifications'].get.responses['200'].content['text/event-stream'], 'the stream is documented as text/event-stream')
   const predictions = spec.paths['/api/predictions'].post
-  t.same(Object.keys(predictions.requestBody.content), ['application/json; format=pandas-split', 'application/json', 'text/csv'])
-  t.equal(predictions.requestBody.content['text/csv'].schema.type, 'string')
-  t.same(Object.keys(spec.paths['/invocations'].post.requestBody.content), ['application/json', 'text/csv'])
+  // One shared body per JSON shape, application/json first: the default generators send (orval takes
+  // the first media type of a referenced body, hey-api the first JSON one).
+  t.same(predictions.requestBody, { $ref: '#/components/requestBodies/FlowsPandasSplitFrame' })
+  const flows = spec.components.requestBodies.FlowsPandasSplitFrame
+  t.same(Object.keys(flows.content), ['application/json', 'application/json; format=pandas-split', 'text/csv'])
+  t.equal(flows.content['text/csv'].schema.type, 'string')
+  t.same(spec.paths['/invocations'].post.requestBody, { $ref: '#/components/requestBodies/FlowsMlflowRequest' })
+  t.same(Object.keys(spec.components.requestBodies.FlowsMlflowRequest.content), ['application/json', 'text/csv'])
   t.same(Object.keys(spec.paths['/api/scores'].post.responses).sort(), ['200', '400', '401', '408', '413', '415', '429', '501', '502', '503', '504'])
   t.same(Object.keys(predictions.responses).sort(), ['200', '400', '401', '408', '413', '415', '429', '502', '503', '504'])
   for (const status of ['400', '401', '408', '413', '415', '429', '502', '503', '504']) {
     t.equal(predictions.responses[status].content['application/json'].schema.$ref, '#/components/schemas/ErrorResponse', status)
   }
   const explanations = spec.paths['/api/explanations'].post
-  t.same(Object.keys(explanations.requestBody.content), ['application/json; format=pandas-split', 'application/json', 'text/csv'])
+  t.same(explanations.requestBody, { $ref: '#/components/requestBodies/FlowsPandasSplitFrame' })
   t.same(Object.keys(explanations.responses).sort(), ['200', '400', '401', '408', '413', '415', '429', '501', '503'])
   t.equal(explanations.responses['200'].content['application/json'].schema.$ref, '#/components/schemas/Explanations')
   t.same(explanations.parameters.map((p: { name: string, in: string }) => `${p.in}:${p.name}`), ['query:top'])
+  t.match(explanations.parameters[0].schema, { type: 'integer', minimum: 1, maximum: 9999 }, 'top is an integer, so generated clients type it as one')
+})
+
+t.test('each error status has its own example, with the code and message the service answers', async t => {
+  const spec = YAML.parse(readFileSync(specPath, 'utf8'))
+  const expected: Record<string, { code: string, error: string, message: RegExp }> = {
+    400: { code: 'INVALID_INPUT', error: 'Bad Request', message: /row 3/ },
+    401: { code: 'UNAUTHORIZED', error: 'Unauthorized', message: /API key/ },
+    413: { code: 'TOO_MANY_ROWS', error: 'Payload Too Large', message: /rows per request: split the frame$/ },
+    415: { code: 'UNSUPPORTED_MEDIA_TYPE', error: 'Unsupported Media Type', message: /text\/plain/ },
+    429: { code: 'RATE_LIMITED', error: 'Too Many Requests', message: /retry in/ },
+    503: { code: 'OVERLOADED', error: 'Service Unavailable', message: /overloaded/ },
+  }
+  for (const [path, method] of [['/api/predictions', 'post'], ['/api/explanations', 'post'], ['/api/notifications/stats', 'get']]) {
+    const responses = spec.paths[path][method].responses
+    for (const [status, want] of Object.entries(expected)) {
+      if (responses[status] === undefined) continue
+      const examples = responses[status].content['application/json'].examples
+      t.same(Object.keys(examples), [want.code], `${path} ${status}`)
+      t.match(examples[want.code].value, { statusCode: Number(status), ...want }, `${path} ${status}`)
+    }
+  }
+  // Four are exactly what the service answers in the situation their summary names.
+  const app = await build(t, { API_KEYS: 'secret' })
+  const example = (status: number) => Object.values<{ value: unknown }>(spec.paths['/api/predictions'].post.responses[status].content['application/json'].examples)[0].value
+  const noKey = await app.inject({ method: 'POST', url: '/api/predictions', headers: { 'content-type': 'application/json' }, payload: '{}' })
+  t.same(noKey.json(), example(401))
+  const headers = { authorization: 'Bearer secret' }
+  const plain = await app.inject({ method: 'POST', url: '/api/predictions', headers: { ...headers, 'content-type': 'text/plain' }, payload: 'x' })
+  t.same(plain.json(), example(415))
+  const rows = { columns: ['flow_duration'], data: Array.from({ length: 10001 }, () => [1]) }
+  const tooMany = await app.inject({ method: 'POST', url: '/api/predictions', headers: { ...headers, 'content-type': 'application/json' }, payload: rows })
+  t.same(tooMany.json(), example(413))
+  const short = await app.inject({ method: 'POST', url: '/api/predictions', headers: { ...headers, 'content-type': 'application/json' }, payload: { columns: Array.from({ length: 79 }, (_, i) => `c${i}`), data: [[], [], [], Array(78).fill(1)].map((row, i) => i < 3 ? Array(79).fill(1) : row) } })
+  t.same(short.json(), example(400))
+  const seen = new Set(Object.keys(expected).map(status => spec.paths['/api/predictions'].post.responses[status]?.content['application/json'].examples))
+  t.equal(seen.size, Object.keys(expected).length, 'no two statuses share an example')
 })
 
 t.test('every operation has an operationId; every /api operation lists 401, 429 and 503; servers has a default', async t => {

@@ -24,11 +24,52 @@ import os
 import re
 import sys
 
-import numpy as np
-import pandas as pd
-import xgboost as xgb
-from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
-from sklearn.model_selection import GroupKFold
+
+class OneLineErrors(argparse.ArgumentParser):
+    """argparse whose mistakes are one line naming what is wrong, an unknown option before anything else."""
+
+    def error(self, message):
+        self.exit(2, f'{self.prog}: {message} (see {self.prog} --help)\n')
+
+    def parse_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        takes_value = False
+        for arg in args:
+            if arg == '--':
+                break
+            if takes_value:
+                takes_value = False
+                continue
+            name = arg.split('=', 1)[0]
+            if arg.startswith('-') and arg != '-':
+                action = self._option_string_actions.get(name)
+                if action is None:
+                    self.error(f'unknown option {name}')
+                takes_value = action.nargs != 0 and '=' not in arg
+        return super().parse_args(args, namespace)
+
+
+def command_line():
+    parser = OneLineErrors(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    parser.add_argument('csv', nargs='+', help='CICFlowMeter CSV files (snake_case or CICFlowMeter-V3 headers)')
+    parser.add_argument('--name', default='cic-ids2018-xgb')
+    parser.add_argument('--out', default=None, help='directory the model directory is written in (default: models/)')
+    parser.add_argument('--exclude-days', default='', metavar='DD/MM/YYYY,...',
+                        help='leave out the rows captured on these days (by the timestamp column)')
+    parser.add_argument('--params', metavar='max_depth=2,n_estimators=100,...',
+                        help='train with these parameters instead of choosing them by the grid search')
+    return parser
+
+
+if __name__ == '__main__':
+    # Before the heavy imports below: --help and a mistyped option answer at once, even where they are missing.
+    ARGS = command_line().parse_args()
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import xgboost as xgb  # noqa: E402
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score  # noqa: E402
+from sklearn.model_selection import GroupKFold  # noqa: E402
 
 SEED = 20180214
 # Not features: identifiers of the capture rather than of the flow's behaviour (the ML-IDS reference model
@@ -256,15 +297,10 @@ def parity_rows(booster, x, features, rng, count=300):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('csv', nargs='+', help='CICFlowMeter CSV files (snake_case or CICFlowMeter-V3 headers)')
-    parser.add_argument('--name', default='cic-ids2018-xgb')
-    parser.add_argument('--out', default=DEFAULT_OUT, help='directory the model directory is written in')
-    parser.add_argument('--exclude-days', type=parse_days, default=[], metavar='DD/MM/YYYY,...',
-                        help='leave out the rows captured on these days (by the timestamp column)')
-    parser.add_argument('--params', type=parse_params, metavar='max_depth=2,n_estimators=100,...',
-                        help='train with these parameters instead of choosing them by the grid search')
-    args = parser.parse_args()
+    args = ARGS
+    args.out = DEFAULT_OUT if args.out is None else args.out
+    args.exclude_days = parse_days(args.exclude_days)
+    args.params = parse_params(args.params) if args.params is not None else None
 
     frame = pd.concat([read_flows(p) for p in args.csv], ignore_index=True)
     if args.exclude_days:

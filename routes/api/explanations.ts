@@ -1,7 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import AjvCompiler from '@fastify/ajv-compiler'
 import { Type } from '@sinclair/typebox'
+import type { FastifySchemaCompiler } from 'fastify'
 import { ExplanationsUnavailableError } from '../../errors.js'
 import { flowBody, flowInput, framesOf } from '../../plugins/app/flow-input.js'
+import { AJV_OPTIONS } from '../../schemas/ajv.js'
 import { apiSecurity, errorResponses } from '../../schemas/common.js'
 import { ExplanationQuery, Explanations } from '../../schemas/explanations.js'
 
@@ -10,9 +13,18 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
   // Explaining costs far more than predicting: a limit of its own, never above the predictions' one.
   const maxRows = Math.min(MAX_ROWS, EXPLAIN_MAX_ROWS)
   const input = flowInput({ BODY_LIMIT, MAX_ROWS: maxRows })
+  // Fastify's validator compiler (same Ajv compiler, options and shared schemas) for the body; the
+  // query string alone is coerced, so that `top` is an integer in the spec and "5" passes.
+  type Compile = ReturnType<ReturnType<typeof AjvCompiler>>
+  const schemas = fastify.getSchemas() as Parameters<ReturnType<typeof AjvCompiler>>[0]
+  const strict = AjvCompiler()(schemas, AJV_OPTIONS)
+  const coercing = AjvCompiler()(schemas, { customOptions: { ...AJV_OPTIONS.customOptions, coerceTypes: true } })
+  const validatorCompiler: FastifySchemaCompiler<unknown> = route =>
+    (route.httpPart === 'querystring' ? coercing : strict)(route as Parameters<Compile>[0])
 
   fastify.post('/explanations', {
     ...input,
+    validatorCompiler,
     // Before the body is read: with no backend to explain with, nothing else matters.
     onRequest: [async () => {
       if (fastify.classifier.explain === undefined) {
@@ -37,9 +49,8 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       },
     },
   }, async function (request) {
-    const top = request.query.top === undefined ? undefined : Number(request.query.top)
     // Checked in onRequest; the classifier is chosen once, at start-up.
-    return await fastify.classifier.explain!(framesOf(request), { top })
+    return await fastify.classifier.explain!(framesOf(request), { top: request.query.top })
   })
 }
 

@@ -3,6 +3,14 @@ import { createServer, type AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 
 /**
+ * A module of the project by its path without extension (`bench/run`), as this test runs: under
+ * `npm test` the JavaScript tsc compiled into dist/, the TypeScript source under a TypeScript loader.
+ */
+export function projectModule (path: string): string {
+  return fileURLToPath(new URL(`../../${path}${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url))
+}
+
+/**
  * The service's `server` (or another entry point, `entrypoint`, with arguments) as its own process: the
  * module compiled beside this one, so under `npm test` the child runs dist/ JavaScript (started in a
  * fraction of the time a TypeScript loader needs) with this process's flags, which carry tap's coverage
@@ -10,9 +18,7 @@ import { fileURLToPath } from 'node:url'
  * the shell's exec, so its pid is the server's).
  */
 export function startServer (env: NodeJS.ProcessEnv, opts: { script?: 'server' | 'entrypoint', args?: string[], fdLimit?: number } = {}) {
-  const extension = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
-  const script = fileURLToPath(new URL(`../../${opts.script ?? 'server'}${extension}`, import.meta.url))
-  const args = [...process.execArgv, script, ...(opts.args ?? [])]
+  const args = [...process.execArgv, projectModule(opts.script ?? 'server'), ...(opts.args ?? [])]
   const options = { env: { PATH: process.env.PATH, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'] }
   const child = opts.fdLimit === undefined
     ? spawn(process.execPath, args, options)
