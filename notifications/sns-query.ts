@@ -1,5 +1,5 @@
 import { AwsQueryProtocol } from '@aws-sdk/core/protocols'
-import type { MessageAttributeValue, PublishBatchInput, PublishInput } from '@aws-sdk/client-sns'
+import type { MessageAttributeValue, PublishBatchInput } from '@aws-sdk/client-sns'
 
 /**
  * The SDK's AWS Query protocol for SNS, with `Publish` and `PublishBatch` bodies built in one pass.
@@ -165,6 +165,3 @@ export class SnsQueryProtocol extends AwsQueryProtocol {
     }
   }
 }
-
-/** Publish and PublishBatch inputs, for tests. */
-export type PublishInputs = PublishInput | PublishBatchInput

@@ -118,6 +118,17 @@ t.test('what the builder does not write goes to the SDK\'s serializer whole, wit
   const withNulls = { TopicArn: TOPIC, PublishBatchRequestEntries: [null, { Id: 'a', Message: 'b', MessageAttributes: { x: null, y: { DataType: 'String', StringValue: 'v' } } }] }
   t.same(await bodyOf(lean, new PublishBatchCommand(withNulls as unknown as PublishBatchInput)), await sdkBodyOf(new PublishBatchCommand(withNulls as unknown as PublishBatchInput)))
   t.same(await bodyOf(lean, new PublishBatchCommand({ TopicArn: TOPIC, PublishBatchRequestEntries: [] })), await sdkBodyOf(new PublishBatchCommand({ TopicArn: TOPIC, PublishBatchRequestEntries: [] })), 'an empty list')
+  // Shapes a typed caller cannot send, written as the SDK writes them or left to it.
+  const odd = [
+    { TopicArn: TOPIC, Message: 'm', MessageAttributes: { a: 'not an object', b: { DataType: 'String', StringValue: 'v', Extra: 1 } } },
+    { TopicArn: TOPIC, Message: 'm', MessageAttributes: 'not a map' },
+  ]
+  for (const input of odd) t.same(await bodyOf(lean, new PublishCommand(input as unknown as PublishInput)), await sdkBodyOf(new PublishCommand(input as unknown as PublishInput)))
+  t.equal(publishBody('PublishBatch', { TopicArn: TOPIC, PublishBatchRequestEntries: 'x' }, ''), undefined, 'entries that are not a list')
+  t.equal(publishBody('PublishBatch', { TopicArn: TOPIC, Other: 1 }, ''), undefined, 'a batch member it does not know')
+  t.equal(publishBody('PublishBatch', { PublishBatchRequestEntries: [{ Id: '1', Message: 'm', New: 'x' }] }, ''), undefined, 'an entry member it does not know')
+  const oddBatch = { TopicArn: TOPIC, PublishBatchRequestEntries: ['not an object', { Id: '1', Message: 'm' }] }
+  t.same(await bodyOf(lean, new PublishBatchCommand(oddBatch as unknown as PublishBatchInput)), await sdkBodyOf(new PublishBatchCommand(oddBatch as unknown as PublishBatchInput)))
 })
 
 t.test('values are encoded as the SDK encodes them: RFC 3986 reserved characters escaped, UTF-8, a lone surrogate refused', async t => {
@@ -139,7 +150,8 @@ t.test('a call that fails to serialise leaves nothing in front of the next call\
   t.not((await bodyOf(sdkClient, plain()) as { body: string }).body, clean, 'the SDK\'s serializer sends the failed call\'s text first')
   // The builder, and the SDK's serializer when it is left an input (a binary attribute value).
   const binary = { DataType: 'Binary', BinaryValue: new Uint8Array([1]) }
-  for (const input of [{ TopicArn: TOPIC, Message: 'x\ud800' }, { TopicArn: TOPIC, Message: 'x\ud800', MessageAttributes: { b: binary } }]) {
+  // (The builder's own refusal; the SDK's, after the builder left it the input for its binary value.)
+  for (const input of [{ TopicArn: TOPIC, Message: 'x\ud800' }, { TopicArn: TOPIC, Message: 'm', MessageAttributes: { b: binary }, MessageDeduplicationId: 'x\ud800' }]) {
     t.match(await bodyOf(lean, new PublishCommand(input)), { error: /^URIError/ })
     t.same(await bodyOf(lean, plain()), { body: clean })
   }
