@@ -5,6 +5,8 @@ export interface Measured {
   connections: number
   req_per_s: number
   rows_per_s: number
+  /** The service's CPU per row at a fixed offered load below saturation (all its threads). */
+  fixed_load?: { cpu_per_row: { service_us: number } }
 }
 
 /**
@@ -25,6 +27,14 @@ export function ratiosOf (table: Measured[], limit: string): Record<string, numb
       ratio(`notifications on (${grouping} grouping)/off (embedded), ${rows} row(s), rows/s`, find(`embedded, notifications on, ${grouping} grouping`, rows)?.rows_per_s, find('embedded, notifications off', rows)?.rows_per_s)
     }
     ratio(`batching on/off (sagemaker 20 ms), ${rows} row(s), rows/s`, find('sagemaker 20 ms, notifications on, batching on', rows)?.rows_per_s, find('sagemaker 20 ms, notifications on, batching off', rows)?.rows_per_s)
+  }
+  // What a deployment pays: the service's CPU (all threads) per row, at the fixed offered load.
+  const cpuAtFixed = (name: string, rows: number) => find(name, rows)?.fixed_load?.cpu_per_row.service_us
+  for (const rows of [1, 100]) {
+    ratio(`service CPU per row at fixed load: embedded (notifications off)/limit, ${rows} row(s)`, cpuAtFixed('embedded, notifications off', rows), cpuAtFixed(limit, rows))
+    for (const grouping of ['row', 'request']) {
+      ratio(`service CPU per row at fixed load: notifications on (${grouping} grouping)/off, ${rows} row(s)`, cpuAtFixed(`embedded, notifications on, ${grouping} grouping`, rows), cpuAtFixed('embedded, notifications off', rows))
+    }
   }
   ratio('journal on/off (embedded, request grouping, 100 rows), rows/s', find('embedded, notifications on, request grouping', 100)?.rows_per_s, find('embedded, notifications on, request grouping, journal off', 100)?.rows_per_s)
   ratio('batching on/off (sagemaker 20 ms, 256 connections, 1 row), req/s',

@@ -1,7 +1,8 @@
 /**
  * The benchmark suite: drives the service over loopback with autocannon and prints, per scenario,
- * req/s, rows/s, p50/p99 latency, errors, peak RSS, and InvokeEndpoint and SNS calls, next to the
- * limit of this machine for the same payload. Results are also written as JSON to bench/results/.
+ * req/s, rows/s, p50/p99 latency, errors, peak RSS, InvokeEndpoint and SNS calls, and the service's
+ * CPU per row (all its threads, from /proc/<pid>/stat), at a fixed offered load below saturation
+ * and flat out, next to the limit of this machine (a bare node:http server) for the same payload. Results are also written as JSON to bench/results/.
  * Usage: USAGE below (`npm run bench -- --help`).
  *
  * Needs no network and no AWS account: SageMaker and SNS are loopback stand-ins (bench/stubs.ts).
@@ -116,7 +117,8 @@ function peakRssMiB (pid: number): number | null {
   }
 }
 
-function load (url: string, body: string, connections: number, seconds: number) {
+/** Flat out, or at `rate` requests per second in all (a fixed offered load). */
+function load (url: string, body: string, connections: number, seconds: number, rate?: number) {
   return autocannon({
     url: `${url}/api/predictions`,
     method: 'POST',
@@ -124,7 +126,26 @@ function load (url: string, body: string, connections: number, seconds: number) 
     body,
     connections,
     duration: seconds,
+    ...(rate === undefined ? {} : { overallRate: rate }),
   })
+}
+
+/**
+ * The fixed offered load per request size, below what every embedded scenario answers flat out on the
+ * 2-core machine (1-row: 3,000-6,000 req/s; 100-row: 250-800 req/s): CPU per row measured there is what
+ * a deployment pays, free of the queueing and core contention of a saturated run.
+ */
+const FIXED_RATE: Record<number, number> = { 1: 1000, 100: 100 }
+
+/** CPU microseconds per row of a process between two readings of cpuSeconds. */
+const usPerRow = (before: number, after: number, rows: number) => Math.round((after - before) * 1e6 / Math.max(rows, 1) * 10) / 10
+
+interface CpuPerRow {
+  /** The service process, all its threads (event loop, workers, SNS sender thread, GC, libuv). */
+  service_us: number
+  main_thread_us: number
+  /** The AWS stand-ins' process (SNS and SageMaker stand-ins), which AWS pays in a deployment. */
+  stand_ins_us: number
 }
 
 interface Row {
@@ -149,6 +170,10 @@ interface Row {
    * loop that answers), and the AWS stand-ins, which share the machine.
    */
   cores: { service: number, main_thread: number, stand_ins: number }
+  /** CPU per row flat out. */
+  cpu_per_row: CpuPerRow
+  /** The same at a fixed offered load (FIXED_RATE); `saturated` when the service did not keep up with it. */
+  fixed_load?: { offered_req_per_s: number, req_per_s: number, p50_ms: number, p99_ms: number, cpu_per_row: CpuPerRow, saturated: boolean }
 }
 
 const stubs = await startScript('stubs.js')
@@ -193,11 +218,25 @@ try {
       const url = 'url' in target ? target.url : `http://127.0.0.1:${target.info.port}`
       const body = JSON.stringify(frameOf(rows))
       await load(url, body, scenario.connections, warmup)
-      const before = await counts()
       const cpuNow = () => [cpuSeconds(target.child.pid!), cpuSeconds(target.child.pid!, true), cpuSeconds(stubs.child.pid!)]
+      const perRow = (before: number[], after: number[], flows: number): CpuPerRow =>
+        ({ service_us: usPerRow(before[0], after[0], flows), main_thread_us: usPerRow(before[1], after[1], flows), stand_ins_us: usPerRow(before[2], after[2], flows) })
+      // First at the fixed offered load, then flat out.
+      const rate = FIXED_RATE[rows]
+      let fixedLoad: Row['fixed_load']
+      if (rate !== undefined && scenario.connections === 50) {
+        const cpuAtStart = cpuNow()
+        const fixed = await load(url, body, scenario.connections, duration, rate)
+        const cpuAtEnd = cpuNow()
+        const answered = Math.round(fixed['2xx'] / duration)
+        fixedLoad = { offered_req_per_s: rate, req_per_s: answered, p50_ms: fixed.latency.p50, p99_ms: fixed.latency.p99, cpu_per_row: perRow(cpuAtStart, cpuAtEnd, fixed['2xx'] * rows), saturated: answered < rate * 0.95 }
+        if (!scenario.limit) await new Promise(resolve => setTimeout(resolve, 500))
+      }
+      const before = await counts()
       const cpuBefore = cpuNow()
       const result = await load(url, body, scenario.connections, duration)
-      const [service, mainThread, standIns] = cpuNow().map((after, k) => Math.round((after - cpuBefore[k]) / duration * 100) / 100)
+      const cpuAfter = cpuNow()
+      const [service, mainThread, standIns] = cpuAfter.map((after, k) => Math.round((after - cpuBefore[k]) / duration * 100) / 100)
       const cores = { service, main_thread: mainThread, stand_ins: standIns }
       // Let the notifications of the last requests go out before counting SNS calls.
       if (!scenario.limit) await new Promise(resolve => setTimeout(resolve, 500))
@@ -221,6 +260,8 @@ try {
         non_2xx: result.non2xx,
         peak_rss_mib: rss,
         cores,
+        cpu_per_row: perRow(cpuBefore, cpuAfter, flows),
+        ...(fixedLoad === undefined ? {} : { fixed_load: fixedLoad }),
         ...(scenario.env?.AWS_SAGEMAKER_ENDPOINT ? { invoke_calls_per_row: Math.round(invokes / Math.max(flows, 1) * 1000) / 1000 } : {}),
         // Per 1,000 flows SNS received: what is spilled is published later, in batches of the same size.
         ...(notifications
@@ -233,7 +274,9 @@ try {
           : {}),
       }
       table.push(row)
-      console.log(`${label}: ${row.req_per_s} req/s, ${row.rows_per_s} rows/s, p50 ${row.p50_ms} ms, p99 ${row.p99_ms} ms, errors ${row.errors}, non-2xx ${row.non_2xx}, peak RSS ${row.peak_rss_mib} MiB, cores: service ${cores.service} (main thread ${cores.main_thread}), stand-ins ${cores.stand_ins}` +
+      console.log(`${label}: ${row.req_per_s} req/s, ${row.rows_per_s} rows/s, p50 ${row.p50_ms} ms, p99 ${row.p99_ms} ms, errors ${row.errors}, non-2xx ${row.non_2xx}, peak RSS ${row.peak_rss_mib} MiB, cores: service ${cores.service} (main thread ${cores.main_thread}), stand-ins ${cores.stand_ins}, ` +
+        `service CPU per row ${row.cpu_per_row.service_us} us (main thread ${row.cpu_per_row.main_thread_us})` +
+        (fixedLoad ? `; at ${fixedLoad.offered_req_per_s} req/s offered: ${fixedLoad.req_per_s} req/s${fixedLoad.saturated ? ' (saturated)' : ''}, p99 ${fixedLoad.p99_ms} ms, service CPU per row ${fixedLoad.cpu_per_row.service_us} us (main thread ${fixedLoad.cpu_per_row.main_thread_us}), stand-ins ${fixedLoad.cpu_per_row.stand_ins_us} us` : '') +
         (row.invoke_calls_per_row !== undefined ? `, ${row.invoke_calls_per_row} InvokeEndpoint calls/row` : '') +
         (row.notifications ? `, ${row.sns_messages_per_1000_flows} SNS messages and ${row.sns_calls_per_1000_flows} calls/1000 flows, notifications published ${row.notifications.published} spilled ${row.notifications.spilled}, ${row.spill_bytes_after} bytes on disk after` : ''))
     }

@@ -1,7 +1,8 @@
-import { PublishBatchCommand, PublishCommand, SNSClient, type MessageAttributeValue } from '@aws-sdk/client-sns'
+import { PublishBatchCommand, PublishCommand, SNSClient, type MessageAttributeValue, type PublishBatchCommandOutput, type PublishCommandOutput } from '@aws-sdk/client-sns'
 import { awsClientConfig } from '../aws-clients.js'
 import type { Config } from '../schemas/config.js'
 import type { Notification } from './message.js'
+import { SnsQueryProtocol } from './sns-query.js'
 
 /** SNS's limits: 10 entries per PublishBatch, 256 KiB per message and per batch (body plus attributes). */
 export const MAX_BATCH_ENTRIES = 10
@@ -38,9 +39,14 @@ const attributesOf = (n: Notification): Record<string, MessageAttributeValue> =>
   return out
 }
 
-/** The SNS client as the publisher uses it: the shared AWS wiring, no SDK retries (the publisher has its own). */
-export function createSnsClient (config: Config & { AWS_SNS_PREDICTIONS_TOPIC: string }) {
+/**
+ * The SNS client as the publisher uses it: the shared AWS wiring, no SDK retries (the publisher has its
+ * own), and Publish/PublishBatch bodies built by sns-query.ts (`sdkSerializer: true`: the SDK's own, for
+ * the benchmark's comparison).
+ */
+export function createSnsClient (config: Config & { AWS_SNS_PREDICTIONS_TOPIC: string }, opts: { sdkSerializer?: boolean } = {}) {
   return new SNSClient({
+    ...(opts.sdkSerializer === true ? {} : { protocol: SnsQueryProtocol }),
     ...awsClientConfig(config, {
       region: config.AWS_REGION ?? config.AWS_SNS_PREDICTIONS_TOPIC.split(':')[3],
       host: config.AWS_SNS_HOST,
@@ -59,17 +65,37 @@ export function createSnsClient (config: Config & { AWS_SNS_PREDICTIONS_TOPIC: s
  * wire and SNS's error codes; nothing about queues, retries or files.
  */
 export function createSender (client: SNSClient, topicArn: string): Sender {
+  // What client.send(command, { abortSignal }) does, less rebuilding the middleware stack on every call:
+  // the handler is resolved once per operation and signal (the publisher has one signal) and reused, as
+  // the SDK's own `cacheMiddleware` option does for calls without options. The stack, the client's
+  // config and so signing, endpoint and errors are the same.
+  let publishHandler: { signal: AbortSignal, run: (c: PublishCommand) => Promise<PublishCommandOutput> } | undefined
+  let batchHandler: { signal: AbortSignal, run: (c: PublishBatchCommand) => Promise<PublishBatchCommandOutput> } | undefined
+  const publish = (command: PublishCommand, signal: AbortSignal) => {
+    if (publishHandler?.signal !== signal) {
+      const handler = command.resolveMiddleware(client.middlewareStack, client.config, { abortSignal: signal })
+      publishHandler = { signal, run: c => handler(c).then(r => r.output) }
+    }
+    return publishHandler.run(command)
+  }
+  const publishBatch = (command: PublishBatchCommand, signal: AbortSignal) => {
+    if (batchHandler?.signal !== signal) {
+      const handler = command.resolveMiddleware(client.middlewareStack, client.config, { abortSignal: signal })
+      batchHandler = { signal, run: c => handler(c).then(r => r.output) }
+    }
+    return batchHandler.run(command)
+  }
   return {
     async send (batch: readonly Notification[], signal: AbortSignal): Promise<Outcome[] | CallFailure> {
       try {
         if (batch.length === 1) {
-          await client.send(new PublishCommand({ TopicArn: topicArn, Message: batch[0].message, MessageAttributes: attributesOf(batch[0]) }), { abortSignal: signal })
+          await publish(new PublishCommand({ TopicArn: topicArn, Message: batch[0].message, MessageAttributes: attributesOf(batch[0]) }), signal)
           return [{ status: 'published' }]
         }
-        const answer = await client.send(new PublishBatchCommand({
+        const answer = await publishBatch(new PublishBatchCommand({
           TopicArn: topicArn,
           PublishBatchRequestEntries: batch.map((n, i) => ({ Id: String(i), Message: n.message, MessageAttributes: attributesOf(n) })),
-        }), { abortSignal: signal })
+        }), signal)
         const outcomes: Outcome[] = batch.map(() => ({ status: 'published' }))
         for (const f of answer.Failed ?? []) {
           const reason = `${f.Code ?? 'Error'}: ${f.Message ?? ''}`

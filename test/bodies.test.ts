@@ -96,6 +96,40 @@ t.test('chunked bodies (no length) are reserved as they arrive, and stalls end i
   t.equal(app.bodyBytesInFlight(), 0, 'all released')
 })
 
+t.test('a body with a known length: whole on arrival, checked on its bytes; still coming, timed for stalls; through a real server', async t => {
+  const app = createApp({ env: { BODY_STALL_TIMEOUT_MS: '300' } })
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as AddressInfo
+  const exchange = (write: (socket: ReturnType<typeof connect>) => void) => new Promise<string>(resolve => {
+    const socket = connect(port, '127.0.0.1')
+    let text = ''
+    socket.on('data', chunk => { text += chunk })
+    socket.on('close', () => resolve(text))
+    write(socket)
+  })
+  const head = (length: number) => `POST /api/predictions HTTP/1.1\r\nHost: x\r\nContent-Type: ${PANDAS_SPLIT}\r\nContent-Length: ${length}\r\n`
+  const small = JSON.stringify(splitFrame([examples.attack]))
+  const deep = '{"data":' + '['.repeat(MAX_JSON_DEPTH) + ']'.repeat(MAX_JSON_DEPTH) + '}'
+  // Headers and bodies in one write: each body is here whole when its request is read.
+  const whole = await exchange(socket => socket.write(
+    `${head(Buffer.byteLength(small))}\r\n${small}` + `${head(deep.length)}\r\n${deep}` + `${head(Buffer.byteLength(small))}Connection: close\r\n\r\n${small}`))
+  t.same([...whole.matchAll(/HTTP\/1\.1 (\d{3})/g)].map(m => Number(m[1])), [200, 400, 200], 'a frame answered, a deep body refused, and the connection carries on (the refused body was read whole)')
+  t.match(whole, /\r\n\r\n\[1\]/, 'the frame read back whole')
+  t.match(whole, /JSON_TOO_DEEP/)
+  // A declared length the client does not finish sending: the streamed path, with its stall timer.
+  const stalled = await exchange(socket => socket.write(`${head(Buffer.byteLength(small))}\r\n${small.slice(0, 10)}`))
+  t.match(stalled, /^HTTP\/1\.1 408/)
+  t.match(stalled, /BODY_STALLED/)
+  // Its first bytes with the headers, the rest later: the streamed path, answered normally.
+  const late = await exchange(socket => {
+    socket.write(`${head(Buffer.byteLength(small))}Connection: close\r\n\r\n${small.slice(0, 10)}`)
+    setTimeout(() => socket.write(small.slice(10)), 50)
+  })
+  t.match(late, /^HTTP\/1\.1 200[\s\S]*\r\n\r\n\[1\]$/)
+  t.equal(app.bodyBytesInFlight(), 0, 'all released')
+})
+
 t.test('a keep-alive connection carries on after a body left unread; a refused one closes it', async t => {
   const app = createApp({ env: {} })
   t.teardown(() => app.close())

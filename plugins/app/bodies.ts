@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { Transform, type TransformCallback } from 'node:stream'
+import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { depthScanner, MAX_JSON_DEPTH } from '../../classifier/body.js'
 import { BodyStalledError, JsonTooDeepError, OverloadedError } from '../../errors.js'
@@ -18,11 +18,26 @@ const hasBody = (request: FastifyRequest) => !BODYLESS.has(request.method) &&
   (request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length']) > 0)
 
 /**
+ * A body that is already here whole (a small one comes with its headers): nothing more can arrive or
+ * stall, so it needs no stream wrapper and no timer, only its depth checked on the bytes. Puts the
+ * bytes back for Fastify to read and answers true; false (nothing read) when the body is still coming.
+ */
+function arrivedWhole (payload: Readable, declared: number, withinDepth: (chunk: Buffer) => boolean): boolean {
+  if (payload.readableFlowing === true || payload.readableLength !== declared) return false
+  const bytes = payload.read() as Buffer | null
+  if (bytes === null) return false
+  if (!withinDepth(bytes)) throw new JsonTooDeepError(MAX_JSON_DEPTH)
+  payload.unshift(bytes)
+  return true
+}
+
+/**
  * Bounds what request bodies can cost, before and while they are read:
  * - bytes held across all requests: a body's declared length (or, chunked, each chunk as it comes) is
  *   reserved until its response is done; past MAX_BODY_BYTES_IN_FLIGHT new bodies get 503 with
  *   Retry-After unread, and their connection is closed;
- * - progress: a body that sends nothing for BODY_STALL_TIMEOUT_MS is cut off with 408;
+ * - progress: a body that sends nothing for BODY_STALL_TIMEOUT_MS is cut off with 408 (one that has
+ *   arrived whole by then, as small ones do, needs no timer: arrivedWhole);
  * - nesting: JSON deeper than MAX_JSON_DEPTH is refused (400) from a scan of its bytes, before
  *   JSON.parse would spend seconds on millions of brackets (bodies for a worker thread: scanned
  *   there, by the parse function both threads call).
@@ -61,6 +76,7 @@ export default fp(async function bodies (fastify) {
     // A body a worker thread will parse is scanned there, before JSON.parse (classifier/body.ts), not here.
     const pooled = known && declared >= (request.routeOptions.config.pooledFromBytes ?? Infinity)
     const withinDepth = !pooled && /json/i.test(request.headers['content-type'] ?? '') ? depthScanner(MAX_JSON_DEPTH) : () => true
+    if (known && arrivedWhole(payload, declared, withinDepth)) return payload
     const stall = setTimeout(() => {
       reply.header('connection', 'close')
       guarded.destroy(new BodyStalledError(BODY_STALL_TIMEOUT_MS))
