@@ -11,6 +11,8 @@ export interface Classifier {
   score (frame: PandasSplitFrame): Promise<Scored>
   /** The attack probability at or above which a flow is an attack: ATTACK_THRESHOLD, else the model's. */
   readonly threshold: number
+  /** The unfamiliarity score at or above which a row is unfamiliar: NOVELTY_THRESHOLD, else the detector's; undefined without a detector. */
+  readonly noveltyThreshold?: number | undefined
   /** Whether a prediction can be served now, and if not, why. */
   readiness (): { ready: boolean, reason?: string }
   describe (): ModelInfo
@@ -25,4 +27,6 @@ export interface Classifier {
 export interface Scored {
   scores: number[]
   predictions: Prediction[]
+  /** Each row's unfamiliarity score, when the model has a detector. */
+  novelty?: number[]
 }

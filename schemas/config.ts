@@ -28,6 +28,8 @@ export const ConfigSchema = Type.Object({
   MODEL_DIR: Type.Optional(Type.String({ minLength: 1 })),
   // Replaces the model's threshold on every route (and applies to SageMaker endpoints answering probabilities).
   ATTACK_THRESHOLD: Type.Optional(Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 })),
+  // Replaces the unfamiliar-flow detector's threshold (novelty.json beside the model).
+  NOVELTY_THRESHOLD: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
 
   AWS_REGION: Type.Optional(Type.String({ minLength: 1, pattern: '^[a-z]{2}(-[a-z]+)+-\\d+$' })),
   AWS_SAGEMAKER_ENDPOINT: Type.Optional(Type.String({ minLength: 1, pattern: '^(/endpoints/[A-Za-z0-9-]{1,63}/invocations|[A-Za-z0-9-]{1,63})$' })),

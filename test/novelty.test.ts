@@ -1,0 +1,81 @@
+import t from 'tap'
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { build, examples, metadata, modelDir, novelty, noveltyParity, parity, splitFrame } from './helper.js'
+
+type App = Awaited<ReturnType<typeof build>>
+const postJson = (app: App, url: string, body: unknown) =>
+  app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payload: JSON.stringify(body) })
+const frame = { columns: noveltyParity.columns, data: noveltyParity.data }
+
+function copyModel (): string {
+  const dir = join(mkdtempSync(join(tmpdir(), 'ml-ids-novelty-')), 'model')
+  cpSync(modelDir, dir, { recursive: true })
+  return dir
+}
+
+t.test('/api/scores: every row\'s unfamiliarity equals scikit-learn\'s isolation-forest score, flagged at the detector\'s threshold', async t => {
+  const app = await build(t)
+  const res = await postJson(app, '/api/scores', frame)
+  t.equal(res.statusCode, 200)
+  const body = res.json()
+  t.equal(body.novelty.threshold, novelty.threshold, 'the detector\'s own threshold')
+  t.equal(body.novelty.scores.length, noveltyParity.scores.length)
+  const off = body.novelty.scores.map((s: number, i: number) => Math.abs(s - noveltyParity.scores[i])).filter((d: number) => d > 1e-6)
+  t.same(off, [], 'within 1e-6 of scikit-learn on every parity row')
+  t.same(body.novelty.unfamiliar, body.novelty.scores.map((s: number) => s >= novelty.threshold))
+  t.ok(body.novelty.unfamiliar.every(Boolean), 'random flows are unlike the training flows')
+  const median = (await postJson(app, '/api/scores', splitFrame([examples.benign]))).json()
+  t.same(median.novelty.unfamiliar, [false], 'the median benign training flow is familiar')
+})
+
+t.test('/api/explanations carries the same score and flag per row; /invocations is unchanged', async t => {
+  const app = await build(t)
+  const rows = { columns: frame.columns, data: frame.data.slice(0, 20) }
+  const scored = (await postJson(app, '/api/scores', rows)).json()
+  const explained = (await postJson(app, '/api/explanations?top=1', rows)).json()
+  t.same(explained.map((e: { novelty: number }) => e.novelty), scored.novelty.scores)
+  t.same(explained.map((e: { unfamiliar: boolean }) => e.unfamiliar), scored.novelty.unfamiliar)
+  const invoked = await app.inject({ method: 'POST', url: '/invocations', headers: { 'content-type': 'application/json' }, payload: { dataframe_split: rows } })
+  t.same(invoked.json(), { predictions: scored.predictions }, 'predictions only, as before')
+})
+
+t.test('NOVELTY_THRESHOLD replaces the detector\'s threshold; /api/model shows the one in force and the card', async t => {
+  const app = await build(t, { NOVELTY_THRESHOLD: '0.99' })
+  const body = (await postJson(app, '/api/scores', frame)).json()
+  t.equal(body.novelty.threshold, 0.99)
+  t.same(body.novelty.unfamiliar, body.novelty.scores.map((s: number) => s >= 0.99))
+  const info = (await app.inject('/api/model')).json().novelty
+  t.match(info, { available: true, threshold: 0.99, card: { kind: 'isolation-forest', threshold: novelty.threshold, model_version: metadata.version } })
+  t.notOk('trees' in info.card, 'the card without its trees')
+  t.ok(info.card.holdout_days_unseen.attacks_caught_or_flagged >= 0, 'the unseen-days figures')
+  t.equal(info.card.model_version, metadata.version, 'fitted beside the bundled model')
+  await t.rejects(build(t, { NOVELTY_THRESHOLD: '0' }), /NOVELTY_THRESHOLD/)
+})
+
+t.test('a model without novelty.json still serves: no scores, and /api/model says why', async t => {
+  const dir = copyModel()
+  rmSync(join(dir, 'novelty.json'))
+  const app = await build(t, { MODEL_DIR: dir })
+  const body = (await postJson(app, '/api/scores', { columns: parity.columns, data: parity.data.slice(0, 3) })).json()
+  t.same(Object.keys(body), ['model', 'threshold', 'scores', 'predictions'])
+  const explained = (await postJson(app, '/api/explanations', { columns: parity.columns, data: parity.data.slice(0, 3) })).json()
+  t.notOk('novelty' in explained[0] || 'unfamiliar' in explained[0])
+  t.match((await app.inject('/api/model')).json().novelty, { available: false, reason: /no novelty\.json/ })
+})
+
+t.test('a malformed detector, or one for other features, stops the start naming the file', async t => {
+  const dir = copyModel()
+  const file = join(dir, 'novelty.json')
+  const card = JSON.parse(readFileSync(file, 'utf8'))
+  writeFileSync(file, '{"kind":')
+  await t.rejects(build(t, { MODEL_DIR: dir }), /novelty\.json cannot be read/)
+  writeFileSync(file, JSON.stringify({ ...card, threshold: 'high' }))
+  await t.rejects(build(t, { MODEL_DIR: dir }), /novelty\.json is malformed: \/threshold/)
+  writeFileSync(file, JSON.stringify({ ...card, features: [...card.features].reverse() }))
+  await t.rejects(build(t, { MODEL_DIR: dir }), /novelty\.json and the model disagree on the features/)
+  const badTree = { ...card.trees[0], split_indices: card.trees[0].split_indices.map(() => 999) }
+  writeFileSync(file, JSON.stringify({ ...card, trees: [badTree] }))
+  await t.rejects(build(t, { MODEL_DIR: dir }), /novelty\.json: tree 0: node 0 splits on feature 999/)
+})
