@@ -38,8 +38,10 @@ from sklearn.model_selection import GroupKFold
 import train as T
 
 SEED = 20180214
-TREES = 100
-SAMPLE = 256
+# The best day-grouped CV over three seeds among forests whose walk costs no more CPU per row than the
+# classifier's (npm run bench:model); 100 trees of 256 rows score a little better in CV at 5x the cost.
+TREES = 25
+SAMPLE = 128
 # Missing values (NaN after the service's preprocessing) sit below every observed value, in the log space.
 MISSING = -5.0
 # Share of benign flows from unseen days the operator accepts to see flagged: the goal (<= 0.1).

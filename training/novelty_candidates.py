@@ -64,10 +64,10 @@ class HBOS:
 
 
 class IF:
-    def __init__(self, n=100): self.n = n
+    def __init__(self, n=100, samples=256): self.n, self.samples = n, samples
     def fit(self, x):
         a = np.nan_to_num(logt(x), nan=-5)
-        self.m = IsolationForest(n_estimators=self.n, random_state=20180214, max_samples=min(256, len(a))).fit(a); return self
+        self.m = IsolationForest(n_estimators=self.n, random_state=20180214, max_samples=min(self.samples, len(a))).fit(a); return self
     def score(self, x):
         return -self.m.score_samples(np.nan_to_num(logt(x), nan=-5))
 
@@ -100,7 +100,7 @@ print('classifier oof recall', pred[y == 1].mean(), 'holdout recall', hpred[hy =
 
 cands = {
     'hbos10': lambda: HBOS(10), 'hbos20': lambda: HBOS(20), 'hbos40': lambda: HBOS(40),
-    'iforest': lambda: IF(100), 'knn1': lambda: KNN(1), 'knn5': lambda: KNN(5),
+    'if100x256': lambda: IF(100, 256), 'if25x128': lambda: IF(25, 128), 'knn1': lambda: KNN(1), 'knn5': lambda: KNN(5),
 }
 for name, make in cands.items():
     for on in ('benign', 'all'):
