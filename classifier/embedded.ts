@@ -9,6 +9,7 @@ import { createTreeExplainer, type TreeExplainer } from './treeshap.js'
 import { ExplanationsUnavailableError } from '../errors.js'
 import { UnsupportedModelError } from './xgboost.js'
 import { NOVELTY_FILE, type NoveltyDetector } from './novelty.js'
+import { createDriftMonitor } from './drift.js'
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 
 // Clients send the same columns request after request: remember a few plans rather than rebuild them.
@@ -25,6 +26,8 @@ export interface EmbeddedOptions {
   threshold?: number
   /** NOVELTY_THRESHOLD: replaces the detector's own threshold. */
   noveltyThreshold?: number
+  /** DRIFT_WINDOW_ROWS: measure drift over this many recent rows (0 or absent: not measured, as in worker threads). */
+  driftWindowRows?: number
 }
 
 /**
@@ -35,6 +38,9 @@ export function createEmbeddedClassifier (model: LoadedModel, opts: EmbeddedOpti
   const { metadata, booster, novelty } = model
   const threshold = opts.threshold ?? metadata.threshold
   const noveltyThreshold = novelty === undefined ? undefined : opts.noveltyThreshold ?? novelty.card.threshold
+  const drift = novelty?.driftReference === undefined || !(opts.driftWindowRows! > 0)
+    ? undefined
+    : createDriftMonitor(novelty.driftReference, metadata.features, opts.driftWindowRows!)
   const plans = new Map<string, FeaturePlan>()
   const features = new Float32Array(metadata.features.length)
   // A model file without node covers still predicts; only explanations are refused, saying why.
@@ -66,6 +72,7 @@ export function createEmbeddedClassifier (model: LoadedModel, opts: EmbeddedOpti
     for (let r = from; r < to; r++) {
       fillFeatures(frame.data[r], r, frame.columns, plan, features, name)
       out[r] = booster.predictProbability(features)
+      drift?.observe(features)
       if (unfamiliarity !== undefined) unfamiliarity[r] = (novelty as NoveltyDetector).score(features)
     }
   }
@@ -133,6 +140,7 @@ export function createEmbeddedClassifier (model: LoadedModel, opts: EmbeddedOpti
     backend: 'local',
     threshold,
     noveltyThreshold,
+    drift,
     async predict (frame: PandasSplitFrame): Promise<Prediction[]> {
       return labels(await sliced(frame))
     },

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Value } from '@sinclair/typebox/value'
 import { ModelLoadError } from '../errors.js'
-import { NoveltyFile, type NoveltyCard } from '../schemas/novelty.js'
+import { NoveltyFile, type DriftReference, type NoveltyCard } from '../schemas/novelty.js'
 import { flattenTrees, marginOf } from './xgboost.js'
 
 /**
@@ -14,6 +14,8 @@ import { flattenTrees, marginOf } from './xgboost.js'
 export interface NoveltyDetector {
   /** The card: what it was fitted on, its threshold and how it was chosen (no trees). */
   readonly card: NoveltyCard
+  /** The training distribution per feature that drift is measured against, when the file has one. */
+  readonly driftReference: DriftReference | undefined
   /** Score of one row of preprocessed float32 features (NaN = missing), in (0, 1]: higher is less familiar. */
   score (features: Float32Array): number
 }
@@ -43,10 +45,11 @@ export function loadNoveltyDetector (dir: string, features: readonly string[]): 
   } catch (err) {
     throw new ModelLoadError(`${path}: ${(err as Error).message}`)
   }
-  const { trees: _trees, ...card } = json
+  const { trees: _trees, drift_reference: driftReference, ...card } = json
   const scale = -1 / card.average_path_length
   return {
     card,
+    driftReference,
     score: (x: Float32Array): number => 2 ** (margin(x) * scale),
   }
 }

@@ -1,6 +1,7 @@
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
 import type { ModelInfo } from '../schemas/model.js'
 import type { Explanation } from '../schemas/explanations.js'
+import type { DriftMonitor } from './drift.js'
 
 /** What every backend offers the routes: predictions for validated rows, and a description. */
 export interface Classifier {
@@ -13,6 +14,8 @@ export interface Classifier {
   readonly threshold: number
   /** The unfamiliarity score at or above which a row is unfamiliar: NOVELTY_THRESHOLD, else the detector's; undefined without a detector. */
   readonly noveltyThreshold?: number | undefined
+  /** Per-feature drift of the rows classified in this thread from the training data, when measured. */
+  readonly drift?: DriftMonitor | undefined
   /** Whether a prediction can be served now, and if not, why. */
   readiness (): { ready: boolean, reason?: string }
   describe (): ModelInfo

@@ -30,6 +30,8 @@ export const ConfigSchema = Type.Object({
   ATTACK_THRESHOLD: Type.Optional(Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 })),
   // Replaces the unfamiliar-flow detector's threshold (novelty.json beside the model).
   NOVELTY_THRESHOLD: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
+  // Recent rows whose feature distributions are compared with the training data's (0: drift not measured).
+  DRIFT_WINDOW_ROWS: Type.Integer({ default: 10000, minimum: 0 }),
 
   AWS_REGION: Type.Optional(Type.String({ minLength: 1, pattern: '^[a-z]{2}(-[a-z]+)+-\\d+$' })),
   AWS_SAGEMAKER_ENDPOINT: Type.Optional(Type.String({ minLength: 1, pattern: '^(/endpoints/[A-Za-z0-9-]{1,63}/invocations|[A-Za-z0-9-]{1,63})$' })),

@@ -87,3 +87,17 @@ export const NoveltyInfo = Type.Object({
   card: Type.Optional(Type.Ref(NoveltyCard)),
 }, { $id: 'NoveltyInfo', title: 'NoveltyInfo' })
 export type NoveltyInfo = Static<typeof NoveltyInfo>
+
+/** GET /api/drift: how far recent traffic has moved from the training data, per feature. */
+export const DriftSummary = Type.Object({
+  available: Type.Boolean({ description: 'false: drift is not measured (no drift reference beside the model, SageMaker, or DRIFT_WINDOW_ROWS=0)' }),
+  reason: Type.Optional(Type.String()),
+  window_rows: Type.Optional(Type.Integer({ description: 'DRIFT_WINDOW_ROWS: the window\'s size' })),
+  rows: Type.Optional(Type.Integer({ description: 'Rows in the window now (0.9-1.0 x window_rows once full)' })),
+  reference_rows: Type.Optional(Type.Integer({ description: 'Training rows of the reference distribution' })),
+  features: Type.Optional(Type.Array(Type.Object({
+    feature: Type.String(),
+    psi: Type.Number({ description: 'Population stability index over the training deciles and a missing bin: < 0.1 stable, 0.1-0.25 moving, > 0.25 shifted' }),
+  }), { description: 'Every model feature, largest PSI first' })),
+}, { $id: 'DriftSummary', title: 'DriftSummary' })
+export type DriftSummary = Static<typeof DriftSummary>
