@@ -166,6 +166,21 @@ export function createEmbeddedClassifier (model: LoadedModel, opts: EmbeddedOpti
       }
       return out
     },
+    /** Benign rows flagged unfamiliar, for NOTIFY=unfamiliar: scored after the answer, so only benign rows cost a score. */
+    ...(novelty === undefined
+      ? {}
+      : {
+          flagUnfamiliar (frame: PandasSplitFrame, predictions: readonly Prediction[]): Uint8Array {
+            const plan = planFor(frame.columns)
+            const flags = new Uint8Array(predictions.length)
+            for (let r = 0; r < predictions.length; r++) {
+              if (predictions[r] !== 0) continue
+              fillFeatures(frame.data[r], r, frame.columns, plan, features)
+              flags[r] = novelty.score(features) >= (noveltyThreshold as number) ? 1 : 0
+            }
+            return flags
+          },
+        }),
     /** Predictions in one go, as 0/1 bytes: for worker threads, which have no one to yield to. */
     predictSync (frame: PandasSplitFrame): Uint8Array {
       const p = new Float64Array(frame.data.length)

@@ -16,6 +16,8 @@ export interface Classifier {
   readonly noveltyThreshold?: number | undefined
   /** Per-feature drift of the rows classified in this thread from the training data, when measured. */
   readonly drift?: DriftMonitor | undefined
+  /** 1 for each benign-predicted row the unfamiliar-flow detector flags, else 0; only with a detector. For NOTIFY=unfamiliar. */
+  flagUnfamiliar? (frame: PandasSplitFrame, predictions: readonly Prediction[]): Uint8Array
   /** Whether a prediction can be served now, and if not, why. */
   readiness (): { ready: boolean, reason?: string }
   describe (): ModelInfo

@@ -53,7 +53,7 @@ export const ConfigSchema = Type.Object({
 
   AWS_SNS_PREDICTIONS_TOPIC: Type.Optional(Type.String({ pattern: '^arn:aws[a-z-]*:sns:[a-z0-9-]+:\\d{12}:[A-Za-z0-9_-]{1,256}$' })),
   AWS_SNS_HOST: Type.Optional(Type.String({ minLength: 1 })),
-  NOTIFY: Type.Union([Type.Literal('all'), Type.Literal('attacks'), Type.Literal('none')], { default: 'all' }),
+  NOTIFY: Type.Union([Type.Literal('all'), Type.Literal('attacks'), Type.Literal('unfamiliar'), Type.Literal('none')], { default: 'all' }),
   // One message per class per request: 100-row requests cost ~2 SNS messages instead of 100 (see the README).
   NOTIFY_GROUPING: Type.Union([Type.Literal('request'), Type.Literal('row')], { default: 'request' }),
   // Every notification on disk before its response is sent; `fsync` also flushes it to the device.

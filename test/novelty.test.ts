@@ -2,6 +2,8 @@ import t from 'tap'
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createApp } from '../app.js'
+import { notificationsFor } from '../notifications/message.js'
 import { build, examples, metadata, modelDir, novelty, noveltyParity, parity, splitFrame } from './helper.js'
 
 type App = Awaited<ReturnType<typeof build>>
@@ -78,4 +80,50 @@ t.test('a malformed detector, or one for other features, stops the start naming 
   const badTree = { ...card.trees[0], split_indices: card.trees[0].split_indices.map(() => 999) }
   writeFileSync(file, JSON.stringify({ ...card, trees: [badTree] }))
   await t.rejects(build(t, { MODEL_DIR: dir }), /novelty\.json: tree 0: node 0 splits on feature 999/)
+})
+
+t.test('notificationsFor with unfamiliarity flags: attacks, flagged benign rows apart with unfamiliar=true, the rest only with NOTIFY=all', async t => {
+  const frame = { columns: ['a'], index: ['r0', 'r1', 'r2', 'r3'], data: [[0], [1], [2], [3]] }
+  const predictions = [1, 0, 0, 1] as Array<0 | 1>
+  const flags = Uint8Array.of(0, 1, 0, 1) // row 3 is an attack: its flag changes nothing
+  const context = { model: 'm', requestId: 'q' }
+  const grouped = notificationsFor(frame, predictions, 'unfamiliar', context, 'request', flags)
+  t.same(grouped.map(n => [n.attributes, JSON.parse(n.message).index]), [
+    [{ prediction: 'attack', model: 'm', request_id: 'q', rows: '2' }, ['r0', 'r3']],
+    [{ prediction: 'benign', model: 'm', request_id: 'q', rows: '1', unfamiliar: 'true' }, ['r1']],
+  ])
+  t.same(JSON.parse(grouped[1].message), { columns: ['a', 'prediction'], index: ['r1'], data: [[1, 0]] }, 'the same body as any benign message')
+  const all = notificationsFor(frame, predictions, 'all', context, 'row', flags)
+  t.same(all.map(n => [n.attributes.prediction, n.attributes.unfamiliar, JSON.parse(n.message).index[0]]), [
+    ['attack', undefined, 'r0'], ['attack', undefined, 'r3'], ['benign', 'true', 'r1'], ['benign', undefined, 'r2'],
+  ])
+  t.same(notificationsFor(frame, predictions, 'unfamiliar', context, 'row').map(n => n.attributes.prediction), ['attack', 'attack'],
+    'without flags (a worker thread built them), attacks only')
+})
+
+t.test('NOTIFY=unfamiliar: attacks and the benign flows the detector flags are notified, familiar benign flows are not', async t => {
+  const file = join(mkdtempSync(join(tmpdir(), 'ml-ids-unfamiliar-')), 'notifications.jsonl')
+  const app = createApp({ env: { NOTIFY: 'unfamiliar', NOTIFY_LOG_FILE: file, NOTIFY_GROUPING: 'row' } })
+  t.teardown(() => app.close())
+  await app.ready()
+  // The median benign training flow (familiar), and parity rows (random, every one unfamiliar) of both predictions.
+  const scored = (await postJson(app, '/api/scores', frame)).json()
+  const benign = scored.predictions.indexOf(0)
+  const attack = scored.predictions.indexOf(1)
+  t.ok(benign >= 0 && attack >= 0 && scored.novelty.unfamiliar[benign], 'a benign unfamiliar parity row and an attack')
+  const median = examples.benign
+  const rows = [noveltyParity.columns.map(c => median[c] ?? null), noveltyParity.data[benign], noveltyParity.data[attack]]
+  await postJson(app, '/api/predictions', { columns: noveltyParity.columns, data: rows })
+  t.match((await app.inject('/api/notifications/stats')).json(), { mode: 'unfamiliar' })
+  await app.close()
+  const lines = readFileSync(file, 'utf8').trim().split('\n').map(line => JSON.parse(line))
+  const ofRequest = lines.slice(-2)
+  t.same(ofRequest.map(l => [l.message.index[0], l.attributes.prediction, l.attributes.unfamiliar]), [[2, 'attack', undefined], [1, 'benign', 'true']],
+    'the attack, then the unfamiliar benign flow; the familiar one (row 0) is not notified')
+})
+
+t.test('NOTIFY=unfamiliar without a detector stops the start, saying why', async t => {
+  const dir = copyModel()
+  rmSync(join(dir, 'novelty.json'))
+  await t.rejects(build(t, { MODEL_DIR: dir, NOTIFY: 'unfamiliar' }), /NOTIFY=unfamiliar needs the embedded model with its unfamiliar-flow detector/)
 })
