@@ -19,7 +19,7 @@
   let streamAbort = null
   let explanations = 'unknown' // 'unknown' | 'on' | 'off'
 
-  const totals = { flows: 0, attacks: 0 }
+  const totals = { flows: 0, attacks: 0, unfamiliar: 0 }
   // Per-second buckets: counts of the current second, and the last WINDOW_SECONDS seconds for the chart.
   let current = { second: Math.floor(Date.now() / 1000), flows: 0, attacks: 0 }
   const times = []
@@ -28,6 +28,9 @@
   // The newest attacks, newest first: raw event data until shown, then parsed rows.
   let pendingAttacks = []
   const rows = []
+  // Benign flows the unfamiliar-flow detector flagged (messages with attribute unfamiliar=true), newest first.
+  let pendingUnfamiliar = []
+  const unfamiliarRows = []
   let dirty = true
 
   function headers (extra) {
@@ -83,6 +86,7 @@
       const note = $('notify-note')
       note.hidden = mode === 'all'
       if (mode === 'attacks') note.textContent = 'NOTIFY=attacks: the service streams attacks only, so flow counts include attacks only.'
+      if (mode === 'unfamiliar') note.textContent = 'NOTIFY=unfamiliar: the service streams attacks and unfamiliar benign flows only, so flow counts include those only.'
       if (mode === 'none') note.textContent = 'NOTIFY=none: the service streams no notifications.'
     }
   }
@@ -119,6 +123,10 @@
       totals.attacks += count
       pendingAttacks.push({ data, time: Date.now() })
       if (pendingAttacks.length > TABLE_ROWS * 2) pendingAttacks = pendingAttacks.slice(-TABLE_ROWS)
+    } else if (data.includes('"unfamiliar":"true"', at)) {
+      totals.unfamiliar += count
+      pendingUnfamiliar.push({ data, time: Date.now() })
+      if (pendingUnfamiliar.length > TABLE_ROWS * 2) pendingUnfamiliar = pendingUnfamiliar.slice(-TABLE_ROWS)
     }
     dirty = true
   }
@@ -279,7 +287,33 @@
       rows.length = Math.min(rows.length, TABLE_ROWS)
       renderTable()
     }
+    $('total-unfamiliar').textContent = numberFormat.format(totals.unfamiliar)
+    if (pendingUnfamiliar.length > 0) {
+      const fresh = pendingUnfamiliar.slice(-TABLE_ROWS).reverse().flatMap(parseAttack).slice(0, TABLE_ROWS)
+      pendingUnfamiliar = []
+      unfamiliarRows.unshift(...fresh)
+      unfamiliarRows.length = Math.min(unfamiliarRows.length, TABLE_ROWS)
+      renderUnfamiliar()
+    }
     if (chart) chart.setData([times, flowSeries, attackSeries])
+  }
+
+  function renderUnfamiliar () {
+    const fragment = document.createDocumentFragment()
+    for (const row of unfamiliarRows) {
+      const tr = document.createElement('tr')
+      const cells = [new Date(row.time).toLocaleTimeString([], { hour12: false }), row.requestId, row.flow]
+      const classes = ['time', 'id', 'flow']
+      cells.forEach((text, i) => {
+        const td = document.createElement('td')
+        td.className = classes[i]
+        td.textContent = text
+        tr.appendChild(td)
+      })
+      fragment.appendChild(tr)
+    }
+    $('unfamiliar').tBodies[0].replaceChildren(fragment)
+    $('no-unfamiliar').hidden = unfamiliarRows.length > 0
   }
 
   /** Scores and top features of the newest shown attacks, from POST /api/explanations?top=3. */
