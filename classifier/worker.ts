@@ -11,6 +11,8 @@ export interface WorkerOptions {
   maxRows: number
   /** ATTACK_THRESHOLD, as the main thread's classifier has it. */
   threshold?: number
+  /** NOVELTY_THRESHOLD, as the main thread's classifier has it (NOTIFY=unfamiliar). */
+  noveltyThreshold?: number
 }
 
 export interface WorkerTask {
@@ -35,17 +37,20 @@ export type WorkerResult =
  * main thread uses (classifier/body.ts, the embedded model, notificationsFor), and answer the
  * predictions as bytes and the notifications as built, never the frame.
  */
-export function createTaskHandler ({ modelDir, maxRows, threshold }: WorkerOptions) {
-  const classifier = createEmbeddedClassifier(loadModel(modelDir), { threshold })
+export function createTaskHandler ({ modelDir, maxRows, threshold, noveltyThreshold }: WorkerOptions) {
+  const classifier = createEmbeddedClassifier(loadModel(modelDir), { threshold, noveltyThreshold })
   const validate = compileFrameValidator()
   return function handle ({ body, path, notify }: WorkerTask): WorkerResult {
     try {
       const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength)
       const frame = checkedFrame(bytes, { maxRows, path }, validate)
       const predictions = classifier.predictSync(frame)
+      const labels = Array.from(predictions) as Prediction[]
+      // NOTIFY=unfamiliar: the benign rows the detector flags, as on the main thread.
+      const unfamiliar = notify.kind === 'unfamiliar' ? classifier.flagUnfamiliar?.(frame, labels) : undefined
       const notifications = notify.kind === 'none' || predictions.length === 0
         ? []
-        : notificationsFor(frame, Array.from(predictions) as Prediction[], notify.kind, notify, notify.grouping)
+        : notificationsFor(frame, labels, notify.kind, notify, notify.grouping, unfamiliar)
       return { predictions, notifications }
     } catch (err) {
       const { statusCode, code, message, stack } = err as { statusCode?: number, code?: string, message: string, stack?: string }

@@ -101,26 +101,28 @@ t.test('notificationsFor with unfamiliarity flags: attacks, flagged benign rows 
     'without flags (a worker thread built them), attacks only')
 })
 
-t.test('NOTIFY=unfamiliar: attacks and the benign flows the detector flags are notified, familiar benign flows are not', async t => {
-  const file = join(mkdtempSync(join(tmpdir(), 'ml-ids-unfamiliar-')), 'notifications.jsonl')
-  const app = createApp({ env: { NOTIFY: 'unfamiliar', NOTIFY_LOG_FILE: file, NOTIFY_GROUPING: 'row' } })
-  t.teardown(() => app.close())
-  await app.ready()
-  // The median benign training flow (familiar), and parity rows (random, every one unfamiliar) of both predictions.
-  const scored = (await postJson(app, '/api/scores', frame)).json()
-  const benign = scored.predictions.indexOf(0)
-  const attack = scored.predictions.indexOf(1)
-  t.ok(benign >= 0 && attack >= 0 && scored.novelty.unfamiliar[benign], 'a benign unfamiliar parity row and an attack')
-  const median = examples.benign
-  const rows = [noveltyParity.columns.map(c => median[c] ?? null), noveltyParity.data[benign], noveltyParity.data[attack]]
-  await postJson(app, '/api/predictions', { columns: noveltyParity.columns, data: rows })
-  t.match((await app.inject('/api/notifications/stats')).json(), { mode: 'unfamiliar' })
-  await app.close()
-  const lines = readFileSync(file, 'utf8').trim().split('\n').map(line => JSON.parse(line))
-  const ofRequest = lines.slice(-2)
-  t.same(ofRequest.map(l => [l.message.index[0], l.attributes.prediction, l.attributes.unfamiliar]), [[2, 'attack', undefined], [1, 'benign', 'true']],
-    'the attack, then the unfamiliar benign flow; the familiar one (row 0) is not notified')
-})
+for (const [where, env] of [['on the main thread', { WORKERS: '0' }], ['in a worker thread', { WORKERS: '1', WORKER_MIN_BYTES: '0' }]] as const) {
+  t.test(`NOTIFY=unfamiliar (${where}): attacks and the benign flows the detector flags are notified, familiar benign flows are not`, async t => {
+    const file = join(mkdtempSync(join(tmpdir(), 'ml-ids-unfamiliar-')), 'notifications.jsonl')
+    const app = createApp({ env: { NOTIFY: 'unfamiliar', NOTIFY_LOG_FILE: file, NOTIFY_GROUPING: 'row', ...env } })
+    t.teardown(() => app.close())
+    await app.ready()
+    // The median benign training flow (familiar), and parity rows (random, every one unfamiliar) of both predictions.
+    const scored = (await postJson(app, '/api/scores', frame)).json()
+    const benign = scored.predictions.indexOf(0)
+    const attack = scored.predictions.indexOf(1)
+    t.ok(benign >= 0 && attack >= 0 && scored.novelty.unfamiliar[benign], 'a benign unfamiliar parity row and an attack')
+    const median = examples.benign
+    const rows = [noveltyParity.columns.map(c => median[c] ?? null), noveltyParity.data[benign], noveltyParity.data[attack]]
+    await postJson(app, '/api/predictions', { columns: noveltyParity.columns, data: rows })
+    t.match((await app.inject('/api/notifications/stats')).json(), { mode: 'unfamiliar' })
+    await app.close()
+    const lines = readFileSync(file, 'utf8').trim().split('\n').map(line => JSON.parse(line))
+    const ofRequest = lines.slice(-2)
+    t.same(ofRequest.map(l => [l.message.index[0], l.attributes.prediction, l.attributes.unfamiliar]), [[2, 'attack', undefined], [1, 'benign', 'true']],
+      'the attack, then the unfamiliar benign flow; the familiar one (row 0) is not notified')
+  })
+}
 
 t.test('NOTIFY=unfamiliar without a detector stops the start, saying why', async t => {
   const dir = copyModel()

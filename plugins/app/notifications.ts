@@ -19,7 +19,7 @@ export default fp(async function notifications (fastify) {
   const retryAfter = fastify.config.PRESSURE_RETRY_AFTER_S
   fastify.decorate('notifications', notifier)
   const model = fastify.classifier.describe().name
-  // NOTIFY=unfamiliar: benign rows are scored for unfamiliarity once answered (rows a worker thread classified are not).
+  // NOTIFY=unfamiliar: benign rows are scored for unfamiliarity once answered (a worker thread scores its own).
   const flagUnfamiliar = fastify.config.NOTIFY === 'unfamiliar' ? fastify.classifier.flagUnfamiliar?.bind(fastify.classifier) : undefined
   if (fastify.config.NOTIFY === 'unfamiliar' && flagUnfamiliar === undefined) {
     throw new ConfigError('NOTIFY=unfamiliar needs the embedded model with its unfamiliar-flow detector (novelty.json beside the model)')
