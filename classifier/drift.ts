@@ -15,15 +15,31 @@ export interface DriftMonitor {
   readonly referenceRows: number
   /** Counts one row of preprocessed features (NaN = missing), in the model's feature order. */
   observe (features: Float32Array): void
+  /** Adds rows counted elsewhere (a worker thread's DriftTally). */
+  merge (tally: DriftCounts): void
   /** Rows in the window and each feature's PSI against the training distribution. */
   summary (): { rows: number, psi: Array<{ feature: string, psi: number }> }
+}
+
+/** Rows counted per feature and bin (stride: each feature's bins, missing last), as a worker thread hands them over. */
+export interface DriftCounts {
+  counts: Int32Array
+  rows: number
+}
+
+/** Counts rows without a window, for a worker thread to hand its counts to the main thread's monitor. */
+export interface DriftTally {
+  observe (features: Float32Array): void
+  /** The counts since the last take, and a fresh start. */
+  take (): DriftCounts
 }
 
 // A share of 0 in either distribution would make the index infinite: floor both (the usual convention).
 const FLOOR = 1e-4
 const BUCKETS = 10
 
-export function createDriftMonitor (reference: DriftReference, features: readonly string[], windowRows: number): DriftMonitor {
+/** Each feature's decile edges and the counting of a row into bins of a flat array. */
+function binning (reference: DriftReference, features: readonly string[]) {
   const edges = features.map(f => {
     const ref = reference.features[f]
     if (ref === undefined) throw new Error(`the drift reference has no feature ${f}`)
@@ -32,23 +48,10 @@ export function createDriftMonitor (reference: DriftReference, features: readonl
   })
   // Every feature gets the same stride: its value bins, then missing last.
   const stride = Math.max(...edges.map(e => e.length)) + 2
-  const expected = new Float64Array(features.length * stride)
-  features.forEach((f, i) => {
-    const ref = reference.features[f]
-    ref.shares.forEach((share, b) => { expected[i * stride + b] = share })
-    expected[i * stride + stride - 1] = ref.missing
-  })
-  const bucketRows = Math.max(1, Math.ceil(windowRows / BUCKETS))
-  const totals = new Int32Array(features.length * stride)
-  const closed: Array<{ counts: Int32Array }> = []
-  let open = new Int32Array(features.length * stride)
-  let openRows = 0
-  let closedRows = 0
-
   return {
-    windowRows,
-    referenceRows: reference.rows,
-    observe (x: Float32Array): void {
+    stride,
+    size: features.length * stride,
+    add (x: Float32Array, ...into: Int32Array[]): void {
       for (let i = 0; i < edges.length; i++) {
         const v = x[i]
         let bin: number
@@ -59,20 +62,74 @@ export function createDriftMonitor (reference: DriftReference, features: readonl
           bin = 0
           while (bin < e.length && v >= e[bin]) bin++
         }
-        open[i * stride + bin]++
-        totals[i * stride + bin]++
+        for (const counts of into) counts[i * stride + bin]++
       }
-      if (++openRows === bucketRows) {
-        closed.push({ counts: open })
-        closedRows += openRows
-        if (closed.length > BUCKETS - 1) {
-          const dropped = closed.shift()!.counts
-          for (let k = 0; k < totals.length; k++) totals[k] -= dropped[k]
-          closedRows -= bucketRows
-        }
-        open = new Int32Array(totals.length)
-        openRows = 0
+    },
+  }
+}
+
+export function createDriftTally (reference: DriftReference, features: readonly string[]): DriftTally {
+  const { size, add } = binning(reference, features)
+  let counts = new Int32Array(size)
+  let rows = 0
+  return {
+    observe (x: Float32Array): void {
+      add(x, counts)
+      rows++
+    },
+    take (): DriftCounts {
+      const taken = { counts, rows }
+      counts = new Int32Array(size)
+      rows = 0
+      return taken
+    },
+  }
+}
+
+export function createDriftMonitor (reference: DriftReference, features: readonly string[], windowRows: number): DriftMonitor {
+  const { stride, size, add } = binning(reference, features)
+  const expected = new Float64Array(size)
+  features.forEach((f, i) => {
+    const ref = reference.features[f]
+    ref.shares.forEach((share, b) => { expected[i * stride + b] = share })
+    expected[i * stride + stride - 1] = ref.missing
+  })
+  const bucketRows = Math.max(1, Math.ceil(windowRows / BUCKETS))
+  const totals = new Int32Array(size)
+  const closed: DriftCounts[] = []
+  let open = new Int32Array(size)
+  let openRows = 0
+  let closedRows = 0
+
+  /** Closes the open bucket once full, and drops the oldest while the rest leave no room for a new one. */
+  function roll (): void {
+    if (openRows < bucketRows) return
+    closed.push({ counts: open, rows: openRows })
+    closedRows += openRows
+    open = new Int32Array(size)
+    openRows = 0
+    while (closed.length > 1 && closedRows > windowRows - bucketRows) {
+      const dropped = closed.shift()!
+      for (let k = 0; k < size; k++) totals[k] -= dropped.counts[k]
+      closedRows -= dropped.rows
+    }
+  }
+
+  return {
+    windowRows,
+    referenceRows: reference.rows,
+    observe (x: Float32Array): void {
+      add(x, open, totals)
+      openRows++
+      roll()
+    },
+    merge ({ counts, rows }: DriftCounts): void {
+      for (let k = 0; k < size; k++) {
+        open[k] += counts[k]
+        totals[k] += counts[k]
       }
+      openRows += rows
+      roll()
     },
     summary () {
       const rows = closedRows + openRows
@@ -80,10 +137,10 @@ export function createDriftMonitor (reference: DriftReference, features: readonl
         let sum = 0
         if (rows > 0) {
           for (let b = 0; b < stride; b++) {
-            const e = Math.max(expected[i * stride + b], FLOOR)
-            const a = Math.max(totals[i * stride + b] / rows, FLOOR)
             // Bins that are empty in both add nothing.
             if (expected[i * stride + b] === 0 && totals[i * stride + b] === 0) continue
+            const e = Math.max(expected[i * stride + b], FLOOR)
+            const a = Math.max(totals[i * stride + b] / rows, FLOOR)
             sum += (a - e) * Math.log(a / e)
           }
         }

@@ -9,7 +9,7 @@ import { createTreeExplainer, type TreeExplainer } from './treeshap.js'
 import { ExplanationsUnavailableError } from '../errors.js'
 import { UnsupportedModelError } from './xgboost.js'
 import { NOVELTY_FILE, type NoveltyDetector } from './novelty.js'
-import { createDriftMonitor } from './drift.js'
+import { createDriftMonitor, createDriftTally } from './drift.js'
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 
 // Clients send the same columns request after request: remember a few plans rather than rebuild them.
@@ -26,8 +26,10 @@ export interface EmbeddedOptions {
   threshold?: number
   /** NOVELTY_THRESHOLD: replaces the detector's own threshold. */
   noveltyThreshold?: number
-  /** DRIFT_WINDOW_ROWS: measure drift over this many recent rows (0 or absent: not measured, as in worker threads). */
+  /** DRIFT_WINDOW_ROWS: measure drift over this many recent rows (0 or absent: not measured). */
   driftWindowRows?: number
+  /** Count rows for drift without a window (a worker thread, which hands its counts to the main thread). */
+  driftTally?: boolean
 }
 
 /**
@@ -38,9 +40,10 @@ export function createEmbeddedClassifier (model: LoadedModel, opts: EmbeddedOpti
   const { metadata, booster, novelty } = model
   const threshold = opts.threshold ?? metadata.threshold
   const noveltyThreshold = novelty === undefined ? undefined : opts.noveltyThreshold ?? novelty.card.threshold
-  const drift = novelty?.driftReference === undefined || !(opts.driftWindowRows! > 0)
-    ? undefined
-    : createDriftMonitor(novelty.driftReference, metadata.features, opts.driftWindowRows!)
+  const reference = novelty?.driftReference
+  const drift = reference !== undefined && opts.driftWindowRows! > 0 ? createDriftMonitor(reference, metadata.features, opts.driftWindowRows!) : undefined
+  const driftTally = reference !== undefined && opts.driftTally === true ? createDriftTally(reference, metadata.features) : undefined
+  const counter = drift ?? driftTally
   const plans = new Map<string, FeaturePlan>()
   const features = new Float32Array(metadata.features.length)
   // A model file without node covers still predicts; only explanations are refused, saying why.
@@ -72,7 +75,7 @@ export function createEmbeddedClassifier (model: LoadedModel, opts: EmbeddedOpti
     for (let r = from; r < to; r++) {
       fillFeatures(frame.data[r], r, frame.columns, plan, features, name)
       out[r] = booster.predictProbability(features)
-      drift?.observe(features)
+      counter?.observe(features)
       if (unfamiliarity !== undefined) unfamiliarity[r] = (novelty as NoveltyDetector).score(features)
     }
   }
@@ -141,6 +144,7 @@ export function createEmbeddedClassifier (model: LoadedModel, opts: EmbeddedOpti
     threshold,
     noveltyThreshold,
     drift,
+    driftTally,
     async predict (frame: PandasSplitFrame): Promise<Prediction[]> {
       return labels(await sliced(frame))
     },

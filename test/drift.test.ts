@@ -1,5 +1,5 @@
 import t from 'tap'
-import { createDriftMonitor } from '../classifier/drift.js'
+import { createDriftMonitor, createDriftTally } from '../classifier/drift.js'
 import { build, examples, metadata, splitFrame } from './helper.js'
 
 // Two features: `a` with deciles 1..9 (ten equal bins), `b` always 5 in training, never missing.
@@ -26,6 +26,22 @@ t.test('PSI is near 0 for traffic like the training data and large for a moved f
   t.ok(moved.b < 0.01, `b did not (${moved.b})`)
   t.ok(Math.abs(moved.a - 0.9 * Math.log(1 / 0.1) - 9 * (0.0001 - 0.1) * Math.log(0.0001 / 0.1)) < 1e-9,
     'the old rows have left the window: exactly the PSI of all rows in one bin')
+})
+
+t.test('counts tallied elsewhere (a worker thread) merge into the window as the same rows observed here would', async t => {
+  const here = createDriftMonitor(reference, ['a', 'b'], 1000)
+  const merged = createDriftMonitor(reference, ['a', 'b'], 1000)
+  const tally = createDriftTally(reference, ['a', 'b'])
+  for (let i = 0; i < 250; i++) {
+    const x = row(i % 7, i % 3 === 0 ? NaN : 5)
+    here.observe(x)
+    tally.observe(x)
+  }
+  const taken = tally.take()
+  t.equal(taken.rows, 250)
+  merged.merge(taken)
+  t.same(merged.summary(), here.summary())
+  t.same(tally.take().rows, 0, 'taking starts afresh')
 })
 
 t.test('missing values have a bin of their own', async t => {
@@ -59,6 +75,16 @@ t.test('GET /api/drift and /metrics: one PSI per model feature over the rows thi
   t.equal(series.length, metadata.features.length, 'one series per model feature, no more')
   t.match(metrics, /\nmlids_drift_window_rows 40\n/)
   t.equal((await app.inject('/api/drift')).statusCode, 200)
+})
+
+t.test('rows classified in a worker thread count towards the window', async t => {
+  const app = await build(t, { DRIFT_WINDOW_ROWS: '1000', WORKERS: '1', WORKER_MIN_BYTES: '0' })
+  const frame = splitFrame(Array(40).fill(examples.benign))
+  const res = await app.inject({ method: 'POST', url: '/api/predictions', headers: { 'content-type': 'application/json' }, payload: JSON.stringify(frame) })
+  t.equal(res.statusCode, 200)
+  const body = (await app.inject('/api/drift')).json()
+  t.equal(body.rows, 40)
+  t.ok(body.features[0].psi > 0.25)
 })
 
 t.test('DRIFT_WINDOW_ROWS=0: not measured, said so, and no metric', async t => {

@@ -13,7 +13,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       description: 'Per model feature, the population stability index (PSI) of the last `DRIFT_WINDOW_ROWS` rows classified by ' +
         'this process against the training distribution (deciles and a missing bin, from the drift reference in the model\'s ' +
         '`novelty.json`), largest first. The same figures are the `mlids_feature_drift_psi` metric. Rows classified in worker ' +
-        'threads (large `POST /api/predictions` bodies) are not counted.',
+        'threads count too; explained rows do not.',
       response: {
         200: Type.Ref(DriftSummary, { description: 'The drift of each feature, or why it is not measured' }),
         ...errorResponses(401, 429, 503),

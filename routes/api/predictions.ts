@@ -70,6 +70,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       const notify = { kind: fastify.notifications.kind(), grouping: fastify.notifications.grouping, model: fastify.classifier.describe().name, requestId: request.id }
       return await request.classifyPooled(async () => {
         const result = await pool!.run(body, { path: request.url.split('?')[0], notify })
+        if (result.drift !== undefined) fastify.classifier.drift?.merge(result.drift)
         return { predictions: Array.from(result.predictions) as Prediction[], notifications: result.notifications }
       })
     }
