@@ -15,6 +15,7 @@ import { createApp } from '../app.js'
 import { createEmbeddedClassifier } from '../classifier/embedded.js'
 import { defaultModelDir, loadModel } from '../classifier/model.js'
 import { fillFeatures, planFeatures } from '../classifier/features.js'
+import { createDriftMonitor } from '../classifier/drift.js'
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '2' } } })
 const seconds = Number(values.seconds)
@@ -67,6 +68,12 @@ const model = loadModel()
   results.classifier_cpu_us_per_row = cpuPerRow(x => model.booster.predictProbability(x))
   if (model.novelty !== undefined) {
     results.novelty_cpu_us_per_row = cpuPerRow(x => (model.novelty as NonNullable<typeof model.novelty>).score(x))
+    // Counting a row for drift (DRIFT_WINDOW_ROWS), which every row classified on the main thread or in a worker pays.
+    const reference = model.novelty.driftReference
+    if (reference !== undefined) {
+      const drift = createDriftMonitor(reference, model.metadata.features, 10000)
+      results.drift_cpu_us_per_row = cpuPerRow(x => { drift.observe(x); return 0 })
+    }
   }
 }
 const classifier = createEmbeddedClassifier(model)

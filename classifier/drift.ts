@@ -48,21 +48,27 @@ function binning (reference: DriftReference, features: readonly string[]) {
   })
   // Every feature gets the same stride: its value bins, then missing last.
   const stride = Math.max(...edges.map(e => e.length)) + 2
+  // All edges in one array, each feature's padded to the same width with +Infinity (which no value reaches).
+  const width = stride - 2
+  const flat = new Float32Array(edges.length * width).fill(Infinity)
+  edges.forEach((e, i) => flat.set(e, i * width))
   return {
     stride,
     size: features.length * stride,
-    add (x: Float32Array, ...into: Int32Array[]): void {
+    /** Counts row `x` into `a`, and into `b` when given (no allocation per row). */
+    add (x: Float32Array, a: Int32Array, b?: Int32Array): void {
       for (let i = 0; i < edges.length; i++) {
         const v = x[i]
         let bin: number
         if (Number.isNaN(v)) {
           bin = stride - 1
         } else {
-          const e = edges[i]
+          // Edges ascend: the bin is how many of them v reaches.
           bin = 0
-          while (bin < e.length && v >= e[bin]) bin++
+          for (let k = i * width, end = k + width; k < end && v >= flat[k]; k++) bin++
         }
-        for (const counts of into) counts[i * stride + bin]++
+        a[i * stride + bin]++
+        if (b !== undefined) b[i * stride + bin]++
       }
     },
   }
