@@ -25,6 +25,7 @@ import invocationRoutes from './routes/invocations.js'
 import { AJV_OPTIONS } from './schemas/ajv.js'
 import { ErrorResponse } from './schemas/common.js'
 import { Evaluation, FamilyRate, ModelInfo, OperatingPoint, Preprocessing } from './schemas/model.js'
+import { DriftSummary, NoveltyCard, NoveltyEvaluation, NoveltyInfo } from './schemas/novelty.js'
 import { Health } from './schemas/health.js'
 import { MlflowPredictions, MlflowRequest, VersionInfo } from './schemas/mlflow.js'
 import { NotificationStats } from './schemas/notifications.js'
@@ -61,7 +62,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(openapi)
   await fastify.register(security)
   await fastify.register(rateLimit)
-  for (const schema of [ErrorResponse, PandasSplitFrame, Predictions, Scores, Explanations, Preprocessing, FamilyRate, Evaluation, OperatingPoint, ModelInfo, Health,
+  for (const schema of [ErrorResponse, PandasSplitFrame, Predictions, Scores, Explanations, Preprocessing, FamilyRate, Evaluation, OperatingPoint, NoveltyEvaluation, NoveltyCard, NoveltyInfo, DriftSummary, ModelInfo, Health,
     NotificationStats, MlflowRequest, MlflowPredictions, VersionInfo]) {
     fastify.addSchema(schema)
   }

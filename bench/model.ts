@@ -1,7 +1,8 @@
 /**
  * The embedded model's speed: rows/s for batches of 1, 100 and 10,000 rows, in the engine alone and
  * through HTTP on loopback, and the worst event-loop delay while a maximum-size request is served;
- * then the same for explanations (TreeSHAP), up to EXPLAIN_MAX_ROWS.
+ * then the same for explanations (TreeSHAP), up to EXPLAIN_MAX_ROWS. First, CPU per row of the tree walks alone:
+ * the classifier's and the unfamiliar-flow detector's.
  *
  *   npm run bench:model [-- --seconds 2]
  */
@@ -13,6 +14,8 @@ import { parseArgs } from 'node:util'
 import { createApp } from '../app.js'
 import { createEmbeddedClassifier } from '../classifier/embedded.js'
 import { defaultModelDir, loadModel } from '../classifier/model.js'
+import { fillFeatures, planFeatures } from '../classifier/features.js'
+import { createDriftMonitor } from '../classifier/drift.js'
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '2' } } })
 const seconds = Number(values.seconds)
@@ -39,11 +42,51 @@ async function rate (fn: () => unknown) {
 
 const results: Record<string, unknown> = { machine: `${cpus().length} x ${cpus()[0]?.model}`, node: process.version }
 
-const classifier = createEmbeddedClassifier(loadModel())
+const model = loadModel()
+// CPU per row of the tree walks alone, on preprocessed rows: the classifier's trees, and the unfamiliar-flow detector's.
+{
+  const plan = planFeatures(parity.columns, model.metadata.features, model.metadata.preprocessing)
+  const rows = parity.data.map((row, r) => {
+    const x = new Float32Array(model.metadata.features.length)
+    fillFeatures(row, r, parity.columns, plan, x)
+    return x
+  })
+  /** CPU microseconds per call of `fn` over every row, for about `seconds`. */
+  const cpuPerRow = (fn: (x: Float32Array) => number) => {
+    let calls = 0
+    let sink = 0
+    const wall = performance.now()
+    const cpu = process.cpuUsage()
+    while (performance.now() - wall < seconds * 1000) {
+      for (const x of rows) sink += fn(x)
+      calls += rows.length
+    }
+    const used = process.cpuUsage(cpu)
+    if (Number.isNaN(sink)) throw new Error('unreachable')
+    return Math.round((used.user + used.system) / calls * 1000) / 1000
+  }
+  results.classifier_cpu_us_per_row = cpuPerRow(x => model.booster.predictProbability(x))
+  if (model.novelty !== undefined) {
+    results.novelty_cpu_us_per_row = cpuPerRow(x => (model.novelty as NonNullable<typeof model.novelty>).score(x))
+    // Counting a row for drift (DRIFT_WINDOW_ROWS), which every row classified on the main thread or in a worker pays.
+    const reference = model.novelty.driftReference
+    if (reference !== undefined) {
+      const drift = createDriftMonitor(reference, model.metadata.features, 10000)
+      results.drift_cpu_us_per_row = cpuPerRow(x => { drift.observe(x); return 0 })
+    }
+  }
+}
+const classifier = createEmbeddedClassifier(model)
 for (const rows of [1, 100, 10000]) {
   const frame = frameOf(rows)
   const perSecond = await rate(() => classifier.score(frame))
   results[`engine_rows_per_s_batch_${rows}`] = Math.round(perSecond * rows)
+}
+{
+  // score() with and without the unfamiliarity score: what the detector adds to a request's work.
+  const frame = frameOf(10000)
+  const bare = createEmbeddedClassifier({ ...model, novelty: undefined })
+  results.engine_rows_per_s_batch_10000_without_detector = Math.round(await rate(() => bare.score(frame)) * 10000)
 }
 for (const [rows, top] of [[1, undefined], [100, undefined], [1000, undefined], [1000, 5]] as const) {
   const frame = frameOf(rows)

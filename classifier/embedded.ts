@@ -8,6 +8,8 @@ import type { LoadedModel } from './model.js'
 import { createTreeExplainer, type TreeExplainer } from './treeshap.js'
 import { ExplanationsUnavailableError } from '../errors.js'
 import { UnsupportedModelError } from './xgboost.js'
+import { NOVELTY_FILE, type NoveltyDetector } from './novelty.js'
+import { createDriftMonitor, createDriftTally } from './drift.js'
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 
 // Clients send the same columns request after request: remember a few plans rather than rebuild them.
@@ -22,6 +24,12 @@ export const EXPLAIN_ROWS_PER_SLICE = 50
 export interface EmbeddedOptions {
   /** ATTACK_THRESHOLD: replaces the model's own threshold. */
   threshold?: number
+  /** NOVELTY_THRESHOLD: replaces the detector's own threshold. */
+  noveltyThreshold?: number
+  /** DRIFT_WINDOW_ROWS: measure drift over this many recent rows (0 or absent: not measured). */
+  driftWindowRows?: number
+  /** Count rows for drift without a window (a worker thread, which hands its counts to the main thread). */
+  driftTally?: boolean
 }
 
 /**
@@ -29,8 +37,13 @@ export interface EmbeddedOptions {
  * On the wire (`backend` in /api/model and /version, the metrics' `backend` label) it is `local`.
  */
 export function createEmbeddedClassifier (model: LoadedModel, opts: EmbeddedOptions = {}) {
-  const { metadata, booster } = model
+  const { metadata, booster, novelty } = model
   const threshold = opts.threshold ?? metadata.threshold
+  const noveltyThreshold = novelty === undefined ? undefined : opts.noveltyThreshold ?? novelty.card.threshold
+  const reference = novelty?.driftReference
+  const drift = reference !== undefined && opts.driftWindowRows! > 0 ? createDriftMonitor(reference, metadata.features, opts.driftWindowRows!) : undefined
+  const driftTally = reference !== undefined && opts.driftTally === true ? createDriftTally(reference, metadata.features) : undefined
+  const counter = drift ?? driftTally
   const plans = new Map<string, FeaturePlan>()
   const features = new Float32Array(metadata.features.length)
   // A model file without node covers still predicts; only explanations are refused, saying why.
@@ -56,12 +69,14 @@ export function createEmbeddedClassifier (model: LoadedModel, opts: EmbeddedOpti
     return plan
   }
 
-  /** Attack probabilities of rows [from, to) into `out`; synchronous, no allocation per row. */
-  function evaluate (frame: PandasSplitFrame, plan: FeaturePlan, from: number, to: number, out: Float64Array): void {
+  /** Attack probabilities of rows [from, to) into `out`, and their unfamiliarity into `unfamiliarity` when given; synchronous, no allocation per row. */
+  function evaluate (frame: PandasSplitFrame, plan: FeaturePlan, from: number, to: number, out: Float64Array, unfamiliarity?: Float64Array): void {
     const name = (r: number) => rowName(frame, r)
     for (let r = from; r < to; r++) {
       fillFeatures(frame.data[r], r, frame.columns, plan, features, name)
       out[r] = booster.predictProbability(features)
+      counter?.observe(features)
+      if (unfamiliarity !== undefined) unfamiliarity[r] = (novelty as NoveltyDetector).score(features)
     }
   }
 
@@ -79,17 +94,22 @@ export function createEmbeddedClassifier (model: LoadedModel, opts: EmbeddedOpti
       for (let k = 0; k < top; k++) contributions[names[byMagnitude[k]]] = phi[byMagnitude[k]]
       const score = 1 / (1 + Math.exp(-margin))
       out[r] = { prediction: score >= threshold ? 1 : 0, score, margin, bias: shap.bias, contributions }
+      if (novelty !== undefined) {
+        const unfamiliarity = novelty.score(features)
+        out[r].novelty = unfamiliarity
+        out[r].unfamiliar = unfamiliarity >= (noveltyThreshold as number)
+      }
     }
   }
 
-  /** Probabilities in slices of ROWS_PER_SLICE rows, yielding to other requests in between. */
-  async function sliced (frame: PandasSplitFrame): Promise<Float64Array> {
+  /** Probabilities (and unfamiliarity into `unfamiliarity`) in slices of ROWS_PER_SLICE rows, yielding to other requests in between. */
+  async function sliced (frame: PandasSplitFrame, unfamiliarity?: Float64Array): Promise<Float64Array> {
     const plan = planFor(frame.columns)
     const rows = frame.data.length
     const p = new Float64Array(rows)
     for (let from = 0; from < rows; from += ROWS_PER_SLICE) {
       if (from > 0) await yieldToEventLoop()
-      evaluate(frame, plan, from, Math.min(from + ROWS_PER_SLICE, rows), p)
+      evaluate(frame, plan, from, Math.min(from + ROWS_PER_SLICE, rows), p, unfamiliarity)
     }
     return p
   }
@@ -114,17 +134,28 @@ export function createEmbeddedClassifier (model: LoadedModel, opts: EmbeddedOpti
     operating_points: metadata.operating_points,
     holdout_metrics: metadata.holdout_metrics,
     holdout_metrics_days_unseen: metadata.holdout_metrics_days_unseen,
+    novelty: novelty === undefined
+      ? { available: false, reason: `the model directory has no ${NOVELTY_FILE}: rows are not scored for unfamiliarity` }
+      : { available: true, threshold: noveltyThreshold, card: novelty.card },
   }
 
   return {
     backend: 'local',
     threshold,
+    noveltyThreshold,
+    drift,
+    driftTally,
     async predict (frame: PandasSplitFrame): Promise<Prediction[]> {
       return labels(await sliced(frame))
     },
     async score (frame: PandasSplitFrame): Promise<Scored> {
-      const p = await sliced(frame)
-      return { scores: Array.from(p), predictions: labels(p) }
+      const unfamiliarity = novelty === undefined ? undefined : new Float64Array(frame.data.length)
+      const p = await sliced(frame, unfamiliarity)
+      return {
+        scores: Array.from(p),
+        predictions: labels(p),
+        ...(unfamiliarity === undefined ? {} : { novelty: Array.from(unfamiliarity) }),
+      }
     },
     /** SHAP explanations in slices of EXPLAIN_ROWS_PER_SLICE rows, yielding to other requests in between. */
     async explain (frame: PandasSplitFrame, opts: { top?: number } = {}): Promise<Explanation[]> {
@@ -139,6 +170,21 @@ export function createEmbeddedClassifier (model: LoadedModel, opts: EmbeddedOpti
       }
       return out
     },
+    /** Benign rows flagged unfamiliar, for NOTIFY=unfamiliar: scored after the answer, so only benign rows cost a score. */
+    ...(novelty === undefined
+      ? {}
+      : {
+          flagUnfamiliar (frame: PandasSplitFrame, predictions: readonly Prediction[]): Uint8Array {
+            const plan = planFor(frame.columns)
+            const flags = new Uint8Array(predictions.length)
+            for (let r = 0; r < predictions.length; r++) {
+              if (predictions[r] !== 0) continue
+              fillFeatures(frame.data[r], r, frame.columns, plan, features)
+              flags[r] = novelty.score(features) >= (noveltyThreshold as number) ? 1 : 0
+            }
+            return flags
+          },
+        }),
     /** Predictions in one go, as 0/1 bytes: for worker threads, which have no one to yield to. */
     predictSync (frame: PandasSplitFrame): Uint8Array {
       const p = new Float64Array(frame.data.length)

@@ -4,6 +4,7 @@ import { projectRoot } from '../project.js'
 import { Value } from '@sinclair/typebox/value'
 import { Evaluation, FamilyRate, ModelMetadata, OperatingPoint, Preprocessing } from '../schemas/model.js'
 import { ModelLoadError } from '../errors.js'
+import { loadNoveltyDetector, type NoveltyDetector } from './novelty.js'
 import { parseXGBoostModel, type XGBoostModel } from './xgboost.js'
 
 export const DEFAULT_MODEL = 'cic-ids2018-xgb'
@@ -14,6 +15,8 @@ export interface LoadedModel {
   readonly dir: string
   readonly metadata: ModelMetadata
   readonly booster: XGBoostModel
+  /** The unfamiliar-flow detector beside the model (novelty.json), when it has one. */
+  readonly novelty?: NoveltyDetector | undefined
 }
 
 function readJson (path: string): unknown {
@@ -61,5 +64,5 @@ export function loadModel (dir: string = defaultModelDir()): LoadedModel {
   if (booster.featureNames && booster.featureNames.join() !== metadata.features.join()) {
     throw new ModelLoadError(`${modelPath} and ${metadataPath} disagree on the features or their order`)
   }
-  return { dir, metadata, booster }
+  return { dir, metadata, booster, novelty: loadNoveltyDetector(dir, metadata.features) }
 }

@@ -1,6 +1,7 @@
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
 import type { ModelInfo } from '../schemas/model.js'
 import type { Explanation } from '../schemas/explanations.js'
+import type { DriftMonitor, DriftTally } from './drift.js'
 
 /** What every backend offers the routes: predictions for validated rows, and a description. */
 export interface Classifier {
@@ -11,6 +12,14 @@ export interface Classifier {
   score (frame: PandasSplitFrame): Promise<Scored>
   /** The attack probability at or above which a flow is an attack: ATTACK_THRESHOLD, else the model's. */
   readonly threshold: number
+  /** The unfamiliarity score at or above which a row is unfamiliar: NOVELTY_THRESHOLD, else the detector's; undefined without a detector. */
+  readonly noveltyThreshold?: number | undefined
+  /** Per-feature drift of the rows classified in this thread from the training data, when measured. */
+  readonly drift?: DriftMonitor | undefined
+  /** A worker thread's row counts for drift, taken after each body (the main thread merges them into `drift`). */
+  readonly driftTally?: DriftTally | undefined
+  /** 1 for each benign-predicted row the unfamiliar-flow detector flags, else 0; only with a detector. For NOTIFY=unfamiliar. */
+  flagUnfamiliar? (frame: PandasSplitFrame, predictions: readonly Prediction[]): Uint8Array
   /** Whether a prediction can be served now, and if not, why. */
   readiness (): { ready: boolean, reason?: string }
   describe (): ModelInfo
@@ -25,4 +34,6 @@ export interface Classifier {
 export interface Scored {
   scores: number[]
   predictions: Prediction[]
+  /** Each row's unfamiliarity score, when the model has a detector. */
+  novelty?: number[]
 }

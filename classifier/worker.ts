@@ -4,6 +4,7 @@ import { notificationsFor, type Notification, type NotifyGrouping, type NotifyMo
 import { checkedFrame, compileFrameValidator } from './body.js'
 import { createEmbeddedClassifier } from './embedded.js'
 import { loadModel } from './model.js'
+import type { DriftCounts } from './drift.js'
 
 /** What a worker thread is started with. */
 export interface WorkerOptions {
@@ -11,6 +12,10 @@ export interface WorkerOptions {
   maxRows: number
   /** ATTACK_THRESHOLD, as the main thread's classifier has it. */
   threshold?: number
+  /** NOVELTY_THRESHOLD, as the main thread's classifier has it (NOTIFY=unfamiliar). */
+  noveltyThreshold?: number
+  /** Count each body's rows for the main thread's drift monitor (DRIFT_WINDOW_ROWS above 0). */
+  drift?: boolean
 }
 
 export interface WorkerTask {
@@ -27,7 +32,7 @@ export interface WorkerTask {
 
 /** A client error keeps the status, code and message the main thread would have answered. */
 export type WorkerResult =
-  | { predictions: Uint8Array, notifications: Notification[] }
+  | { predictions: Uint8Array, notifications: Notification[], drift?: DriftCounts }
   | { error: { statusCode: number, code?: string, message: string } }
 
 /**
@@ -35,18 +40,22 @@ export type WorkerResult =
  * main thread uses (classifier/body.ts, the embedded model, notificationsFor), and answer the
  * predictions as bytes and the notifications as built, never the frame.
  */
-export function createTaskHandler ({ modelDir, maxRows, threshold }: WorkerOptions) {
-  const classifier = createEmbeddedClassifier(loadModel(modelDir), { threshold })
+export function createTaskHandler ({ modelDir, maxRows, threshold, noveltyThreshold, drift }: WorkerOptions) {
+  const classifier = createEmbeddedClassifier(loadModel(modelDir), { threshold, noveltyThreshold, driftTally: drift })
   const validate = compileFrameValidator()
   return function handle ({ body, path, notify }: WorkerTask): WorkerResult {
     try {
       const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength)
       const frame = checkedFrame(bytes, { maxRows, path }, validate)
       const predictions = classifier.predictSync(frame)
+      const labels = Array.from(predictions) as Prediction[]
+      // NOTIFY=unfamiliar: the benign rows the detector flags, as on the main thread.
+      const unfamiliar = notify.kind === 'unfamiliar' ? classifier.flagUnfamiliar?.(frame, labels) : undefined
       const notifications = notify.kind === 'none' || predictions.length === 0
         ? []
-        : notificationsFor(frame, Array.from(predictions) as Prediction[], notify.kind, notify, notify.grouping)
-      return { predictions, notifications }
+        : notificationsFor(frame, labels, notify.kind, notify, notify.grouping, unfamiliar)
+      const counted = classifier.driftTally?.take()
+      return { predictions, notifications, ...(counted === undefined ? {} : { drift: counted }) }
     } catch (err) {
       const { statusCode, code, message, stack } = err as { statusCode?: number, code?: string, message: string, stack?: string }
       if (statusCode !== undefined && statusCode >= 400 && statusCode < 500) return { error: { statusCode, code, message } }
@@ -58,7 +67,8 @@ export function createTaskHandler ({ modelDir, maxRows, threshold }: WorkerOptio
 
 /** The typed arrays a result can hand over rather than copy. */
 export function transferables (result: WorkerResult): ArrayBuffer[] {
-  return 'error' in result ? [] : [result.predictions.buffer as ArrayBuffer]
+  if ('error' in result) return []
+  return result.drift === undefined ? [result.predictions.buffer as ArrayBuffer] : [result.predictions.buffer as ArrayBuffer, result.drift.counts.buffer as ArrayBuffer]
 }
 
 // Started by classifier/pool.ts: load the model, say so, then answer tasks in order.

@@ -33,7 +33,7 @@
   let streamAbort = null
   let explanations = 'unknown' // 'unknown' | 'on' | 'off'
 
-  const totals = { flows: 0, attacks: 0, alerts: 0 }
+  const totals = { flows: 0, attacks: 0, alerts: 0, unfamiliar: 0 }
   // Per-second buckets: counts of the current second, and the last WINDOW_SECONDS seconds for the chart.
   let current = { second: Math.floor(Date.now() / 1000), flows: 0, attacks: 0 }
   const times = []
@@ -42,6 +42,9 @@
   // The newest attacks, newest first: raw event data until shown, then parsed rows.
   let pendingAttacks = []
   const rows = []
+  // Benign flows the unfamiliar-flow detector flagged (messages with attribute unfamiliar=true), newest first.
+  let pendingUnfamiliar = []
+  const unfamiliarRows = []
   let dirty = true
 
   function headers (extra) {
@@ -97,6 +100,7 @@
       const note = $('notify-note')
       note.hidden = mode === 'all'
       if (mode === 'attacks') note.textContent = 'NOTIFY=attacks: the service streams attacks only, so flow counts include attacks only.'
+      if (mode === 'unfamiliar') note.textContent = 'NOTIFY=unfamiliar: the service streams attacks and unfamiliar benign flows only, so flow counts include those only.'
       if (mode === 'none') note.textContent = 'NOTIFY=none: the service streams no notifications.'
     }
   }
@@ -134,6 +138,10 @@
       totals.alerts += 1
       pendingAttacks.push({ alert: totals.alerts, data, time: Date.now(), flows: count })
       if (pendingAttacks.length > TABLE_ROWS * 2) pendingAttacks = pendingAttacks.slice(-TABLE_ROWS)
+    } else if (data.includes('"unfamiliar":"true"', at)) {
+      totals.unfamiliar += count
+      pendingUnfamiliar.push({ data, time: Date.now() })
+      if (pendingUnfamiliar.length > TABLE_ROWS * 2) pendingUnfamiliar = pendingUnfamiliar.slice(-TABLE_ROWS)
     }
     dirty = true
   }
@@ -394,7 +402,33 @@
       // Explained as they arrive, not on the next tick.
       explainNewest()
     }
+    $('total-unfamiliar').textContent = numberFormat.format(totals.unfamiliar)
+    if (pendingUnfamiliar.length > 0) {
+      const fresh = pendingUnfamiliar.slice(-TABLE_ROWS).reverse().flatMap(parseAttack).slice(0, TABLE_ROWS)
+      pendingUnfamiliar = []
+      unfamiliarRows.unshift(...fresh)
+      unfamiliarRows.length = Math.min(unfamiliarRows.length, TABLE_ROWS)
+      renderUnfamiliar()
+    }
     if (chart) chart.setData([times, flowSeries, attackSeries])
+  }
+
+  function renderUnfamiliar () {
+    const fragment = document.createDocumentFragment()
+    for (const row of unfamiliarRows) {
+      const tr = document.createElement('tr')
+      const cells = [new Date(row.time).toLocaleTimeString([], { hour12: false }), row.requestId, row.flow]
+      const classes = ['time', 'id', 'flow']
+      cells.forEach((text, i) => {
+        const td = document.createElement('td')
+        td.className = classes[i]
+        td.textContent = text
+        tr.appendChild(td)
+      })
+      fragment.appendChild(tr)
+    }
+    $('unfamiliar').tBodies[0].replaceChildren(fragment)
+    $('no-unfamiliar').hidden = unfamiliarRows.length > 0
   }
 
   /** Scores and top features of the shown attacks not yet explained, from POST /api/explanations?top=3. */

@@ -17,6 +17,8 @@ export interface Notification {
     readonly request_id: string
     /** How many rows the message carries (request grouping only; a row message carries one). */
     readonly rows?: string
+    /** Benign-predicted rows the unfamiliar-flow detector flagged (NOTIFY=unfamiliar): an SQS filter policy can route on it. */
+    readonly unfamiliar?: 'true'
   }
 }
 
@@ -53,8 +55,12 @@ const rowWith = (row: readonly unknown[], text: string | undefined, prediction: 
  * Rows keep their index label (their position when the request had no index), and
  * `pandas.read_json(body, orient="split")` reads every body back.
  */
-export function notificationsFor (frame: PandasSplitFrame, predictions: readonly Prediction[], mode: NotifyMode, context: { model: string, requestId: string }, grouping: NotifyGrouping = 'row'): Notification[] {
+export function notificationsFor (frame: PandasSplitFrame, predictions: readonly Prediction[], mode: NotifyMode, context: { model: string, requestId: string }, grouping: NotifyGrouping = 'row',
+  unfamiliar?: ArrayLike<number>): Notification[] {
   if (mode === 'none') return []
+  if (unfamiliar !== undefined) return withUnfamiliar(frame, predictions, mode, context, grouping, unfamiliar)
+  // Without flags (a worker thread built these), NOTIFY=unfamiliar notifies what it is sure of: the attacks.
+  if (mode === 'unfamiliar') mode = 'attacks'
   const columns = JSON.stringify([...frame.columns, 'prediction'])
   const label = (i: number) => JSON.stringify(frame.index?.[i] ?? i)
   const texts = rowTexts(frame)
@@ -102,4 +108,27 @@ export function notificationsFor (frame: PandasSplitFrame, predictions: readonly
     flush()
   }
   return out
+}
+
+/**
+ * NOTIFY=unfamiliar (or flags given with another mode): attacks as usual, and benign rows the detector flagged
+ * (`unfamiliar[i]` 1) as messages of their own with attribute `unfamiliar=true`; other benign rows only with
+ * NOTIFY=all. Built from notificationsFor on the subsets, so bodies and splitting are the same.
+ */
+function withUnfamiliar (frame: PandasSplitFrame, predictions: readonly Prediction[], mode: NotifyMode, context: { model: string, requestId: string },
+  grouping: NotifyGrouping, unfamiliar: ArrayLike<number>): Notification[] {
+  const flagged: number[] = []
+  const familiar: number[] = []
+  for (let i = 0; i < predictions.length; i++) if (predictions[i] === 0) (unfamiliar[i] === 1 ? flagged : familiar).push(i)
+  const subset = (rows: number[]): PandasSplitFrame => ({
+    columns: frame.columns,
+    index: rows.map(i => frame.index?.[i] ?? i),
+    data: rows.map(i => frame.data[i]),
+  })
+  const benign = (rows: number[]) => rows.length === 0 ? [] : notificationsFor(subset(rows), rows.map(() => 0 as Prediction), 'all', context, grouping)
+  return [
+    ...notificationsFor(frame, predictions, 'attacks', context, grouping),
+    ...benign(flagged).map(n => ({ ...n, attributes: { ...n.attributes, unfamiliar: 'true' as const } })),
+    ...(mode === 'all' ? benign(familiar) : []),
+  ]
 }

@@ -72,11 +72,11 @@ export function createNotifier (config: Config, log: FastifyBaseLogger) {
     kind,
     grouping,
     /** Synchronous: with SNS, the notifications are in the journal when it returns. */
-    notify (frame: PandasSplitFrame, predictions: readonly Prediction[], context: { model: string, requestId: string }): void {
+    notify (frame: PandasSplitFrame, predictions: readonly Prediction[], context: { model: string, requestId: string }, unfamiliar?: ArrayLike<number>): void {
       if (predictions.length === 0) return
       const k = kind()
       if (k === 'none') return
-      deliver(notificationsFor(frame, predictions, k, context, grouping))
+      deliver(notificationsFor(frame, predictions, k, context, grouping, k === 'attacks' ? undefined : unfamiliar))
     },
     deliver,
     /** Not ready while a notification can be neither published nor written to disk. */

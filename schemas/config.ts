@@ -28,6 +28,10 @@ export const ConfigSchema = Type.Object({
   MODEL_DIR: Type.Optional(Type.String({ minLength: 1 })),
   // Replaces the model's threshold on every route (and applies to SageMaker endpoints answering probabilities).
   ATTACK_THRESHOLD: Type.Optional(Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 })),
+  // Replaces the unfamiliar-flow detector's threshold (novelty.json beside the model).
+  NOVELTY_THRESHOLD: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
+  // Recent rows whose feature distributions are compared with the training data's (0: drift not measured).
+  DRIFT_WINDOW_ROWS: Type.Integer({ default: 10000, minimum: 0 }),
 
   AWS_REGION: Type.Optional(Type.String({ minLength: 1, pattern: '^[a-z]{2}(-[a-z]+)+-\\d+$' })),
   AWS_SAGEMAKER_ENDPOINT: Type.Optional(Type.String({ minLength: 1, pattern: '^(/endpoints/[A-Za-z0-9-]{1,63}/invocations|[A-Za-z0-9-]{1,63})$' })),
@@ -49,7 +53,7 @@ export const ConfigSchema = Type.Object({
 
   AWS_SNS_PREDICTIONS_TOPIC: Type.Optional(Type.String({ pattern: '^arn:aws[a-z-]*:sns:[a-z0-9-]+:\\d{12}:[A-Za-z0-9_-]{1,256}$' })),
   AWS_SNS_HOST: Type.Optional(Type.String({ minLength: 1 })),
-  NOTIFY: Type.Union([Type.Literal('all'), Type.Literal('attacks'), Type.Literal('none')], { default: 'all' }),
+  NOTIFY: Type.Union([Type.Literal('all'), Type.Literal('attacks'), Type.Literal('unfamiliar'), Type.Literal('none')], { default: 'all' }),
   // One message per class per request: 100-row requests cost ~2 SNS messages instead of 100 (see the README).
   NOTIFY_GROUPING: Type.Union([Type.Literal('request'), Type.Literal('row')], { default: 'request' }),
   // Every notification on disk before its response is sent; `fsync` also flushes it to the device.

@@ -23,6 +23,8 @@ export const Explanation = Type.Object({
     description: 'Feature name to its SHAP value in margin (log-odds) units, largest absolute value first: positive pushes towards attack. ' +
       'Every model feature, or the `top` largest.',
   }),
+  novelty: Type.Optional(Type.Number({ description: 'Unfamiliarity score (isolation forest, in (0, 1]): how unlike the training flows the row is; absent when the model has no detector' })),
+  unfamiliar: Type.Optional(Type.Boolean({ description: 'Whether `novelty` is at or above the threshold in force (NOVELTY_THRESHOLD, else the detector\'s)' })),
 }, { title: 'Explanation' })
 export type Explanation = Static<typeof Explanation>
 

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
+import { NoveltyInfo } from './novelty.js'
 
 /** One label's rows in an evaluation: how many were flagged as attacks (recall for attack families, false-positive rate for Benign). */
 export const FamilyRate = Type.Object({
@@ -92,6 +93,7 @@ export const ModelInfo = Type.Object({
   holdout_metrics_days_unseen: Type.Optional(Type.Ref(Evaluation, {
     description: 'The same recipe trained without the holdout\'s capture days, on the holdout: a model that has not seen those days',
   })),
+  novelty: Type.Optional(Type.Ref(NoveltyInfo, { description: 'The unfamiliar-flow detector: its card and threshold in force, or why rows get no score' })),
   sagemaker: Type.Optional(Type.Object({
     endpoint: Type.String(),
     region: Type.String(),

@@ -12,7 +12,7 @@ export type NotificationQuery = Static<typeof NotificationQuery>
 const count = (description: string) => Type.Integer({ minimum: 0, description })
 
 export const NotificationStats = Type.Object({
-  mode: Type.Union([Type.Literal('all'), Type.Literal('attacks'), Type.Literal('none')], { description: 'NOTIFY: which predictions are notified' }),
+  mode: Type.Union([Type.Literal('all'), Type.Literal('attacks'), Type.Literal('unfamiliar'), Type.Literal('none')], { description: 'NOTIFY: which predictions are notified (`unfamiliar`: attacks and the benign flows the unfamiliar-flow detector flags)' }),
   grouping: Type.Union([Type.Literal('request'), Type.Literal('row')], { description: 'NOTIFY_GROUPING: one message per class per request, or per row' }),
   journal: Type.Union([Type.Literal('on'), Type.Literal('fsync'), Type.Literal('off')], { description: 'NOTIFY_JOURNAL' }),
   sns: Type.Union([Type.Null(), Type.Object({

@@ -47,6 +47,11 @@ export const Scores = Type.Object({
   threshold: Type.Number({ description: 'The threshold in force: a score at or above it is an attack', examples: [0.4433] }),
   scores: Type.Array(Type.Number({ minimum: 0, maximum: 1 }), { description: 'Attack probability of each row, in input order', examples: [[0.08, 0.93]] }),
   predictions: Type.Ref(Predictions),
+  novelty: Type.Optional(Type.Object({
+    threshold: Type.Number({ description: 'The threshold in force (NOVELTY_THRESHOLD, else the detector\'s): a score at or above it is unfamiliar', examples: [0.566] }),
+    scores: Type.Array(Type.Number({ minimum: 0, maximum: 1 }), { description: 'Unfamiliarity score of each row (isolation forest, in (0, 1]), in input order', examples: [[0.41, 0.62]] }),
+    unfamiliar: Type.Array(Type.Boolean(), { description: 'Whether each row\'s score is at or above the threshold', examples: [[false, true]] }),
+  }, { description: 'How unlike the training flows each row is; absent when the model has no detector (see `novelty` in /api/model) or on SageMaker' })),
 }, { $id: 'Scores', title: 'Scores' })
 export type Scores = Static<typeof Scores>
 

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createApp } from '../app.js'
 import { projectRoot } from '../project.js'
-import { build, PANDAS_SPLIT } from './helper.js'
+import { build, examples, noveltyParity, PANDAS_SPLIT } from './helper.js'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const flows = readFileSync(join(projectRoot(), 'examples', 'flows.json'), 'utf8')
@@ -224,4 +224,30 @@ t.test('in Chromium, the README\'s CSV and JSON examples: flow identity under ei
   await page.screenshot({ path: join(artifacts, 'dashboard-examples.png'), fullPage: true })
   t.same(problems, [], 'no console errors')
   t.same(foreign, [])
+})
+
+t.test('in Chromium, with NOTIFY=unfamiliar: unfamiliar benign flows are counted and listed apart from attacks', { skip: !existsSync(CHROMIUM) && `no Chromium at ${CHROMIUM}` }, async t => {
+  const { url, page, problems } = await openDashboard(t, { NOTIFY: 'unfamiliar' })
+  await page.waitForSelector('#connection[data-state="live"]')
+  await page.waitForFunction(() => document.getElementById('notify-note')!.textContent!.includes('NOTIFY=unfamiliar'))
+  const { columns, data } = noveltyParity
+  const post = (path: string, rows: unknown[][]) =>
+    fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ columns, data: rows }) })
+  // From the parity rows (random flows, all unfamiliar): one predicted benign, one attack; and the median benign training flow (familiar).
+  const scored = await (await post('/api/scores', data)).json()
+  t.ok(scored.novelty.unfamiliar.every(Boolean))
+  const benign = data[scored.predictions.indexOf(0)]
+  const attack = data[scored.predictions.indexOf(1)]
+  await page.waitForFunction(() => document.getElementById('total-unfamiliar')!.textContent !== '0')
+  const before = { unfamiliar: Number((await text(page, '#total-unfamiliar')).replace(/,/g, '')), attacks: Number((await text(page, '#total-attacks')).replace(/,/g, '')) }
+  const res = await post('/api/predictions', [columns.map(c => examples.benign[c] ?? null), benign, attack])
+  t.same(await res.json(), [0, 0, 1])
+  const id = res.headers.get('x-request-id')!
+  await page.waitForFunction(n => document.getElementById('total-unfamiliar')!.textContent === String(n), before.unfamiliar + 1)
+  t.equal(Number(await text(page, '#total-attacks')), before.attacks + 1, 'the attack counted as an attack, the familiar benign flow not at all')
+  t.equal(await text(page, '#unfamiliar tbody tr:first-child td.id'), id, 'the unfamiliar flow listed apart, with its request id')
+  t.equal(await text(page, '#attacks tbody tr:first-child td.id'), id, 'the attack in the attack table')
+  t.notOk(await page.locator('#no-unfamiliar').isVisible())
+  t.equal(await page.locator('#unfamiliar tbody tr').count(), Math.min(50, before.unfamiliar + 1))
+  t.same(problems, [], 'no console errors')
 })

@@ -63,7 +63,7 @@ t.test('POST /api/explanations: one explanation per row, consistent with /api/pr
   t.equal(body.length, 3)
   t.same(body.map(e => e.prediction), (await post(app, frame)).json(), 'the same predictions')
   for (const e of body) {
-    t.same(Object.keys(e).sort(), ['bias', 'contributions', 'margin', 'prediction', 'score'])
+    t.same(Object.keys(e).sort(), ['bias', 'contributions', 'margin', 'novelty', 'prediction', 'score', 'unfamiliar'])
     t.same(Object.keys(e.contributions).sort(), [...metadata.features].sort(), 'every model feature')
     t.ok(Math.abs(e.score - 1 / (1 + Math.exp(-e.margin))) < 1e-12, 'score is the sigmoid of the margin')
     t.equal(e.prediction, e.score >= metadata.threshold ? 1 : 0)

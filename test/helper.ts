@@ -27,6 +27,10 @@ export const examples: Record<'benign' | 'attack', Record<string, number | null>
 /** Synthetic rows with XGBoost's own probabilities, written by training/train.py. */
 export const parity: { columns: string[], data: Array<Array<number | string | null>>, probabilities: number[] } = json('parity.json')
 export const metadata = json('metadata.json')
+/** The unfamiliar-flow detector's card and trees, written by training/novelty.py. */
+export const novelty = json('novelty.json')
+/** Synthetic rows with scikit-learn's own isolation-forest scores, written by training/novelty.py. */
+export const noveltyParity: { columns: string[], data: Array<Array<number | null>>, scores: number[] } = json('novelty-parity.json')
 
 /** A frame as `DataFrame.to_json(orient="split")` writes it, from flows given as objects. */
 export function splitFrame (flows: Array<Record<string, unknown>>, opts: { index?: boolean, extra?: Record<string, unknown> } = {}) {

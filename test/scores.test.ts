@@ -2,7 +2,7 @@ import t from 'tap'
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { build, examples, metadata, modelDir, parity, splitFrame } from './helper.js'
+import { build, examples, metadata, modelDir, novelty, parity, splitFrame } from './helper.js'
 
 const scores = (app: Awaited<ReturnType<typeof build>>, body: unknown, url = '/api/scores') =>
   app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payload: JSON.stringify(body) })
@@ -13,14 +13,16 @@ t.test('POST /api/scores: model, threshold, the attack probability and the predi
   const res = await scores(app, frame)
   t.equal(res.statusCode, 200)
   const body = res.json()
-  t.same(Object.keys(body), ['model', 'threshold', 'scores', 'predictions'])
+  t.same(Object.keys(body), ['model', 'threshold', 'scores', 'predictions', 'novelty'])
   t.equal(body.model, metadata.name)
   t.equal(body.threshold, metadata.threshold)
   t.equal(body.scores.length, parity.data.length)
   body.scores.forEach((p: number, i: number) => t.ok(Math.abs(p - parity.probabilities[i]) < 1e-5, `row ${i}`, { diagnostic: false }))
   t.same(body.predictions, body.scores.map((p: number) => p >= metadata.threshold ? 1 : 0))
   t.same(body.predictions, (await scores(app, frame, '/api/predictions')).json(), 'the same predictions as /api/predictions')
-  t.same((await scores(app, { columns: parity.columns, data: [] })).json(), { model: metadata.name, threshold: metadata.threshold, scores: [], predictions: [] })
+  t.same((await scores(app, { columns: parity.columns, data: [] })).json(), {
+    model: metadata.name, threshold: metadata.threshold, scores: [], predictions: [], novelty: { threshold: novelty.threshold, scores: [], unfamiliar: [] },
+  })
 })
 
 t.test('ATTACK_THRESHOLD overrides the model\'s threshold on every route, and /api/model shows it', async t => {

@@ -16,7 +16,7 @@ t.test('api-spec.yaml is what the app generates (run `npm run spec` after changi
 t.test('the spec is OpenAPI 3.1 and documents every route and error status', async t => {
   const spec = YAML.parse(readFileSync(specPath, 'utf8'))
   t.equal(spec.openapi, '3.1.0')
-  t.same(Object.keys(spec.paths).sort(), ['/', '/api/explanations', '/api/model', '/api/notifications', '/api/notifications/stats', '/api/predictions', '/api/scores', '/dashboard', '/health', '/invocations', '/metrics', '/ping', '/ready', '/version'])
+  t.same(Object.keys(spec.paths).sort(), ['/', '/api/drift', '/api/explanations', '/api/model', '/api/notifications', '/api/notifications/stats', '/api/predictions', '/api/scores', '/dashboard', '/health', '/invocations', '/metrics', '/ping', '/ready', '/version'])
   t.ok(spec.paths['/api/notifications'].get.responses['200'].content['text/event-stream'], 'the stream is documented as text/event-stream')
   const predictions = spec.paths['/api/predictions'].post
   // One shared body per JSON shape, application/json first: the default generators send (orval takes
@@ -88,7 +88,7 @@ t.test('every operation has an operationId; every /api operation lists 401, 429 
       }
     }
   }
-  t.equal(ids.size, 14, 'operationIds are unique')
+  t.equal(ids.size, 15, 'operationIds are unique')
   t.equal(spec.paths['/api/notifications'].get.responses['400'].content['application/json'].schema.$ref, '#/components/schemas/ErrorResponse')
   const include = spec.paths['/api/notifications'].get.parameters.find((p: { name: string }) => p.name === 'include')
   t.equal(include.required, false, 'include is optional, as the server treats it')

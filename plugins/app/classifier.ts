@@ -24,7 +24,7 @@ export default fp(async function classifier (fastify) {
     }
     classifier = createSageMakerClassifier({ ...config, AWS_SAGEMAKER_ENDPOINT: config.AWS_SAGEMAKER_ENDPOINT, AWS_REGION: config.AWS_REGION }, fastify.log)
   } else {
-    classifier = createEmbeddedClassifier(loadModel(config.MODEL_DIR), { threshold: config.ATTACK_THRESHOLD })
+    classifier = createEmbeddedClassifier(loadModel(config.MODEL_DIR), { threshold: config.ATTACK_THRESHOLD, noveltyThreshold: config.NOVELTY_THRESHOLD, driftWindowRows: config.DRIFT_WINDOW_ROWS })
   }
   const { name, version } = classifier.describe()
   fastify.log.info({ backend: classifier.backend, model: name, version }, 'classifier ready')

@@ -94,6 +94,25 @@ function notificationMetrics (fastify: FastifyInstance, registry: Registry) {
   })
 }
 
+/** Per-feature drift from the training data (one series per model feature), read at scrape time. */
+function driftMetrics (fastify: FastifyInstance, registry: Registry) {
+  const drift = fastify.classifier.drift
+  if (drift === undefined) return
+  new Gauge({ // eslint-disable-line no-new
+    name: 'mlids_feature_drift_psi',
+    help: `Population stability index of each model feature over the last ${drift.windowRows} rows classified against the training data (above 0.25: shifted)`,
+    labelNames: ['feature'],
+    registers: [registry],
+    collect () { for (const { feature, psi } of drift.summary().psi) this.set({ feature }, psi) },
+  })
+  new Gauge({ // eslint-disable-line no-new
+    name: 'mlids_drift_window_rows',
+    help: 'Rows the drift figures are computed over (fewer than DRIFT_WINDOW_ROWS until the window fills)',
+    registers: [registry],
+    collect () { this.set(drift.summary().rows) },
+  })
+}
+
 /**
  * Prometheus metrics: HTTP requests and latency by route and status, rows and predictions by class,
  * classifier latency and errors by backend, the notification pipeline, and Node's own (event-loop
@@ -105,5 +124,6 @@ export default fp(async function metrics (fastify) {
   httpMetrics(fastify, registry)
   classifierMetrics(fastify, registry)
   notificationMetrics(fastify, registry)
+  driftMetrics(fastify, registry)
   fastify.decorate('metrics', registry)
 }, { name: 'metrics', dependencies: ['classifier', 'classifications', 'notifications'] })

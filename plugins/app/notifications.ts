@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { NotificationsBackloggedError } from '../../errors.js'
+import { ConfigError, NotificationsBackloggedError } from '../../errors.js'
 import { createNotifier, type Notifier } from '../../notifications/notifier.js'
 
 declare module 'fastify' {
@@ -19,11 +19,16 @@ export default fp(async function notifications (fastify) {
   const retryAfter = fastify.config.PRESSURE_RETRY_AFTER_S
   fastify.decorate('notifications', notifier)
   const model = fastify.classifier.describe().name
+  // NOTIFY=unfamiliar: benign rows are scored for unfamiliarity once answered (a worker thread scores its own).
+  const flagUnfamiliar = fastify.config.NOTIFY === 'unfamiliar' ? fastify.classifier.flagUnfamiliar?.bind(fastify.classifier) : undefined
+  if (fastify.config.NOTIFY === 'unfamiliar' && flagUnfamiliar === undefined) {
+    throw new ConfigError('NOTIFY=unfamiliar needs the embedded model with its unfamiliar-flow detector (novelty.json beside the model)')
+  }
   // Every classified request is announced: its notifications are journaled before its response is sent.
   fastify.classifications.on('classified', classified => {
     // A worker thread that classified the body built its notifications too (see request.classifyPooled).
     if (classified.notifications !== undefined) notifier.deliver(classified.notifications)
-    else notifier.notify(classified.frame, classified.predictions, { model, requestId: classified.requestId })
+    else notifier.notify(classified.frame, classified.predictions, { model, requestId: classified.requestId }, flagUnfamiliar?.(classified.frame, classified.predictions))
   })
   // Routes that classify refuse work they could not announce, before reading the body.
   fastify.classifications.guard(() => {

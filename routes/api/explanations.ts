@@ -40,7 +40,9 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
         'the attack probability (`score`), the margin (log-odds), the bias (expected margin) and each model feature\'s ' +
         'SHAP contribution to the margin, largest absolute value first; contributions plus bias equal the margin. ' +
         'Exact path-dependent TreeSHAP, equal to XGBoost\'s `predict(..., pred_contribs=True)`. `top=N` keeps the N ' +
-        `largest. At most ${maxRows} rows per request. Embedded model only: 501 with SageMaker.`,
+        'largest. With the model\'s unfamiliar-flow detector, each row also carries its unfamiliarity score (`novelty`) and whether it ' +
+        'reaches `NOVELTY_THRESHOLD`, else the detector\'s threshold (`unfamiliar`). ' +
+        `At most ${maxRows} rows per request. Embedded model only: 501 with SageMaker.`,
       querystring: ExplanationQuery,
       body: flowBody(),
       response: {

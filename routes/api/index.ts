@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import auth from '../../plugins/app/auth.js'
+import driftRoutes from './drift.js'
 import explanationRoutes from './explanations.js'
 import modelRoutes from './model.js'
 import notificationRoutes from './notifications.js'
@@ -19,4 +20,5 @@ export default async function api (fastify: FastifyInstance) {
   await fastify.register(predictionRoutes)
   await fastify.register(notificationRoutes)
   await fastify.register(explanationRoutes)
+  await fastify.register(driftRoutes)
 }

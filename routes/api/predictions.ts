@@ -70,6 +70,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       const notify = { kind: fastify.notifications.kind(), grouping: fastify.notifications.grouping, model: fastify.classifier.describe().name, requestId: request.id }
       return await request.classifyPooled(async () => {
         const result = await pool!.run(body, { path: request.url.split('?')[0], notify })
+        if (result.drift !== undefined) fastify.classifier.drift?.merge(result.drift)
         return { predictions: Array.from(result.predictions) as Prediction[], notifications: result.notifications }
       })
     }
@@ -86,7 +87,8 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       tags: ['predictions'],
       summary: 'Attack probabilities and predictions',
       description: 'The same inputs as `POST /api/predictions`; answers each row\'s attack probability and its prediction at the ' +
-        'threshold in force (`ATTACK_THRESHOLD`, else the model\'s). On SageMaker this needs an endpoint that returns probabilities: ' +
+        'threshold in force (`ATTACK_THRESHOLD`, else the model\'s), and, when the model ships an unfamiliar-flow detector, each row\'s ' +
+        'unfamiliarity score and whether it reaches `NOVELTY_THRESHOLD` (else the detector\'s threshold). On SageMaker this needs an endpoint that returns probabilities: ' +
         `one that returns labels answers 501. ${limits}`,
       body: flowBody(),
       response: {
@@ -95,8 +97,11 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       },
     },
   }, async function (request) {
-    const { scores, predictions } = await request.classify(framesOf(request), frame => fastify.classifier.score(frame))
-    return { model: fastify.classifier.describe().name, threshold: fastify.classifier.threshold, scores, predictions }
+    const { scores, predictions, novelty } = await request.classify(framesOf(request), frame => fastify.classifier.score(frame))
+    const { name } = fastify.classifier.describe()
+    const { threshold, noveltyThreshold } = fastify.classifier
+    if (novelty === undefined || noveltyThreshold === undefined) return { model: name, threshold, scores, predictions }
+    return { model: name, threshold, scores, predictions, novelty: { threshold: noveltyThreshold, scores: novelty, unfamiliar: novelty.map(s => s >= noveltyThreshold) } }
   })
 }
 
