@@ -30,6 +30,8 @@ export function csvCell (raw: string): number | string | null {
 export interface CsvOptions {
   /** Most data rows; one more is a 413. */
   maxRows: number
+  /** Aborted when the client has gone: parsing stops at the next slice. */
+  signal?: AbortSignal
 }
 
 /**
@@ -106,7 +108,14 @@ export async function csvToFrame (text: string, opts: CsvOptions): Promise<Panda
         if (++rowsInSlice === ROWS_PER_SLICE) {
           rowsInSlice = 0
           parser.pause()
-          setImmediate(() => parser.resume())
+          setImmediate(() => {
+            if (opts.signal?.aborted === true) {
+              failure = opts.signal.reason as Error
+              parser.abort()
+            } else {
+              parser.resume()
+            }
+          })
         }
       },
       complete: () => resolve(),

@@ -41,7 +41,7 @@ const scoring: FastifyPluginAsyncTypebox = async function (fastify) {
       },
     },
   }, async function (request) {
-    const predictions = await request.classify(framesOf(request), frame => fastify.classifier.predict(frame))
+    const predictions = await request.classify(framesOf(request), (frame, signal) => fastify.classifier.predict(frame, { signal }))
     return { predictions }
   })
 }

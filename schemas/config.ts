@@ -24,6 +24,9 @@ export const ConfigSchema = Type.Object({
   WORKERS: Type.Optional(Type.Integer({ minimum: 0, maximum: 256 })),
   // Bodies of at least this many bytes go to a worker thread; smaller ones are fastest where they are.
   WORKER_MIN_BYTES: Type.Integer({ default: 256 * 1024, minimum: 0 }),
+  // Bodies waiting for a free worker thread, by count and by bytes: past either, 503 with Retry-After.
+  WORKER_QUEUE_MAX: Type.Integer({ default: 64, minimum: 1 }),
+  WORKER_QUEUE_MAX_BYTES: Type.Integer({ default: 16 * 1024 * 1024, minimum: 1024 }),
 
   MODEL_DIR: Type.Optional(Type.String({ minLength: 1 })),
   // Replaces the model's threshold on every route (and applies to SageMaker endpoints answering probabilities).

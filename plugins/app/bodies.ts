@@ -2,14 +2,37 @@ import fp from 'fastify-plugin'
 import { Transform, type TransformCallback } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { depthScanner, MAX_JSON_DEPTH } from '../../classifier/body.js'
-import { BodyStalledError, JsonTooDeepError, OverloadedError } from '../../errors.js'
+import { BodyStalledError, ClientGoneError, JsonTooDeepError, OverloadedError } from '../../errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** Request-body bytes reserved right now, across all requests. */
     bodyBytesInFlight(): number
   }
+  interface FastifyRequest {
+    /**
+     * Runs work on this request's body (parse, pool, classification, explanation) and keeps the body's
+     * bytes reserved until it settles, even when the client has gone. `signal` aborts when the client
+     * goes before its answer is sent: work waiting (pool queue, batcher) or running in slices stops.
+     */
+    hold<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T>
+  }
 }
+
+/** A body's share of MAX_BODY_BYTES_IN_FLIGHT: released once its response is over and no work holds it. */
+interface Reservation {
+  bytes: number
+  /** Work running on the body (`request.hold`). */
+  holds: number
+  /** The response is over: sent, or its client gone. */
+  closed: boolean
+  /** Aborted when the client goes before the answer is sent. */
+  readonly gone: AbortController
+}
+
+const reservationOf = Symbol('body reservation')
+// Requests without a body to reserve: nothing to abort for (their work is not held).
+const neverAborted = new AbortController().signal
 
 // Fastify never reads the bodies of these.
 const BODYLESS = new Set(['GET', 'HEAD', 'TRACE'])
@@ -20,8 +43,11 @@ const hasBody = (request: FastifyRequest) => !BODYLESS.has(request.method) &&
 /**
  * Bounds what request bodies can cost, before and while they are read:
  * - bytes held across all requests: a body's declared length (or, chunked, each chunk as it comes) is
- *   reserved until its response is done; past MAX_BODY_BYTES_IN_FLIGHT new bodies get 503 with
- *   Retry-After unread, and their connection is closed;
+ *   reserved until its response is done and the last work on it (`request.hold`) has ended, so a client
+ *   that disconnects frees nothing while its body still waits or runs; past MAX_BODY_BYTES_IN_FLIGHT
+ *   new bodies get 503 with Retry-After unread, and their connection is closed;
+ * - `Expect: 100-continue`: answered here, after the guards (401, 429, 503) and the reservation, so a
+ *   refused client is told so before it sends its body;
  * - progress: a body that sends nothing for BODY_STALL_TIMEOUT_MS is cut off with 408;
  * - nesting: JSON deeper than MAX_JSON_DEPTH is refused (400) from a scan of its bytes, before
  *   JSON.parse would spend seconds on millions of brackets (bodies for a worker thread: scanned
@@ -32,6 +58,31 @@ export default fp(async function bodies (fastify) {
   const { MAX_BODY_BYTES_IN_FLIGHT, BODY_STALL_TIMEOUT_MS, PRESSURE_RETRY_AFTER_S } = fastify.config
   let inFlight = 0
   fastify.decorate('bodyBytesInFlight', () => inFlight)
+
+  function settle (reservation: Reservation) {
+    if (!reservation.closed || reservation.holds > 0) return
+    inFlight -= reservation.bytes
+    reservation.bytes = 0
+  }
+
+  fastify.decorateRequest(reservationOf, null)
+  fastify.decorateRequest('hold', async function hold<T> (this: FastifyRequest, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const reservation = (this as unknown as { [reservationOf]: Reservation | null })[reservationOf]
+    if (reservation === null) return await work(neverAborted)
+    // The client went between two steps: the next one does not start.
+    reservation.gone.signal.throwIfAborted()
+    reservation.holds++
+    try {
+      return await work(reservation.gone.signal)
+    } finally {
+      reservation.holds--
+      settle(reservation)
+    }
+  })
+
+  // Node answers `Expect: 100-continue` itself unless told otherwise: the request goes through the
+  // guards first, and preParsing below sends the 100 once the body is welcome.
+  fastify.server.on('checkContinue', (req, res) => fastify.server.emit('request', req, res))
 
   // Answered 503 with Retry-After (the catalogue's); the connection closes, its body unread.
   function refusal (reply: FastifyReply) {
@@ -45,18 +96,21 @@ export default fp(async function bodies (fastify) {
     const known = Number.isFinite(declared) && request.headers['transfer-encoding'] === undefined
     // Over the route's limit it is answered 413 unread: nothing to reserve.
     if (known && declared > (request.routeOptions.bodyLimit ?? Infinity)) return payload
-    let reserved = 0
+    const reservation: Reservation = { bytes: 0, holds: 0, closed: false, gone: new AbortController() }
     const reserve = (bytes: number) => {
       if (inFlight + bytes > MAX_BODY_BYTES_IN_FLIGHT) return false
       inFlight += bytes
-      reserved += bytes
+      reservation.bytes += bytes
       return true
     }
     if (known ? !reserve(declared) : inFlight >= MAX_BODY_BYTES_IN_FLIGHT) throw refusal(reply)
+    ;(request as unknown as { [reservationOf]: Reservation })[reservationOf] = reservation
     reply.raw.once('close', () => {
-      inFlight -= reserved
-      reserved = 0
+      reservation.closed = true
+      if (!reply.raw.writableFinished) reservation.gone.abort(new ClientGoneError())
+      settle(reservation)
     })
+    if (request.headers.expect?.toLowerCase() === '100-continue') reply.raw.writeContinue()
 
     // A body a worker thread will parse is scanned there, before JSON.parse (classifier/body.ts), not here.
     const pooled = known && declared >= (request.routeOptions.config.pooledFromBytes ?? Infinity)

@@ -117,7 +117,8 @@ export function flowInput (config: Pick<Config, 'BODY_LIMIT' | 'MAX_ROWS'>, opts
       if (Buffer.isBuffer(request.body)) return
       let frame: PandasSplitFrame
       if (typeof request.body === 'string') {
-        frame = await csvToFrame(request.body, { maxRows: MAX_ROWS })
+        const text = request.body
+        frame = await request.hold(signal => csvToFrame(text, { maxRows: MAX_ROWS, signal }))
       } else if (opts.json === 'mlflow') {
         frame = mlflowToFrame(request.body as MlflowRequest)
         if (frame.data.length > MAX_ROWS) throw new TooManyRowsError(`${frame.data.length} rows exceed the limit of ${MAX_ROWS} rows per request`)

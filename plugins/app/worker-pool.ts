@@ -17,7 +17,7 @@ export const defaultWorkers = () => Math.max(1, availableParallelism() - 1)
  * (WORKER_MIN_BYTES). They start with the first such bodies and end with the app.
  */
 export default fp(async function workerPool (fastify) {
-  const { WORKERS, MAX_ROWS, MODEL_DIR, ATTACK_THRESHOLD } = fastify.config
+  const { WORKERS, MAX_ROWS, MODEL_DIR, ATTACK_THRESHOLD, WORKER_QUEUE_MAX, WORKER_QUEUE_MAX_BYTES } = fastify.config
   // availableParallelism() follows the container's CPU limit (cgroups) on the Node of the image. One CPU
   // is left to the main thread, which serves HTTP: with a worker on every CPU of a 2-CPU host, small
   // requests beside big ones fell to about half their throughput; with one, to 0.8x (bench/README.md).
@@ -27,7 +27,8 @@ export default fp(async function workerPool (fastify) {
     fastify.decorate('workerPool', null)
     return
   }
-  const pool = createWorkerPool(size, { modelDir: MODEL_DIR, maxRows: MAX_ROWS, threshold: ATTACK_THRESHOLD })
+  const pool = createWorkerPool(size, { modelDir: MODEL_DIR, maxRows: MAX_ROWS, threshold: ATTACK_THRESHOLD },
+    { maxEntries: WORKER_QUEUE_MAX, maxBytes: WORKER_QUEUE_MAX_BYTES })
   fastify.log.info({ workers: size }, 'worker threads start with the first large body')
   fastify.decorate('workerPool', pool)
   fastify.addHook('onClose', async () => await pool.close())

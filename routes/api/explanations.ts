@@ -39,7 +39,8 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
   }, async function (request) {
     const top = request.query.top === undefined ? undefined : Number(request.query.top)
     // Checked in onRequest; the classifier is chosen once, at start-up.
-    return await fastify.classifier.explain!(framesOf(request), { top })
+    // Held: the body's bytes stay reserved while it runs, and it stops between slices if the client goes.
+    return await request.hold(signal => fastify.classifier.explain!(framesOf(request), { top, signal }))
   })
 }
 

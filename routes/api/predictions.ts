@@ -68,12 +68,12 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       const body = request.body
       // Who receives which notifications is known here, not in the worker: it builds them as told.
       const notify = { kind: fastify.notifications.kind(), grouping: fastify.notifications.grouping, model: fastify.classifier.describe().name, requestId: request.id }
-      return await request.classifyPooled(async () => {
-        const result = await pool!.run(body, { path: request.url.split('?')[0], notify })
+      return await request.classifyPooled(async signal => {
+        const result = await pool!.run(body, { path: request.url.split('?')[0], notify }, signal)
         return { predictions: Array.from(result.predictions) as Prediction[], notifications: result.notifications }
       })
     }
-    const predictions = await request.classify(framesOf(request), frame => fastify.classifier.predict(frame))
+    const predictions = await request.classify(framesOf(request), (frame, signal) => fastify.classifier.predict(frame, { signal }))
     return predictions
   })
 
@@ -95,7 +95,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       },
     },
   }, async function (request) {
-    const { scores, predictions } = await request.classify(framesOf(request), frame => fastify.classifier.score(frame))
+    const { scores, predictions } = await request.classify(framesOf(request), (frame, signal) => fastify.classifier.score(frame, { signal }))
     return { model: fastify.classifier.describe().name, threshold: fastify.classifier.threshold, scores, predictions }
   })
 }

@@ -1,0 +1,143 @@
+import t, { type Test } from 'tap'
+import { connect, type AddressInfo, type Socket } from 'node:net'
+import { once } from 'node:events'
+import { createApp } from '../app.js'
+import { examples, splitFrame, PANDAS_SPLIT } from './helper.js'
+
+/**
+ * Issue 20: what a body costs follows its work, not its socket, through a real listening server.
+ */
+
+type App = ReturnType<typeof createApp>
+
+async function listening (t: Test, env: NodeJS.ProcessEnv): Promise<{ app: App, port: number }> {
+  const app = createApp({ env })
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return { app, port: (app.server.address() as AddressInfo).port }
+}
+
+/** A raw client: sends `head` and `body`, collects what comes back until the server closes. */
+function rawPost (port: number, path: string, body: string, headers: Record<string, string> = {}): { socket: Socket, text: () => string, closed: Promise<void> } {
+  const socket = connect(port, '127.0.0.1')
+  socket.on('error', () => {})
+  let text = ''
+  socket.on('data', chunk => { text += chunk })
+  const closed = once(socket, 'close').then(() => {})
+  const lines = Object.entries({ host: 'x', 'content-type': PANDAS_SPLIT, 'content-length': String(Buffer.byteLength(body)), ...headers }).map(([k, v]) => `${k}: ${v}\r\n`).join('')
+  socket.write(`POST ${path} HTTP/1.1\r\n${lines}\r\n${body}`)
+  return { socket, text: () => text, closed }
+}
+
+async function until (check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (check()) return
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+const rows = (n: number) => JSON.stringify(splitFrame(Array(n).fill(examples.benign)))
+
+t.test('a disconnected client\'s body stays reserved until its work ends; its work is told to stop', async t => {
+  const body = rows(40)
+  const size = Buffer.byteLength(body)
+  const { app, port } = await listening(t, { WORKERS: '0', MAX_BODY_BYTES_IN_FLIGHT: String(Math.floor(size * 2.5)) })
+  // A classification that cannot stop at once (as one running in a worker thread): it ends when released.
+  const signals: AbortSignal[] = []
+  let release!: () => void
+  const released = new Promise<void>(resolve => { release = resolve })
+  const classifier = app.classifier as { predict: (frame: unknown, opts?: { signal?: AbortSignal }) => Promise<number[]> }
+  classifier.predict = async (_frame, opts) => {
+    signals.push(opts!.signal!)
+    await released
+    return [0]
+  }
+
+  const gone = [rawPost(port, '/api/predictions', body), rawPost(port, '/api/predictions', body)]
+  await until(() => signals.length === 2, 'both classifications to start')
+  for (const client of gone) client.socket.destroy()
+  await until(() => signals.every(signal => signal.aborted), 'the work to be told its clients went')
+  t.ok(signals.every(signal => signal.aborted), 'each classification\'s signal aborted when its client went')
+  t.equal(app.bodyBytesInFlight(), 2 * size, 'their bytes stay reserved while the work runs')
+
+  const third = await fetch(`http://127.0.0.1:${port}/api/predictions`, { method: 'POST', headers: { 'content-type': PANDAS_SPLIT }, body })
+  t.equal(third.status, 503, 'a third body does not fit beside the work of the two that left')
+  t.equal(third.headers.get('retry-after'), '5')
+  t.match(await third.json(), { code: 'OVERLOADED' })
+
+  release()
+  await until(() => app.bodyBytesInFlight() === 0, 'the reservations to be released')
+  t.equal(app.bodyBytesInFlight(), 0, 'released once the work ended')
+  const after = await fetch(`http://127.0.0.1:${port}/api/predictions`, { method: 'POST', headers: { 'content-type': PANDAS_SPLIT }, body: rows(1) })
+  t.equal(after.status, 200, 'and new bodies are taken again')
+})
+
+t.test('an explanation for a client that went stops between slices', async t => {
+  const { app, port } = await listening(t, { WORKERS: '0', EXPLAIN_MAX_ROWS: '1000' })
+  let heard = false
+  let stoppedWith: unknown
+  const classifier = app.classifier as { explain: (frame: unknown, opts?: { top?: number, signal?: AbortSignal }) => Promise<unknown[]> }
+  const explain = classifier.explain.bind(classifier)
+  classifier.explain = async (frame, opts) => {
+    opts!.signal!.addEventListener('abort', () => { heard = true })
+    try {
+      return await explain(frame, opts)
+    } catch (err) {
+      stoppedWith = err
+      throw err
+    }
+  }
+  const client = rawPost(port, '/api/explanations', rows(1000))
+  // Leave as soon as the body is on its way: the explanation starts and then has nobody to answer.
+  await new Promise(resolve => setTimeout(resolve, 30))
+  client.socket.destroy()
+  await until(() => stoppedWith !== undefined || app.bodyBytesInFlight() === 0, 'the explanation to end')
+  await until(() => app.bodyBytesInFlight() === 0, 'the reservation to be released')
+  if (stoppedWith !== undefined) t.match(stoppedWith, { code: 'CLIENT_GONE' }, 'it stopped with the client gone, not by finishing')
+  else t.pass('the client went before the explanation started, which then never ran')
+  t.ok(heard, 'the work heard that its client went')
+})
+
+t.test('the worker pool\'s queue is bounded (503 + Retry-After), and a body whose client went leaves it', async t => {
+  const body = rows(20)
+  // Threads start with the first pooled body and take a while: meanwhile, bodies wait in the queue.
+  const { app, port } = await listening(t, { WORKERS: '1', WORKER_MIN_BYTES: '1024', WORKER_QUEUE_MAX: '1', PRESSURE_RETRY_AFTER_S: '2' })
+  const pool = app.workerPool!
+  const leaving = rawPost(port, '/api/predictions', body)
+  await until(() => pool.queued().entries === 1, 'the first body to wait for a thread')
+  leaving.socket.destroy()
+  await until(() => pool.queued().entries === 0, 'the body of the client that went to leave the queue')
+  t.same(pool.queued(), { entries: 0, bytes: 0 }, 'its body left the queue')
+  await until(() => app.bodyBytesInFlight() === 0, 'its reservation to be released')
+
+  const first = fetch(`http://127.0.0.1:${port}/api/predictions`, { method: 'POST', headers: { 'content-type': PANDAS_SPLIT }, body })
+  await until(() => pool.queued().entries === 1 || pool.workers().length > 0, 'the next body to wait')
+  if (pool.workers().length > 0) {
+    t.pass('the thread started before the queue could be observed full: nothing to refuse')
+  } else {
+    const second = await fetch(`http://127.0.0.1:${port}/api/predictions`, { method: 'POST', headers: { 'content-type': PANDAS_SPLIT }, body })
+    t.equal(second.status, 503, 'past WORKER_QUEUE_MAX: refused')
+    t.equal(second.headers.get('retry-after'), '2')
+    t.match(await second.json(), { code: 'OVERLOADED', message: /worker threads are busy/ })
+  }
+  const answered = await first
+  t.equal(answered.status, 200, 'the waiting body is answered once a thread is up')
+  t.same(await answered.json(), Array(20).fill(0))
+})
+
+t.test('Expect: 100-continue is answered by the guard before 100 Continue', async t => {
+  const { port } = await listening(t, { WORKERS: '0', API_KEYS: 'k1' })
+  const body = rows(1)
+  const refused = rawPost(port, '/api/predictions', '', { expect: '100-continue', 'content-length': String(Buffer.byteLength(body)) })
+  await refused.closed
+  t.match(refused.text(), /^HTTP\/1\.1 401 /, 'the first answer is the 401')
+  t.notMatch(refused.text(), /100 Continue/, 'no 100 Continue was sent')
+
+  const welcome = rawPost(port, '/api/predictions', '', { expect: '100-continue', 'content-length': String(Buffer.byteLength(body)), authorization: 'Bearer k1', connection: 'close' })
+  await until(() => welcome.text().length > 0, 'an interim answer')
+  t.match(welcome.text(), /^HTTP\/1\.1 100 Continue\r\n\r\n$/, 'a welcome client gets 100 Continue first')
+  welcome.socket.write(body)
+  await welcome.closed
+  t.match(welcome.text(), /HTTP\/1\.1 200 OK[\s\S]*\r\n\r\n\[0\]$/, 'then its answer')
+})
