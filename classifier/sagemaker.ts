@@ -44,7 +44,7 @@ export function endpointName (value: string): string {
 
 type SageMakerConfig = Pick<Config, 'AWS_REGION' | 'AWS_SAGEMAKER_ENDPOINT' | 'AWS_SAGEMAKER_HOST' | 'AWS_ACCESS_KEY' | 'AWS_SECRET_KEY' |
 'SAGEMAKER_INPUT_FORMAT' | 'ATTACK_THRESHOLD' | 'SAGEMAKER_TIMEOUT_MS' | 'SAGEMAKER_CONNECT_TIMEOUT_MS' | 'SAGEMAKER_MAX_ATTEMPTS' | 'SAGEMAKER_MAX_SOCKETS' |
-'SAGEMAKER_BATCHING' | 'SAGEMAKER_BATCH_MAX_ROWS' | 'SAGEMAKER_BATCH_MAX_BYTES' | 'SAGEMAKER_BATCH_WAIT_MS' | 'SAGEMAKER_BATCH_MAX_IN_FLIGHT'>
+'SAGEMAKER_MAX_ANSWER_BYTES' | 'SAGEMAKER_BATCHING' | 'SAGEMAKER_BATCH_MAX_ROWS' | 'SAGEMAKER_BATCH_MAX_BYTES' | 'SAGEMAKER_BATCH_WAIT_MS' | 'SAGEMAKER_BATCH_MAX_IN_FLIGHT'>
 
 /**
  * Reads the model's answer: `[...]` (MLflow 1.x) or `{"predictions": [...]}` (2.x), one entry per row.
@@ -139,6 +139,8 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
       connectTimeoutMs: config.SAGEMAKER_CONNECT_TIMEOUT_MS,
       // Above SageMaker's 60 s model limit, so a slow model answers rather than the socket timing out.
       requestTimeoutMs: config.SAGEMAKER_TIMEOUT_MS,
+      maxAnswerBytes: config.SAGEMAKER_MAX_ANSWER_BYTES,
+      service: 'the SageMaker endpoint',
     }),
     retryMode: 'standard',
     maxAttempts: config.SAGEMAKER_MAX_ATTEMPTS,

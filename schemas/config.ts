@@ -43,6 +43,8 @@ export const ConfigSchema = Type.Object({
   SAGEMAKER_CONNECT_TIMEOUT_MS: Type.Integer({ default: 3000, minimum: 10 }),
   SAGEMAKER_MAX_ATTEMPTS: Type.Integer({ default: 3, minimum: 1, maximum: 10 }),
   SAGEMAKER_MAX_SOCKETS: Type.Integer({ default: 50, minimum: 1 }),
+  // SageMaker's own limit on an answer: a larger one is refused (502) unread rather than held in memory.
+  SAGEMAKER_MAX_ANSWER_BYTES: Type.Integer({ default: 6 * 1024 * 1024, minimum: 1024 }),
   SAGEMAKER_BATCHING: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
   SAGEMAKER_BATCH_MAX_ROWS: Type.Integer({ default: 1000, minimum: 1 }),
   // SageMaker's 6 MB payload limit, less headroom for the JSON around the rows.

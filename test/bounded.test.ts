@@ -1,8 +1,10 @@
 import t, { type Test } from 'tap'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import { once } from 'node:events'
+import type { ServerResponse } from 'node:http'
 import { createApp } from '../app.js'
 import { examples, splitFrame, PANDAS_SPLIT } from './helper.js'
+import { json, loopback } from './support/loopback.js'
 
 /**
  * Issue 20: what a body costs follows its work, not its socket, through a real listening server.
@@ -140,4 +142,48 @@ t.test('Expect: 100-continue is answered by the guard before 100 Continue', asyn
   welcome.socket.write(body)
   await welcome.closed
   t.match(welcome.text(), /HTTP\/1\.1 200 OK[\s\S]*\r\n\r\n\[0\]$/, 'then its answer')
+})
+
+t.test('a SageMaker answer over SAGEMAKER_MAX_ANSWER_BYTES is refused 502 without being read whole', async t => {
+  const MB = 1024 * 1024
+  const huge = 50 * MB
+  const sent: number[] = []
+  // 50 MB of answer, written as fast as the socket takes it, declared or chunked; counts what left.
+  const flood = (declared: boolean) => (_req: unknown, res: ServerResponse) => {
+    res.writeHead(200, { 'content-type': 'application/json', ...(declared ? { 'content-length': String(huge) } : {}) })
+    const chunk = Buffer.from('0,'.repeat(32 * 1024))
+    let written = 0
+    res.on('close', () => sent.push(written))
+    const pump = () => {
+      while (!res.destroyed && written < huge) {
+        written += chunk.length
+        if (!res.write(chunk)) return res.once('drain', pump)
+      }
+      if (!res.destroyed) res.end()
+    }
+    pump()
+  }
+  const sagemaker = await loopback(t, flood(true))
+  const { port } = await listening(t, {
+    AWS_REGION: 'eu-west-1',
+    AWS_SAGEMAKER_ENDPOINT: 'ml-ids-prod',
+    AWS_SAGEMAKER_HOST: sagemaker.url,
+    AWS_ACCESS_KEY: 'AKIDEXAMPLE',
+    AWS_SECRET_KEY: 'secret',
+    SAGEMAKER_INPUT_FORMAT: 'pandas-split',
+    SAGEMAKER_MAX_ATTEMPTS: '1',
+    SAGEMAKER_MAX_ANSWER_BYTES: String(64 * 1024),
+  })
+  for (const declared of [true, false]) {
+    sagemaker.answer(flood(declared))
+    const res = await fetch(`http://127.0.0.1:${port}/api/predictions`, { method: 'POST', headers: { 'content-type': PANDAS_SPLIT }, body: rows(2) })
+    t.equal(res.status, 502, declared ? 'a declared length over the cap' : 'a chunked answer passing the cap')
+    t.match(await res.json(), { code: 'UPSTREAM_ERROR', message: `the SageMaker endpoint answered more than ${64 * 1024} bytes` })
+    await until(() => sent.length > 0, 'the endpoint to see its connection closed')
+    const written = sent.pop()!
+    t.ok(written < 16 * MB, `the answer was cut off: ${(written / MB).toFixed(1)} MB of 50 MB left the endpoint`)
+  }
+  sagemaker.answer((_req, res) => json(res, 200, [0, 1]))
+  const fine = await fetch(`http://127.0.0.1:${port}/api/predictions`, { method: 'POST', headers: { 'content-type': PANDAS_SPLIT }, body: rows(2) })
+  t.equal(fine.status, 200, 'an answer within the cap is read as before')
 })
