@@ -11,6 +11,8 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export const ConfigSchema = Type.Object({
   PORT: Type.Integer({ default: 5000, minimum: 0, maximum: 65535 }),
   HOST: Type.String({ default: '0.0.0.0', minLength: 1 }),
+  // Unset: /metrics on PORT. Set: /metrics (and /health, /ready) on a listener of their own, off the API's port.
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   LOG_LEVEL: Type.Union(LOG_LEVELS.map(l => Type.Literal(l)), { default: 'info' }),
   // 6 MB is SageMaker's real-time payload limit: a body that fits here fits the endpoint.
   BODY_LIMIT: Type.Integer({ default: 6 * 1024 * 1024, minimum: 1024 }),

@@ -187,3 +187,46 @@ t.test('a SageMaker answer over SAGEMAKER_MAX_ANSWER_BYTES is refused 502 withou
   const fine = await fetch(`http://127.0.0.1:${port}/api/predictions`, { method: 'POST', headers: { 'content-type': PANDAS_SPLIT }, body: rows(2) })
   t.equal(fine.status, 200, 'an answer within the cap is read as before')
 })
+
+t.test('METRICS_PORT: /metrics and the probes on a listener of their own, not on the API\'s port', async t => {
+  const { app, port } = await listening(t, { WORKERS: '0', METRICS_PORT: '0' })
+  const ops = (app.metricsServer!.address() as AddressInfo).port
+  t.not(ops, port, 'another port')
+  await fetch(`http://127.0.0.1:${port}/api/predictions`, { method: 'POST', headers: { 'content-type': PANDAS_SPLIT }, body: rows(1) })
+  const metrics = await fetch(`http://127.0.0.1:${ops}/metrics`)
+  t.equal(metrics.status, 200)
+  t.match(metrics.headers.get('content-type'), /^text\/plain/)
+  t.match(await metrics.text(), /http_requests_total\{method="POST",route="\/api\/predictions",status_code="200"\} 1/, 'the API\'s requests are counted there')
+  t.equal((await fetch(`http://127.0.0.1:${ops}/health`)).status, 200)
+  t.same(await (await fetch(`http://127.0.0.1:${ops}/ready`)).json(), { status: 'ok', backend: 'local' })
+  t.equal((await fetch(`http://127.0.0.1:${port}/metrics`)).status, 404, 'the API\'s port has no /metrics')
+  t.equal((await fetch(`http://127.0.0.1:${ops}/api/model`)).status, 404, 'and the operational port no API')
+  t.equal((await fetch(`http://127.0.0.1:${port}/health`)).status, 200, 'the probes stay on the API\'s port too')
+  await app.close()
+  await t.rejects(fetch(`http://127.0.0.1:${ops}/health`), 'the listener closes with the app')
+})
+
+t.test('a flood of GET /metrics gets the last rendering, at most ten fresh ones a second', async t => {
+  const { app, port } = await listening(t, { WORKERS: '0' })
+  const registry = app.metrics
+  const render = registry.metrics.bind(registry)
+  let renders = 0
+  registry.metrics = async () => { renders++; return await render() }
+  const started = performance.now()
+  let answered = 0
+  // Sequential and concurrent scrapes, as a flood sends them.
+  for (let round = 0; round < 20; round++) {
+    const answers = await Promise.all(Array.from({ length: 10 }, () => fetch(`http://127.0.0.1:${port}/metrics`)))
+    for (const res of answers) {
+      t.equal(res.status, 200)
+      answered += (await res.text()).includes('http_requests_total') ? 1 : 0
+    }
+  }
+  const seconds = (performance.now() - started) / 1000
+  t.equal(answered, 200, 'every scrape got the exposition')
+  t.ok(renders <= 10 * Math.ceil(seconds + 1), `${renders} renderings for 200 scrapes in ${seconds.toFixed(2)} s`)
+  const before = renders
+  await new Promise(resolve => setTimeout(resolve, 1100))
+  await fetch(`http://127.0.0.1:${port}/metrics`)
+  t.equal(renders, before + 1, 'a scrape a second later is rendered afresh')
+})
