@@ -24,13 +24,20 @@ export const MAX_JSON_DEPTH = 8
  * Counts bracket depth in raw JSON bytes, across chunks, outside strings. UTF-8 continuation bytes are
  * all >= 0x80, so reading the bytes as latin1 cannot mistake part of a character for a bracket or a
  * quote; the regular expression visits only quotes, brackets and escapes, which numbers have none of.
+ * Also counts the arrays and objects directly inside each list (rows of `data`, records, instances):
+ * `rows()` is the most any list held, so a body of millions of empty rows is refused without JSON.parse.
+ * `scan` answers false once the bytes nest deeper than `maxDepth`.
  */
-export function depthScanner (maxDepth: number) {
+export function shapeScanner (maxDepth: number) {
   let depth = 0
   let inString = false
   let escapePending = false // a chunk ended with a backslash: the next one's first character is escaped
+  // Per open container: whether it is a list, and how many arrays and objects it holds so far.
+  const isList: boolean[] = [true]
+  const children: number[] = [0]
+  let rows = 0
   const token = /\\[\s\S]?|["[\]{}]/g
-  return (chunk: Buffer): boolean => {
+  const scan = (chunk: Buffer): boolean => {
     if (chunk.length === 0) return true
     const text = chunk.toString('latin1')
     token.lastIndex = escapePending ? 1 : 0
@@ -43,7 +50,10 @@ export function depthScanner (maxDepth: number) {
         inString = !inString
       } else if (!inString) {
         if (found === '[' || found === '{') {
+          if (isList[depth] && ++children[depth] > rows) rows = children[depth]
           if (++depth > maxDepth) return false
+          children[depth] = 0
+          isList[depth] = found === '['
         } else {
           depth--
         }
@@ -51,7 +61,11 @@ export function depthScanner (maxDepth: number) {
     }
     return true
   }
+  return { scan, rows: () => rows }
 }
+
+/** Whether raw JSON bytes, given chunk by chunk, stay within `maxDepth` levels of nesting. */
+export const depthScanner = (maxDepth: number) => shapeScanner(maxDepth).scan
 
 // Fastify's defaults for the JSON parser: prototype poisoning is an error.
 const PARSE_OPTIONS = { protoAction: 'error', constructorAction: 'error' } as const

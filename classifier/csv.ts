@@ -3,10 +3,14 @@ import type { PandasSplitFrame } from '../schemas/predictions.js'
 import { MAX_COLUMN_NAME_LENGTH, MAX_COLUMNS, MAX_STRING_CELL_LENGTH } from '../schemas/predictions.js'
 import { InvalidInputError, TooManyRowsError } from '../errors.js'
 import { withSourceLines } from './frame.js'
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 
-// Rows parsed between yields to the event loop: about 2 ms of work on the project's 2-core machine,
-// so a 6 MB file never holds other requests up for long (bench/csv.ts measures it).
+// Records (rows, blank lines, repeated headers alike) parsed between yields to the event loop: about
+// 2 ms of work on the project's 2-core machine, so a 6 MB file never holds other requests up for long
+// (bench/csv.ts measures it). Every record counts: 6 MB of blank lines is 6 million records.
 export const ROWS_PER_SLICE = 250
+// Characters the line-width scan reads between yields (a few milliseconds).
+const SCAN_CHARS_PER_SLICE = 256 * 1024
 
 // What pandas.read_csv reads as NaN by default (its `na_values`), plus the infinities it reads as ±inf:
 // the model treats both as missing, and pandas' to_json writes both as null.
@@ -75,14 +79,28 @@ export async function csvToFrame (text: string, opts: CsvOptions): Promise<Panda
     lines.push(line)
   }
 
+  // Before papaparse builds any record: no line may have more fields than a header may have columns,
+  // so a line of millions of commas is refused before it becomes an array of millions of strings.
+  const slices = await sliceRecords(text, MAX_COLUMNS, opts.signal)
   // No quote in the file (CICFlowMeter writes none): no field holds a line break, and a row's line is
   // one more than the last. Otherwise line breaks inside quoted fields are counted.
   const quoted = text.includes('"')
+  // Each slice is parsed on its own, so the parser's line ending must not be guessed per slice.
+  const newline = /\r\n|\n|\r/.exec(text)?.[0] ?? '\n'
   let line = 1
-  let rowsInSlice = 0
-  await new Promise<void>(resolve => {
-    Papa.parse<string[]>(text, {
+  for (let s = 0; s < slices.length - 1 && failure === undefined; s++) {
+    if (s > 0) {
+      // A slice of records per turn of the event loop, blank ones included; none for a client that went.
+      await yieldToEventLoop()
+      opts.signal?.throwIfAborted()
+    }
+    // The slice ends before the line break that ends its last record.
+    let end = slices[s + 1]
+    if (end > slices[s] && text.charCodeAt(end - 1) === 0x0a) end--
+    if (end > slices[s] && text.charCodeAt(end - 1) === 0x0d) end--
+    Papa.parse<string[]>(text.slice(slices[s], end), {
       delimiter: ',',
+      newline: newline as '\n',
       // Blank lines come through as [''] and are skipped below, so that lines are counted right.
       skipEmptyLines: false,
       step: (results, parser) => {
@@ -96,34 +114,62 @@ export async function csvToFrame (text: string, opts: CsvOptions): Promise<Panda
           parser.abort()
           return
         }
-        if (record.length === 1 && record[0].trim() === '') return
         try {
-          onRecord(record, at)
+          if (!(record.length === 1 && record[0].trim() === '')) onRecord(record, at)
         } catch (err) {
           failure = err as Error
           parser.abort()
-          return
-        }
-        // A slice of rows per turn of the event loop.
-        if (++rowsInSlice === ROWS_PER_SLICE) {
-          rowsInSlice = 0
-          parser.pause()
-          setImmediate(() => {
-            if (opts.signal?.aborted === true) {
-              failure = opts.signal.reason as Error
-              parser.abort()
-            } else {
-              parser.resume()
-            }
-          })
         }
       },
-      complete: () => resolve(),
     })
-  })
+  }
   if (failure !== undefined) throw failure
   if (columns === undefined) throw new InvalidInputError('the CSV is empty: send a header line, then one line per flow')
   return withSourceLines({ columns, data }, Int32Array.from(lines))
+}
+
+/**
+ * Where the parser's slices start: after a line break outside quotes, every ROWS_PER_SLICE records
+ * (blank ones included) or SCAN_CHARS_PER_SLICE characters, whichever comes first; the text's length
+ * ends the list. On the way, refuses (400, naming the line) the first record with more than
+ * `maxColumns` fields, so a line of millions of commas never becomes an array of millions of strings.
+ * Reads the text in slices with the event loop free in between. Commas inside quoted fields do not
+ * separate, line breaks inside them do not end the record; lines are counted as the parser counts them.
+ */
+export async function sliceRecords (text: string, maxColumns: number, signal?: AbortSignal): Promise<number[]> {
+  const starts = [0]
+  let line = 1
+  let recordLine = 1
+  let fields = 1
+  let records = 0
+  let inQuotes = false
+  for (let from = 0; from < text.length; from += SCAN_CHARS_PER_SLICE) {
+    if (from > 0) {
+      await yieldToEventLoop()
+      signal?.throwIfAborted()
+    }
+    const to = Math.min(text.length, from + SCAN_CHARS_PER_SLICE)
+    for (let i = from; i < to; i++) {
+      const c = text.charCodeAt(i)
+      if (c === 0x22) {
+        inQuotes = !inQuotes
+      } else if (c === 0x0a) {
+        line++
+        if (!inQuotes) {
+          fields = 1
+          recordLine = line
+          if (++records === ROWS_PER_SLICE || i + 1 - starts[starts.length - 1] >= SCAN_CHARS_PER_SLICE) {
+            records = 0
+            starts.push(i + 1)
+          }
+        }
+      } else if (c === 0x2c && !inQuotes && ++fields > maxColumns) {
+        throw new InvalidInputError(`line ${recordLine}: more than ${maxColumns} values (at most ${maxColumns} columns)`)
+      }
+    }
+  }
+  if (starts[starts.length - 1] !== text.length) starts.push(text.length)
+  return starts
 }
 
 function readHeader (record: string[], line: number): string[] {

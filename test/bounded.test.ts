@@ -230,3 +230,43 @@ t.test('a flood of GET /metrics gets the last rendering, at most ten fresh ones 
   await fetch(`http://127.0.0.1:${port}/metrics`)
   t.equal(renders, before + 1, 'a scrape a second later is rendered afresh')
 })
+
+t.test('abusive bodies are refused early or parsed in slices, on every route that takes flows', async t => {
+  const { app, port } = await listening(t, { WORKERS: '0' })
+  const header = Object.keys(examples.benign).join(',')
+  const send = (path: string, body: string, type: string) =>
+    fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers: { 'content-type': type }, body }).then(async res => ({ status: res.status, body: await res.json() }))
+
+  const commas = ','.repeat(6 * 1024 * 1024 - 10)
+  for (const path of ['/api/predictions', '/api/scores', '/api/explanations', '/invocations']) {
+    const wide = await send(path, `a${commas}\n`, 'text/csv')
+    t.equal(wide.status, 400, `${path}: a header of millions of commas`)
+    t.match(wide.body, { code: 'INVALID_INPUT', message: 'line 1: more than 1000 values (at most 1000 columns)' })
+    const wideRow = await send(path, `${header}\n${'1'.repeat(10)}${commas.slice(0, 100_000)}\n`, 'text/csv')
+    t.match(wideRow.body, { code: 'INVALID_INPUT', message: 'line 2: more than 1000 values (at most 1000 columns)' }, `${path}: a row of many commas`)
+    const emptyRows = await send(path, JSON.stringify({ columns: ['a'], data: Array(2_000_000).fill([]) }), 'application/json')
+    t.equal(emptyRows.status, 413, `${path}: two million empty rows`)
+    t.match(emptyRows.body, { code: 'TOO_MANY_ROWS', message: '2000000 rows exceed the limit of 10000 rows per request: split the frame' })
+  }
+  const records = await send('/invocations', JSON.stringify({ dataframe_records: Array(20_000).fill({}) }), 'application/json')
+  t.match(records, { status: 413, body: { code: 'TOO_MANY_ROWS' } }, 'records count as rows too')
+  const blank = await send('/api/predictions', `${header}\n${'\n'.repeat(5 * 1024 * 1024)}${Object.values(examples.attack).map(v => v ?? '').join(',')}\n`, 'text/csv')
+  t.same(blank, { status: 200, body: [1] }, '5 MB of blank lines, then a row: parsed, the row found')
+  t.equal(app.bodyBytesInFlight(), 0)
+})
+
+t.test('CSV parsing yields on every record, blank lines and repeated headers included', async t => {
+  const { csvToFrame, ROWS_PER_SLICE } = await import('../classifier/csv.js')
+  const header = Object.keys(examples.benign).join(',')
+  for (const [what, filler] of [['blank lines', '\n'], ['repeated headers', `${header}\n`], ['whitespace lines', ' \r\n']] as const) {
+    const count = 50 * ROWS_PER_SLICE
+    let turns = 0
+    let ticking = true
+    const tick = () => { if (ticking) { turns++; setImmediate(tick) } }
+    setImmediate(tick)
+    const frame = await csvToFrame(`${header}\n${filler.repeat(count)}`, { maxRows: 10 })
+    ticking = false
+    t.equal(frame.data.length, 0, `${what}: no rows`)
+    t.ok(turns >= 45, `${what}: the event loop turned ${turns} times while ${count} records were read`)
+  }
+})

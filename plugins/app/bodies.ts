@@ -1,8 +1,8 @@
 import fp from 'fastify-plugin'
 import { Transform, type TransformCallback } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { depthScanner, MAX_JSON_DEPTH } from '../../classifier/body.js'
-import { BodyStalledError, ClientGoneError, JsonTooDeepError, OverloadedError } from '../../errors.js'
+import { MAX_JSON_DEPTH, shapeScanner } from '../../classifier/body.js'
+import { BodyStalledError, ClientGoneError, JsonTooDeepError, OverloadedError, TooManyRowsError } from '../../errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -49,13 +49,14 @@ const hasBody = (request: FastifyRequest) => !BODYLESS.has(request.method) &&
  * - `Expect: 100-continue`: answered here, after the guards (401, 429, 503) and the reservation, so a
  *   refused client is told so before it sends its body;
  * - progress: a body that sends nothing for BODY_STALL_TIMEOUT_MS is cut off with 408;
- * - nesting: JSON deeper than MAX_JSON_DEPTH is refused (400) from a scan of its bytes, before
- *   JSON.parse would spend seconds on millions of brackets (bodies for a worker thread: scanned
- *   there, by the parse function both threads call).
+ * - nesting and rows: JSON deeper than MAX_JSON_DEPTH (400, as soon as it is seen), or with a list of
+ *   more than MAX_ROWS arrays or objects (413, once the body is in), is refused from a scan of its
+ *   bytes as they arrive, before JSON.parse would spend seconds on millions of brackets (bodies for a worker thread: depth scanned there, by
+ *   the parse function both threads call).
  * Runs in preParsing, after authentication: refused requests reserve nothing.
  */
 export default fp(async function bodies (fastify) {
-  const { MAX_BODY_BYTES_IN_FLIGHT, BODY_STALL_TIMEOUT_MS, PRESSURE_RETRY_AFTER_S } = fastify.config
+  const { MAX_BODY_BYTES_IN_FLIGHT, BODY_STALL_TIMEOUT_MS, PRESSURE_RETRY_AFTER_S, MAX_ROWS } = fastify.config
   let inFlight = 0
   fastify.decorate('bodyBytesInFlight', () => inFlight)
 
@@ -114,7 +115,7 @@ export default fp(async function bodies (fastify) {
 
     // A body a worker thread will parse is scanned there, before JSON.parse (classifier/body.ts), not here.
     const pooled = known && declared >= (request.routeOptions.config.pooledFromBytes ?? Infinity)
-    const withinDepth = !pooled && /json/i.test(request.headers['content-type'] ?? '') ? depthScanner(MAX_JSON_DEPTH) : () => true
+    const shape = !pooled && /json/i.test(request.headers['content-type'] ?? '') ? shapeScanner(MAX_JSON_DEPTH) : undefined
     const stall = setTimeout(() => {
       reply.header('connection', 'close')
       guarded.destroy(new BodyStalledError(BODY_STALL_TIMEOUT_MS))
@@ -123,7 +124,7 @@ export default fp(async function bodies (fastify) {
       transform (chunk: Buffer, _encoding, done: TransformCallback) {
         stall.refresh()
         if (!known && !reserve(chunk.length)) return done(refusal(reply))
-        if (!withinDepth(chunk)) {
+        if (shape !== undefined && !shape.scan(chunk)) {
           // The rest is read and dropped (never held) rather than left in the socket, so a client still
           // sending gets the 400 before Fastify closes the connection, not a reset.
           payload.unpipe(guarded)
@@ -131,6 +132,11 @@ export default fp(async function bodies (fastify) {
           return done(new JsonTooDeepError(MAX_JSON_DEPTH))
         }
         done(null, chunk)
+      },
+      // Millions of short rows cost JSON.parse seconds: counted in the scan, refused before it.
+      flush (done: TransformCallback) {
+        const rows = shape?.rows() ?? 0
+        done(rows > MAX_ROWS ? new TooManyRowsError(`${rows} rows exceed the limit of ${MAX_ROWS} rows per request`) : null)
       },
     })
     const stop = () => clearTimeout(stall)
