@@ -49,10 +49,10 @@ async function startService (env: NodeJS.ProcessEnv) {
 
 /** Sends `body` while polling /health; the answer, and the slowest /health meanwhile (ms). */
 async function probe (url: string, path: string, type: string, body: string) {
-  let polling = true
+  const state = { polling: true }
   let worst = 0
   const poller = (async () => {
-    while (polling) {
+    while (state.polling) {
       const started = performance.now()
       await fetch(`${url}/health`).then(res => res.arrayBuffer())
       worst = Math.max(worst, performance.now() - started)
@@ -63,7 +63,7 @@ async function probe (url: string, path: string, type: string, body: string) {
   const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': type }, body })
   const text = await res.text()
   const ms = performance.now() - started
-  polling = false
+  state.polling = false
   await poller
   return { status: res.status, code: /"code":"([A-Z_]+)"/.exec(text)?.[1] ?? '', ms: Math.round(ms), worstHealthMs: Math.round(worst) }
 }
