@@ -5,12 +5,14 @@ import { InvalidInputError, TooManyRowsError } from '../errors.js'
 import { withSourceLines } from './frame.js'
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 
-// Records (rows, blank lines, repeated headers alike) parsed between yields to the event loop: about
-// 2 ms of work on the project's 2-core machine, so a 6 MB file never holds other requests up for long
-// (bench/csv.ts measures it). Every record counts: 6 MB of blank lines is 6 million records.
+// Records with content (rows, repeated headers) parsed between yields to the event loop: about 2 ms of
+// work on the project's 2-core machine, so a 6 MB file never holds other requests up for long
+// (bench/csv.ts measures it). Blank lines count by their characters (PARSE_CHARS_PER_SLICE).
 export const ROWS_PER_SLICE = 250
 // Characters the line-width scan reads between yields (a few milliseconds).
 const SCAN_CHARS_PER_SLICE = 256 * 1024
+// Characters parsed between yields however short the records are: 64 KB of blank lines is ~2 ms.
+const PARSE_CHARS_PER_SLICE = 64 * 1024
 
 // What pandas.read_csv reads as NaN by default (its `na_values`), plus the infinities it reads as ±inf:
 // the model treats both as missing, and pandas' to_json writes both as null.
@@ -88,17 +90,21 @@ export async function csvToFrame (text: string, opts: CsvOptions): Promise<Panda
   // Each slice is parsed on its own, so the parser's line ending must not be guessed per slice.
   const newline = /\r\n|\n|\r/.exec(text)?.[0] ?? '\n'
   let line = 1
-  for (let s = 0; s < slices.length - 1 && failure === undefined; s++) {
+  for (let s = 0; s < slices.length && failure === undefined; s++) {
+    const slice = slices[s]
+    // Blank lines only: nothing to parse (a file of millions of them costs the scan alone).
+    if (slice.blank) continue
     if (s > 0) {
-      // A slice of records per turn of the event loop, blank ones included; none for a client that went.
+      // A slice of records per turn of the event loop; none for a client that went.
       await yieldToEventLoop()
       opts.signal?.throwIfAborted()
     }
+    line = slice.line
     // The slice ends before the line break that ends its last record.
-    let end = slices[s + 1]
-    if (end > slices[s] && text.charCodeAt(end - 1) === 0x0a) end--
-    if (end > slices[s] && text.charCodeAt(end - 1) === 0x0d) end--
-    Papa.parse<string[]>(text.slice(slices[s], end), {
+    let end = slice.end
+    if (end > slice.start && text.charCodeAt(end - 1) === 0x0a) end--
+    if (end > slice.start && text.charCodeAt(end - 1) === 0x0d) end--
+    Papa.parse<string[]>(text.slice(slice.start, end), {
       delimiter: ',',
       newline: newline as '\n',
       // Blank lines come through as [''] and are skipped below, so that lines are counted right.
@@ -130,18 +136,22 @@ export async function csvToFrame (text: string, opts: CsvOptions): Promise<Panda
 
 /**
  * Where the parser's slices start: after a line break outside quotes, every ROWS_PER_SLICE records
- * (blank ones included) or SCAN_CHARS_PER_SLICE characters, whichever comes first; the text's length
+ * with content or PARSE_CHARS_PER_SLICE characters (blank lines), whichever comes first; the text's length
  * ends the list. On the way, refuses (400, naming the line) the first record with more than
  * `maxColumns` fields, so a line of millions of commas never becomes an array of millions of strings.
  * Reads the text in slices with the event loop free in between. Commas inside quoted fields do not
  * separate, line breaks inside them do not end the record; lines are counted as the parser counts them.
  */
-export async function sliceRecords (text: string, maxColumns: number, signal?: AbortSignal): Promise<number[]> {
-  const starts = [0]
+export async function sliceRecords (text: string, maxColumns: number, signal?: AbortSignal): Promise<Slice[]> {
+  const slices: Slice[] = []
+  let start = 0
+  let startLine = 1
+  let sliceContent = false
   let line = 1
   let recordLine = 1
   let fields = 1
   let records = 0
+  let content = false
   let inQuotes = false
   for (let from = 0; from < text.length; from += SCAN_CHARS_PER_SLICE) {
     if (from > 0) {
@@ -153,24 +163,36 @@ export async function sliceRecords (text: string, maxColumns: number, signal?: A
       const c = text.charCodeAt(i)
       if (c === 0x22) {
         inQuotes = !inQuotes
+        content = true
       } else if (c === 0x0a) {
         line++
         if (!inQuotes) {
           fields = 1
           recordLine = line
-          if (++records === ROWS_PER_SLICE || i + 1 - starts[starts.length - 1] >= SCAN_CHARS_PER_SLICE) {
+          if (content) sliceContent = true
+          if ((content && ++records === ROWS_PER_SLICE) || i + 1 - start >= PARSE_CHARS_PER_SLICE) {
+            slices.push({ start, end: i + 1, line: startLine, blank: !sliceContent })
             records = 0
-            starts.push(i + 1)
+            start = i + 1
+            startLine = line
+            sliceContent = false
           }
+          content = false
         }
-      } else if (c === 0x2c && !inQuotes && ++fields > maxColumns) {
-        throw new InvalidInputError(`line ${recordLine}: more than ${maxColumns} values (at most ${maxColumns} columns)`)
+      } else if (c === 0x2c) {
+        content = true
+        if (!inQuotes && ++fields > maxColumns) throw new InvalidInputError(`line ${recordLine}: more than ${maxColumns} values (at most ${maxColumns} columns)`)
+      } else if (c !== 0x20 && c !== 0x0d && c !== 0x09) {
+        content = true
       }
     }
   }
-  if (starts[starts.length - 1] !== text.length) starts.push(text.length)
-  return starts
+  if (start < text.length) slices.push({ start, end: text.length, line: startLine, blank: !(sliceContent || content || inQuotes) })
+  return slices
 }
+
+/** A run of whole records: where it starts and ends in the text, its first line, and whether it is only blank lines. */
+export interface Slice { start: number, end: number, line: number, blank: boolean }
 
 function readHeader (record: string[], line: number): string[] {
   const columns = record.map(name => name.trim())

@@ -77,11 +77,13 @@ t.test('a disconnected client\'s body stays reserved until its work ends; its wo
 
 t.test('an explanation for a client that went stops between slices', async t => {
   const { app, port } = await listening(t, { WORKERS: '0', EXPLAIN_MAX_ROWS: '1000' })
+  let started = false
   let heard = false
   let stoppedWith: unknown
   const classifier = app.classifier as { explain: (frame: unknown, opts?: { top?: number, signal?: AbortSignal }) => Promise<unknown[]> }
   const explain = classifier.explain.bind(classifier)
   classifier.explain = async (frame, opts) => {
+    started = true
     opts!.signal!.addEventListener('abort', () => { heard = true })
     try {
       return await explain(frame, opts)
@@ -94,11 +96,13 @@ t.test('an explanation for a client that went stops between slices', async t => 
   // Leave as soon as the body is on its way: the explanation starts and then has nobody to answer.
   await new Promise(resolve => setTimeout(resolve, 30))
   client.socket.destroy()
-  await until(() => stoppedWith !== undefined || app.bodyBytesInFlight() === 0, 'the explanation to end')
   await until(() => app.bodyBytesInFlight() === 0, 'the reservation to be released')
-  if (stoppedWith !== undefined) t.match(stoppedWith, { code: 'CLIENT_GONE' }, 'it stopped with the client gone, not by finishing')
-  else t.pass('the client went before the explanation started, which then never ran')
-  t.ok(heard, 'the work heard that its client went')
+  if (started) {
+    t.ok(heard, 'the work heard that its client went')
+    t.match(stoppedWith, { code: 'CLIENT_GONE' }, 'it stopped with the client gone, not by finishing')
+  } else {
+    t.pass('the client went before the explanation started, which then never ran')
+  }
 })
 
 t.test('the worker pool\'s queue is bounded (503 + Retry-After), and a body whose client went leaves it', async t => {
@@ -255,18 +259,19 @@ t.test('abusive bodies are refused early or parsed in slices, on every route tha
   t.equal(app.bodyBytesInFlight(), 0)
 })
 
-t.test('CSV parsing yields on every record, blank lines and repeated headers included', async t => {
-  const { csvToFrame, ROWS_PER_SLICE } = await import('../classifier/csv.js')
+t.test('CSV parsing yields on a budget of work: blank lines, whitespace lines and repeated headers count', async t => {
+  const { csvToFrame } = await import('../classifier/csv.js')
   const header = Object.keys(examples.benign).join(',')
-  for (const [what, filler] of [['blank lines', '\n'], ['repeated headers', `${header}\n`], ['whitespace lines', ' \r\n']] as const) {
-    const count = 50 * ROWS_PER_SLICE
+  for (const [what, filler] of [['blank lines', '\n'], ['whitespace lines', ' \r\n'], ['repeated headers', `${header}\n`]] as const) {
+    const text = `${header}\n${filler.repeat(Math.floor(2 * 1024 * 1024 / filler.length))}`
     let turns = 0
     let ticking = true
     const tick = () => { if (ticking) { turns++; setImmediate(tick) } }
     setImmediate(tick)
-    const frame = await csvToFrame(`${header}\n${filler.repeat(count)}`, { maxRows: 10 })
+    const frame = await csvToFrame(text, { maxRows: 10 })
     ticking = false
     t.equal(frame.data.length, 0, `${what}: no rows`)
-    t.ok(turns >= 45, `${what}: the event loop turned ${turns} times while ${count} records were read`)
+    // The scan yields every 256 KB; records with content are parsed 250 to a turn.
+    t.ok(turns >= 6, `${what}: the event loop turned ${turns} times while 2 MB of them were read`)
   }
 })
