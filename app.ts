@@ -73,9 +73,10 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(bodies)
   await fastify.register(classifier)
   await fastify.register(flowInput)
-  await fastify.register(workerPool)
   await fastify.register(classifications)
   await fastify.register(notifications)
+  // The worker path: the app's JSON parser, the pool, request.classifyPooled (notifications planned here).
+  await fastify.register(workerPool)
   await fastify.register(metrics)
   // Routes.
   await fastify.register(rootRoutes)

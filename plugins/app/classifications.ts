@@ -44,8 +44,11 @@ declare module 'fastify' {
      * `config.classifies`. `signal` aborts when the client goes (`request.hold`, which keeps the body's bytes reserved meanwhile).
      */
     classify<T extends { predictions: Prediction[] } | Prediction[]>(frame: PandasSplitFrame, run: (frame: PandasSplitFrame, signal: AbortSignal) => Promise<T>): Promise<T>
-    /** The same for a body a worker thread classified: `run` answers the predictions and the notifications it built. */
-    classifyPooled(run: (signal: AbortSignal) => Promise<{ predictions: Prediction[], notifications: readonly Notification[] }>): Promise<Prediction[]>
+    /**
+     * The same for work that built its notifications itself (a worker thread's: `request.classifyPooled`,
+     * plugins/app/worker-pool.ts): `run` answers the predictions and those notifications.
+     */
+    classifyBuilt(run: (signal: AbortSignal) => Promise<{ predictions: Prediction[], notifications: readonly Notification[] }>): Promise<Prediction[]>
   }
 }
 
@@ -73,7 +76,7 @@ export default fp(async function classifications (fastify) {
     this.classified = { requestId: this.id, frame, predictions, seconds: (performance.now() - started) / 1000 }
     return answer
   })
-  fastify.decorateRequest('classifyPooled', async function classifyPooled (
+  fastify.decorateRequest('classifyBuilt', async function classifyBuilt (
     this: FastifyRequest, run: (signal: AbortSignal) => Promise<{ predictions: Prediction[], notifications: readonly Notification[] }>): Promise<Prediction[]> {
     const started = performance.now()
     const { predictions, notifications } = await timed(this, run)

@@ -101,7 +101,7 @@ export function flowInput (config: Pick<Config, 'BODY_LIMIT' | 'MAX_ROWS'>, opts
     // such, and a frame over the row limit is refused at once.
     preValidation: async (request: FastifyRequest) => {
       const body = request.body
-      // Bytes kept for a worker thread (routes/api/predictions.ts) are checked there, by the same functions.
+      // Bytes kept for a worker thread (plugins/app/worker-pool.ts) are checked there, by the same functions.
       if (typeof body !== 'object' || body === null || Array.isArray(body) || Buffer.isBuffer(body)) return
       if (opts.json === 'split') return checkSplitBody(body, MAX_ROWS, request.url.split('?')[0])
       // Checked before validation, which would drop unknown fields without a word.
