@@ -60,12 +60,13 @@ async function probe (url: string, path: string, type: string, body: string) {
   })()
   await new Promise(resolve => setTimeout(resolve, 20))
   const started = performance.now()
-  const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': type }, body })
-  const text = await res.text()
+  // A body refused while it is still being sent may end in a closed connection rather than its answer.
+  const answer = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': type }, body })
+    .then(async res => ({ status: String(res.status), text: await res.text() }), () => ({ status: 'closed', text: '' }))
   const ms = performance.now() - started
   state.polling = false
   await poller
-  return { status: res.status, code: /"code":"([A-Z_]+)"/.exec(text)?.[1] ?? '', ms: Math.round(ms), worstHealthMs: Math.round(worst) }
+  return { status: answer.status, code: /"code":"([A-Z_]+)"/.exec(answer.text)?.[1] ?? '', ms: Math.round(ms), worstHealthMs: Math.round(worst) }
 }
 
 const fill = (line: string, header: string) => header + line.repeat(Math.floor((LIMIT - header.length - 1024) / line.length))
