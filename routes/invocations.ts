@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import auth from '../plugins/app/auth.js'
-import { flowBody, flowInput, framesOf } from '../plugins/app/flow-input.js'
+import { flowBody, flowInput, framesOf } from '../input/flow-input.js'
 import { packageInfo } from '../project.js'
 import { apiSecurity, errorResponses } from '../schemas/common.js'
 import { MlflowPredictions, VersionInfo } from '../schemas/mlflow.js'

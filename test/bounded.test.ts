@@ -260,7 +260,7 @@ t.test('abusive bodies are refused early or parsed in slices, on every route tha
 })
 
 t.test('CSV parsing yields on a budget of work: blank lines, whitespace lines and repeated headers count', async t => {
-  const { csvToFrame } = await import('../classifier/csv.js')
+  const { csvToFrame } = await import('../input/csv.js')
   const header = Object.keys(examples.benign).join(',')
   for (const [what, filler] of [['blank lines', '\n'], ['whitespace lines', ' \r\n'], ['repeated headers', `${header}\n`]] as const) {
     const text = `${header}\n${filler.repeat(Math.floor(2 * 1024 * 1024 / filler.length))}`

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import { Transform, type TransformCallback } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { MAX_JSON_DEPTH, shapeScanner } from '../../classifier/body.js'
+import { MAX_JSON_DEPTH, shapeScanner } from '../../input/body.js'
 import { BodyStalledError, ClientGoneError, JsonTooDeepError, OverloadedError, TooManyRowsError } from '../../errors.js'
 
 declare module 'fastify' {

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { ExplanationsUnavailableError } from '../../errors.js'
-import { flowBody, flowInput, framesOf } from '../../plugins/app/flow-input.js'
+import { flowBody, flowInput, framesOf } from '../../input/flow-input.js'
 import { apiSecurity, errorResponses } from '../../schemas/common.js'
 import { ExplanationQuery, Explanations } from '../../schemas/explanations.js'
 

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { flowBody, flowInput, framesOf } from '../../plugins/app/flow-input.js'
+import { flowBody, flowInput, framesOf } from '../../input/flow-input.js'
 import { pooledRoute } from '../../plugins/app/worker-pool.js'
 import { apiSecurity, errorResponses } from '../../schemas/common.js'
 import { Predictions, Scores } from '../../schemas/predictions.js'

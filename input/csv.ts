@@ -2,7 +2,7 @@ import Papa from 'papaparse'
 import type { PandasSplitFrame } from '../schemas/predictions.js'
 import { MAX_COLUMN_NAME_LENGTH, MAX_COLUMNS, MAX_STRING_CELL_LENGTH } from '../schemas/predictions.js'
 import { InvalidInputError, TooManyRowsError } from '../errors.js'
-import { withSourceLines } from './frame.js'
+import { withSourceLines } from '../classifier/frame.js'
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 
 // Records with content (rows, repeated headers) parsed between yields to the event loop: about 2 ms of

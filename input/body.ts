@@ -7,7 +7,7 @@ import { AJV_OPTIONS } from '../schemas/ajv.js'
 import { PandasSplitFrame } from '../schemas/predictions.js'
 import { JsonTooDeepError, MlflowBodyError, TooManyRowsError, ValidationError as BodyValidationError } from '../errors.js'
 import { rememberJsonText } from '../notifications/row-text.js'
-import { checkFrame } from './frame.js'
+import { checkFrame } from '../classifier/frame.js'
 import { MLFLOW_FIELDS } from './mlflow.js'
 
 /**

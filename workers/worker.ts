@@ -1,9 +1,9 @@
 import { isMainThread, parentPort, workerData } from 'node:worker_threads'
 import type { Prediction } from '../schemas/predictions.js'
 import { notificationsFor, type Notification, type NotifyGrouping, type NotifyMode } from '../notifications/message.js'
-import { checkedFrame, compileFrameValidator } from './body.js'
-import { createEmbeddedClassifier } from './embedded.js'
-import { loadModel } from './model.js'
+import { checkedFrame, compileFrameValidator } from '../input/body.js'
+import { createEmbeddedClassifier } from '../classifier/embedded.js'
+import { loadModel } from '../classifier/model.js'
 
 /** What a worker thread is started with. */
 export interface WorkerOptions {
