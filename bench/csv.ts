@@ -70,7 +70,7 @@ async function csvParseSliced (text: string) {
   return rows
 }
 
-/** papaparse row by row, pausing every 250 rows to yield, as classifier/csv.ts does. */
+/** papaparse row by row, pausing every 250 rows to yield, as input/csv.ts did. */
 async function papaSliced (text: string) {
   const rows: string[][] = []
   await new Promise<void>(resolve => {

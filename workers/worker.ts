@@ -32,7 +32,7 @@ export type WorkerResult =
 
 /**
  * The work done off the event loop: parse, check and classify a body with the same functions the
- * main thread uses (classifier/body.ts, the embedded model, notificationsFor), and answer the
+ * main thread uses (input/body.ts, the embedded model, notificationsFor), and answer the
  * predictions as bytes and the notifications as built, never the frame.
  */
 export function createTaskHandler ({ modelDir, maxRows, threshold }: WorkerOptions) {
@@ -61,7 +61,7 @@ export function transferables (result: WorkerResult): ArrayBuffer[] {
   return 'error' in result ? [] : [result.predictions.buffer as ArrayBuffer]
 }
 
-// Started by classifier/pool.ts: load the model, say so, then answer tasks in order.
+// Started by workers/pool.ts: load the model, say so, then answer tasks in order.
 if (!isMainThread && parentPort !== null && (workerData as { mlIdsWorker?: WorkerOptions })?.mlIdsWorker !== undefined) {
   const port = parentPort
   try {

@@ -113,7 +113,7 @@ export default fp(async function bodies (fastify) {
     })
     if (request.headers.expect?.toLowerCase() === '100-continue') reply.raw.writeContinue()
 
-    // A body a worker thread will parse is scanned there, before JSON.parse (classifier/body.ts), not here.
+    // A body a worker thread will parse is scanned there, before JSON.parse (input/body.ts), not here.
     const pooled = known && declared >= (request.routeOptions.config.pooledFromBytes ?? Infinity)
     const shape = !pooled && /json/i.test(request.headers['content-type'] ?? '') ? shapeScanner(MAX_JSON_DEPTH) : undefined
     const stall = setTimeout(() => {
