@@ -83,12 +83,12 @@ export async function csvToFrame (text: string, opts: CsvOptions): Promise<Panda
 
   // Before papaparse builds any record: no line may have more fields than a header may have columns,
   // so a line of millions of commas is refused before it becomes an array of millions of strings.
-  const slices = await sliceRecords(text, MAX_COLUMNS, opts.signal)
+  // Each slice is parsed on its own, so the line ending is found once, here, not guessed per slice.
+  const newline = /\r\n|\n|\r/.exec(text)?.[0] ?? '\n'
+  const slices = await sliceRecords(text, MAX_COLUMNS, opts.signal, newline === '\r' ? 0x0d : 0x0a)
   // No quote in the file (CICFlowMeter writes none): no field holds a line break, and a row's line is
   // one more than the last. Otherwise line breaks inside quoted fields are counted.
   const quoted = text.includes('"')
-  // Each slice is parsed on its own, so the parser's line ending must not be guessed per slice.
-  const newline = /\r\n|\n|\r/.exec(text)?.[0] ?? '\n'
   let line = 1
   for (let s = 0; s < slices.length && failure === undefined; s++) {
     const slice = slices[s]
@@ -141,8 +141,9 @@ export async function csvToFrame (text: string, opts: CsvOptions): Promise<Panda
  * `maxColumns` fields, so a line of millions of commas never becomes an array of millions of strings.
  * Reads the text in slices with the event loop free in between. Commas inside quoted fields do not
  * separate, line breaks inside them do not end the record; lines are counted as the parser counts them.
+ * `lineBreak`: the character that ends a line (\n, or \r in a file with classic Mac line endings).
  */
-export async function sliceRecords (text: string, maxColumns: number, signal?: AbortSignal): Promise<Slice[]> {
+export async function sliceRecords (text: string, maxColumns: number, signal?: AbortSignal, lineBreak = 0x0a): Promise<Slice[]> {
   const slices: Slice[] = []
   let start = 0
   let startLine = 1
@@ -164,7 +165,7 @@ export async function sliceRecords (text: string, maxColumns: number, signal?: A
       if (c === 0x22) {
         inQuotes = !inQuotes
         content = true
-      } else if (c === 0x0a) {
+      } else if (c === lineBreak) {
         line++
         if (!inQuotes) {
           fields = 1
@@ -182,7 +183,7 @@ export async function sliceRecords (text: string, maxColumns: number, signal?: A
       } else if (c === 0x2c) {
         content = true
         if (!inQuotes && ++fields > maxColumns) throw new InvalidInputError(`line ${recordLine}: more than ${maxColumns} values (at most ${maxColumns} columns)`)
-      } else if (c !== 0x20 && c !== 0x0d && c !== 0x09) {
+      } else if (c !== 0x20 && c !== 0x0d && c !== 0x0a && c !== 0x09) {
         content = true
       }
     }

@@ -275,3 +275,16 @@ t.test('CSV parsing yields on a budget of work: blank lines, whitespace lines an
     t.ok(turns >= 6, `${what}: the event loop turned ${turns} times while 2 MB of them were read`)
   }
 })
+
+t.test('CSV line endings \\n, \\r\\n and \\r all slice and number lines alike', async t => {
+  const { csvToFrame } = await import('../input/csv.js')
+  const header = Object.keys(examples.benign)
+  const row = Object.values(examples.benign).map(v => v ?? '').join(',')
+  for (const eol of ['\n', '\r\n', '\r']) {
+    // 600 rows: three slices of records; a blank line and a bad row at the end name their line.
+    const lines = [header.join(','), ...Array(600).fill(row), '', 'x']
+    const good = await csvToFrame(lines.slice(0, 601).join(eol) + eol, { maxRows: 1000 })
+    t.equal(good.data.length, 600, `${JSON.stringify(eol)}: every row`)
+    await t.rejects(csvToFrame(lines.join(eol), { maxRows: 1000 }), { message: `line 603 has 1 values but the header has ${header.length} columns` }, `${JSON.stringify(eol)}: lines counted across slices`)
+  }
+})
