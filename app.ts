@@ -12,7 +12,7 @@ import requestLog from './plugins/app/request-log.js'
 import pressure from './plugins/app/pressure.js'
 import bodies from './plugins/app/bodies.js'
 import classifier from './plugins/app/classifier.js'
-import flowInput from './plugins/app/flow-input.js'
+import flowInput from './input/flow-input.js'
 import workerPool from './plugins/app/worker-pool.js'
 import classifications from './plugins/app/classifications.js'
 import notifications from './plugins/app/notifications.js'
@@ -74,9 +74,10 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(bodies)
   await fastify.register(classifier)
   await fastify.register(flowInput)
-  await fastify.register(workerPool)
   await fastify.register(classifications)
   await fastify.register(notifications)
+  // The worker path: the app's JSON parser, the pool, request.classifyPooled (notifications planned here).
+  await fastify.register(workerPool)
   await fastify.register(metrics)
   // Routes.
   await fastify.register(rootRoutes)

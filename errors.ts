@@ -55,6 +55,8 @@ export const BodyStalledError = define<[number]>('BODY_STALLED', 'the body sent 
 export const TooManyRowsError = define<[string]>('TOO_MANY_ROWS', '%s: split the frame', 413)
 /** A content type the route does not read; the message names it and what to send. */
 export const UnsupportedMediaTypeError = define<[string]>('UNSUPPORTED_MEDIA_TYPE', '%s', 415)
+/** The client closed its connection before its answer: its work stopped where it waited. Nobody reads the answer. */
+export const ClientGoneError = define<[]>('CLIENT_GONE', 'the client closed the connection before its answer was ready', 499)
 /** Over RATE_LIMIT_MAX requests in the window (@fastify/rate-limit sets Retry-After). */
 export const RateLimitedError = define<[string]>('RATE_LIMITED', '%s', 429)
 

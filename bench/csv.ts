@@ -11,7 +11,7 @@ import { parse as parseStream } from 'csv-parse'
 import { parse as parseSync } from 'csv-parse/sync'
 import Papa from 'papaparse'
 import { createApp } from '../app.js'
-import { csvToFrame } from '../classifier/csv.js'
+import { csvToFrame } from '../input/csv.js'
 import { snakeCase } from '../classifier/features.js'
 import { projectRoot } from '../project.js'
 import { frameOf } from './flows.js'
@@ -70,7 +70,7 @@ async function csvParseSliced (text: string) {
   return rows
 }
 
-/** papaparse row by row, pausing every 250 rows to yield, as classifier/csv.ts does. */
+/** papaparse row by row, pausing every 250 rows to yield, as input/csv.ts did. */
 async function papaSliced (text: string) {
   const rows: string[][] = []
   await new Promise<void>(resolve => {

@@ -20,6 +20,8 @@ interface Item<T> {
   readonly rows: number
   readonly resolve: (predictions: T[]) => void
   readonly reject: (err: unknown) => void
+  /** Stops listening to the request's signal once its batch is sent. */
+  settled?: () => void
 }
 
 interface Batch<T> {
@@ -42,7 +44,8 @@ const bodyOf = (columnsJson: string, items: ReadonlyArray<{ readonly rowsJson: s
  * while calls are in flight it waits up to `maxWaitMs` for company, and closes early at `maxRows` or
  * `maxBytes`. A failed call fails each of its requests with the same error, except that when the
  * model rejects the input of a batch of several requests, each is sent again alone, so one client's
- * bad rows cannot fail another's request.
+ * bad rows cannot fail another's request. A request whose `signal` aborts while its batch waits
+ * leaves it (its rows are not sent); once sent, its call runs to the end.
  */
 export function createBatcher<T> (invoke: Invoke<T>, opts: BatcherOptions) {
   const open = new Map<string, Batch<T>>()
@@ -50,6 +53,7 @@ export function createBatcher<T> (invoke: Invoke<T>, opts: BatcherOptions) {
   let closing = false
 
   function call (columnsJson: string, items: ReadonlyArray<Item<T>>): void {
+    for (const item of items) item.settled?.()
     const rows = items.reduce((sum, item) => sum + item.rows, 0)
     const done = invoke(bodyOf(columnsJson, items), rows).then(predictions => {
       let offset = 0
@@ -86,14 +90,15 @@ export function createBatcher<T> (invoke: Invoke<T>, opts: BatcherOptions) {
   }
 
   return {
-    submit (frame: PandasSplitFrame): Promise<T[]> {
+    submit (frame: PandasSplitFrame, signal?: AbortSignal): Promise<T[]> {
       const rows = frame.data.length
       if (rows === 0) return Promise.resolve([])
+      if (signal?.aborted === true) return Promise.reject(signal.reason)
       const rowsJson = JSON.stringify(frame.data).slice(1, -1)
       const bytes = Buffer.byteLength(rowsJson) + 1
       const columnsJson = JSON.stringify(frame.columns)
       return new Promise<T[]>((resolve, reject) => {
-        const item = { rowsJson, rows, resolve, reject }
+        const item: Item<T> = { rowsJson, rows, resolve, reject }
         let batch = open.get(columnsJson)
         if (batch !== undefined && (batch.rows + rows > opts.maxRows || batch.bytes + bytes > opts.maxBytes)) {
           flush(batch)
@@ -109,6 +114,24 @@ export function createBatcher<T> (invoke: Invoke<T>, opts: BatcherOptions) {
         batch.items.push(item)
         batch.rows += rows
         batch.bytes += bytes
+        if (signal !== undefined) {
+          const waiting = batch
+          const leave = () => {
+            const at = waiting.items.indexOf(item)
+            // Sent already (the batch left the open map when it was flushed): the call answers it.
+            if (at === -1 || open.get(waiting.columnsJson) !== waiting) return
+            waiting.items.splice(at, 1)
+            waiting.rows -= rows
+            waiting.bytes -= bytes
+            if (waiting.items.length === 0) {
+              open.delete(waiting.columnsJson)
+              clearTimeout(waiting.timer)
+            }
+            reject(signal.reason)
+          }
+          signal.addEventListener('abort', leave, { once: true })
+          item.settled = () => signal.removeEventListener('abort', leave)
+        }
         if (batch.rows >= opts.maxRows || batch.bytes >= opts.maxBytes) flush(batch)
       })
     },

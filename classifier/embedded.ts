@@ -1,7 +1,7 @@
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
 import type { ModelInfo } from '../schemas/model.js'
 import type { Explanation } from '../schemas/explanations.js'
-import type { Classifier, Scored } from './types.js'
+import type { Classifier, Scored, WorkOptions } from './types.js'
 import { fillFeatures, planFeatures, type FeaturePlan } from './features.js'
 import { columnsKey, rowName } from './frame.js'
 import type { LoadedModel } from './model.js'
@@ -103,12 +103,14 @@ export function createEmbeddedClassifier (model: LoadedModel, opts: EmbeddedOpti
   }
 
   /** Probabilities (and unfamiliarity into `unfamiliarity`) in slices of ROWS_PER_SLICE rows, yielding to other requests in between. */
-  async function sliced (frame: PandasSplitFrame, unfamiliarity?: Float64Array): Promise<Float64Array> {
+  async function sliced (frame: PandasSplitFrame, signal?: AbortSignal, unfamiliarity?: Float64Array): Promise<Float64Array> {
     const plan = planFor(frame.columns)
     const rows = frame.data.length
     const p = new Float64Array(rows)
     for (let from = 0; from < rows; from += ROWS_PER_SLICE) {
       if (from > 0) await yieldToEventLoop()
+      // The client has gone: the rest is work nobody will read.
+      signal?.throwIfAborted()
       evaluate(frame, plan, from, Math.min(from + ROWS_PER_SLICE, rows), p, unfamiliarity)
     }
     return p
@@ -145,12 +147,12 @@ export function createEmbeddedClassifier (model: LoadedModel, opts: EmbeddedOpti
     noveltyThreshold,
     drift,
     driftTally,
-    async predict (frame: PandasSplitFrame): Promise<Prediction[]> {
-      return labels(await sliced(frame))
+    async predict (frame: PandasSplitFrame, opts: WorkOptions = {}): Promise<Prediction[]> {
+      return labels(await sliced(frame, opts.signal))
     },
-    async score (frame: PandasSplitFrame): Promise<Scored> {
+    async score (frame: PandasSplitFrame, opts: WorkOptions = {}): Promise<Scored> {
       const unfamiliarity = novelty === undefined ? undefined : new Float64Array(frame.data.length)
-      const p = await sliced(frame, unfamiliarity)
+      const p = await sliced(frame, opts.signal, unfamiliarity)
       return {
         scores: Array.from(p),
         predictions: labels(p),
@@ -158,7 +160,7 @@ export function createEmbeddedClassifier (model: LoadedModel, opts: EmbeddedOpti
       }
     },
     /** SHAP explanations in slices of EXPLAIN_ROWS_PER_SLICE rows, yielding to other requests in between. */
-    async explain (frame: PandasSplitFrame, opts: { top?: number } = {}): Promise<Explanation[]> {
+    async explain (frame: PandasSplitFrame, opts: { top?: number } & WorkOptions = {}): Promise<Explanation[]> {
       if (explainer === undefined) throw new ExplanationsUnavailableError(`this model cannot be explained: ${unexplainable}`)
       const plan = planFor(frame.columns)
       const rows = frame.data.length
@@ -166,6 +168,7 @@ export function createEmbeddedClassifier (model: LoadedModel, opts: EmbeddedOpti
       const out = new Array<Explanation>(rows)
       for (let from = 0; from < rows; from += EXPLAIN_ROWS_PER_SLICE) {
         if (from > 0) await yieldToEventLoop()
+        opts.signal?.throwIfAborted()
         explainRows(frame, plan, from, Math.min(from + EXPLAIN_ROWS_PER_SLICE, rows), top, out)
       }
       return out

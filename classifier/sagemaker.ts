@@ -5,7 +5,7 @@ import type { ModelInfo } from '../schemas/model.js'
 import type { FastifyBaseLogger } from 'fastify'
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
 import { handlingOf, InvalidInputError, ScoresUnavailableError, UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError } from '../errors.js'
-import type { Classifier, Scored } from './types.js'
+import type { Classifier, Scored, WorkOptions } from './types.js'
 import { createBatcher } from './batcher.js'
 import { createUpstreamHealth } from './upstream-health.js'
 
@@ -44,7 +44,7 @@ export function endpointName (value: string): string {
 
 type SageMakerConfig = Pick<Config, 'AWS_REGION' | 'AWS_SAGEMAKER_ENDPOINT' | 'AWS_SAGEMAKER_HOST' | 'AWS_ACCESS_KEY' | 'AWS_SECRET_KEY' |
 'SAGEMAKER_INPUT_FORMAT' | 'ATTACK_THRESHOLD' | 'SAGEMAKER_TIMEOUT_MS' | 'SAGEMAKER_CONNECT_TIMEOUT_MS' | 'SAGEMAKER_MAX_ATTEMPTS' | 'SAGEMAKER_MAX_SOCKETS' |
-'SAGEMAKER_BATCHING' | 'SAGEMAKER_BATCH_MAX_ROWS' | 'SAGEMAKER_BATCH_MAX_BYTES' | 'SAGEMAKER_BATCH_WAIT_MS' | 'SAGEMAKER_BATCH_MAX_IN_FLIGHT'>
+'SAGEMAKER_MAX_ANSWER_BYTES' | 'SAGEMAKER_BATCHING' | 'SAGEMAKER_BATCH_MAX_ROWS' | 'SAGEMAKER_BATCH_MAX_BYTES' | 'SAGEMAKER_BATCH_WAIT_MS' | 'SAGEMAKER_BATCH_MAX_IN_FLIGHT'>
 
 /**
  * Reads the model's answer: `[...]` (MLflow 1.x) or `{"predictions": [...]}` (2.x), one entry per row.
@@ -139,6 +139,8 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
       connectTimeoutMs: config.SAGEMAKER_CONNECT_TIMEOUT_MS,
       // Above SageMaker's 60 s model limit, so a slow model answers rather than the socket timing out.
       requestTimeoutMs: config.SAGEMAKER_TIMEOUT_MS,
+      maxAnswerBytes: config.SAGEMAKER_MAX_ANSWER_BYTES,
+      service: 'the SageMaker endpoint',
     }),
     retryMode: 'standard',
     maxAttempts: config.SAGEMAKER_MAX_ATTEMPTS,
@@ -189,9 +191,12 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
     }
   }
 
-  async function values (frame: PandasSplitFrame): Promise<number[]> {
+  async function values (frame: PandasSplitFrame, signal?: AbortSignal): Promise<number[]> {
     if (frame.data.length === 0) return []
-    return batcher !== undefined ? await batcher.submit(frame) : await invoke(JSON.stringify(frame), frame.data.length)
+    // A request whose client has gone leaves its batch; one sent alone is not sent at all.
+    if (batcher !== undefined) return await batcher.submit(frame, signal)
+    signal?.throwIfAborted()
+    return await invoke(JSON.stringify(frame), frame.data.length)
   }
 
   const batcher = config.SAGEMAKER_BATCHING === 'on'
@@ -206,11 +211,11 @@ export function createSageMakerClassifier (config: SageMakerConfig & { AWS_SAGEM
   return {
     backend: 'sagemaker',
     threshold,
-    async predict (frame: PandasSplitFrame): Promise<Prediction[]> {
-      return predictionsOf(await values(frame), threshold)
+    async predict (frame: PandasSplitFrame, opts: WorkOptions = {}): Promise<Prediction[]> {
+      return predictionsOf(await values(frame, opts.signal), threshold)
     },
-    async score (frame: PandasSplitFrame): Promise<Scored> {
-      const scores = await values(frame)
+    async score (frame: PandasSplitFrame, opts: WorkOptions = {}): Promise<Scored> {
+      const scores = await values(frame, opts.signal)
       if (scores.length > 0 && isLabels(scores)) {
         throw new ScoresUnavailableError(`the SageMaker endpoint ${endpoint} answers labels, not probabilities: deploy a model that returns the attack probability (e.g. predict_proba) to get scores`)
       }

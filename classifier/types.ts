@@ -3,13 +3,18 @@ import type { ModelInfo } from '../schemas/model.js'
 import type { Explanation } from '../schemas/explanations.js'
 import type { DriftMonitor, DriftTally } from './drift.js'
 
+/** `signal`: aborted when the client has gone; work waiting or running in slices stops with its reason. */
+export interface WorkOptions {
+  signal?: AbortSignal
+}
+
 /** What every backend offers the routes: predictions for validated rows, and a description. */
 export interface Classifier {
   readonly backend: ModelInfo['backend']
   /** One prediction per row of `frame.data`, in order. Throws errors carrying a 4xx/5xx statusCode. */
-  predict (frame: PandasSplitFrame): Promise<Prediction[]>
+  predict (frame: PandasSplitFrame, opts?: WorkOptions): Promise<Prediction[]>
   /** The attack probability of every row, and its prediction at `threshold`. Throws 501 when the backend only answers labels. */
-  score (frame: PandasSplitFrame): Promise<Scored>
+  score (frame: PandasSplitFrame, opts?: WorkOptions): Promise<Scored>
   /** The attack probability at or above which a flow is an attack: ATTACK_THRESHOLD, else the model's. */
   readonly threshold: number
   /** The unfamiliarity score at or above which a row is unfamiliar: NOVELTY_THRESHOLD, else the detector's; undefined without a detector. */
@@ -27,7 +32,7 @@ export interface Classifier {
    * Per-row SHAP explanations (`top`: keep the N largest contributions), for backends that can
    * compute them; absent otherwise. Throws errors carrying a 4xx/5xx statusCode.
    */
-  explain? (frame: PandasSplitFrame, opts?: { top?: number }): Promise<Explanation[]>
+  explain? (frame: PandasSplitFrame, opts?: { top?: number } & WorkOptions): Promise<Explanation[]>
   close (): Promise<void>
 }
 

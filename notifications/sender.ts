@@ -53,6 +53,9 @@ export function createSnsClient (config: Config & { AWS_SNS_PREDICTIONS_TOPIC: s
       maxSockets: config.NOTIFY_CONCURRENCY,
       connectTimeoutMs: 3000,
       requestTimeoutMs: config.SNS_TIMEOUT_MS,
+      // SNS answers a batch of ten in well under a kilobyte per entry.
+      maxAnswerBytes: 1024 * 1024,
+      service: 'SNS',
     }),
     // Retries are the publisher's own: it knows about batches, the journal and shutdown.
     maxAttempts: 1,

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import auth from '../plugins/app/auth.js'
-import { flowBody, flowInput, framesOf } from '../plugins/app/flow-input.js'
+import { flowBody, flowInput, framesOf } from '../input/flow-input.js'
 import { packageInfo } from '../project.js'
 import { apiSecurity, errorResponses } from '../schemas/common.js'
 import { MlflowPredictions, VersionInfo } from '../schemas/mlflow.js'
@@ -41,7 +41,7 @@ const scoring: FastifyPluginAsyncTypebox = async function (fastify) {
       },
     },
   }, async function (request) {
-    const predictions = await request.classify(framesOf(request), frame => fastify.classifier.predict(frame))
+    const predictions = await request.classify(framesOf(request), (frame, signal) => fastify.classifier.predict(frame, { signal }))
     return { predictions }
   })
 }

@@ -11,6 +11,8 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export const ConfigSchema = Type.Object({
   PORT: Type.Integer({ default: 5000, minimum: 0, maximum: 65535 }),
   HOST: Type.String({ default: '0.0.0.0', minLength: 1 }),
+  // Unset: /metrics on PORT. Set: /metrics (and /health, /ready) on a listener of their own, off the API's port.
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   LOG_LEVEL: Type.Union(LOG_LEVELS.map(l => Type.Literal(l)), { default: 'info' }),
   // 6 MB is SageMaker's real-time payload limit: a body that fits here fits the endpoint.
   BODY_LIMIT: Type.Integer({ default: 6 * 1024 * 1024, minimum: 1024 }),
@@ -24,6 +26,9 @@ export const ConfigSchema = Type.Object({
   WORKERS: Type.Optional(Type.Integer({ minimum: 0, maximum: 256 })),
   // Bodies of at least this many bytes go to a worker thread; smaller ones are fastest where they are.
   WORKER_MIN_BYTES: Type.Integer({ default: 256 * 1024, minimum: 0 }),
+  // Bodies waiting for a free worker thread, by count and by bytes: past either, 503 with Retry-After.
+  WORKER_QUEUE_MAX: Type.Integer({ default: 64, minimum: 1 }),
+  WORKER_QUEUE_MAX_BYTES: Type.Integer({ default: 16 * 1024 * 1024, minimum: 1024 }),
 
   MODEL_DIR: Type.Optional(Type.String({ minLength: 1 })),
   // Replaces the model's threshold on every route (and applies to SageMaker endpoints answering probabilities).
@@ -44,6 +49,8 @@ export const ConfigSchema = Type.Object({
   SAGEMAKER_CONNECT_TIMEOUT_MS: Type.Integer({ default: 3000, minimum: 10 }),
   SAGEMAKER_MAX_ATTEMPTS: Type.Integer({ default: 3, minimum: 1, maximum: 10 }),
   SAGEMAKER_MAX_SOCKETS: Type.Integer({ default: 50, minimum: 1 }),
+  // SageMaker's own limit on an answer: a larger one is refused (502) unread rather than held in memory.
+  SAGEMAKER_MAX_ANSWER_BYTES: Type.Integer({ default: 6 * 1024 * 1024, minimum: 1024 }),
   SAGEMAKER_BATCHING: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
   SAGEMAKER_BATCH_MAX_ROWS: Type.Integer({ default: 1000, minimum: 1 }),
   // SageMaker's 6 MB payload limit, less headroom for the JSON around the rows.

@@ -1,13 +1,20 @@
 import t from 'tap'
 import Fastify from 'fastify'
+import fp from 'fastify-plugin'
 import classifications, { type Classified } from '../plugins/app/classifications.js'
 import { UpstreamError } from '../errors.js'
 
 const frame = { columns: ['x'], data: [[1], [2]] }
 
+// The bodies plugin's `request.hold`, which classifications runs the work in, without a body budget.
+const bodies = fp(async fastify => {
+  fastify.decorateRequest('hold', function <T>(work: (signal: AbortSignal) => Promise<T>) { return work(new AbortController().signal) })
+}, { name: 'bodies' })
+
 t.test('a route that classifies publishes each answered request, and its guards run first', async t => {
   const app = Fastify()
   t.teardown(() => app.close())
+  await app.register(bodies)
   await app.register(classifications)
   const seen: Classified[] = []
   const failures: number[] = []
@@ -42,6 +49,7 @@ t.test('a route that classifies publishes each answered request, and its guards 
 t.test('classifying in a route that does not say so is a bug, caught at once', async t => {
   const app = Fastify()
   t.teardown(() => app.close())
+  await app.register(bodies)
   await app.register(classifications)
   app.post('/sneaky', async request => request.classify(frame, async () => [0, 0] as Array<0 | 1>))
   t.equal((await app.inject({ method: 'POST', url: '/sneaky' })).statusCode, 500)

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { csvToFrame, csvCell } from '../classifier/csv.js'
+import { csvToFrame, csvCell } from '../input/csv.js'
 import { snakeCase } from '../classifier/features.js'
 import { rowName } from '../classifier/frame.js'
 import { projectRoot } from '../project.js'

@@ -79,6 +79,8 @@ t.test('the ECS task definition is JSON and matches the image', async t => {
   const task = JSON.parse(read('task-definition.json'))
   const [container] = task.containerDefinitions
   t.same(container.portMappings[0].containerPort, 5000)
+  const metricsPort = Number(container.environment.find((e: { name: string }) => e.name === 'METRICS_PORT')?.value)
+  t.ok(container.portMappings.some((m: { containerPort: number }) => m.containerPort === metricsPort), 'METRICS_PORT is mapped for the scraper')
   t.match(container.healthCheck.command.join(' '), /\/health/)
   t.ok(container.stopTimeout * 1000 > 25000, 'the stop timeout leaves room for the drain')
   t.same(container.secrets.map((s: { name: string }) => s.name).sort(), ['AWS_ACCESS_KEY', 'AWS_SECRET_KEY'])

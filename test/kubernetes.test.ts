@@ -73,6 +73,20 @@ t.test('ports: the container listens where the service says and the Service targ
   t.equal(service.spec.ports[0].targetPort, port.name)
 })
 
+t.test('Prometheus scrapes METRICS_PORT: the annotation, the container port and the setting agree, and the app serves /metrics there', async t => {
+  const annotations = deployment.spec.template.metadata.annotations
+  const metricsPort = container.ports.find((p: { name: string }) => p.name === 'metrics')
+  t.ok(metricsPort, 'the container declares the metrics port')
+  t.equal(Number(env.METRICS_PORT), metricsPort.containerPort)
+  t.equal(Number(annotations['prometheus.io/port']), metricsPort.containerPort)
+  t.equal(annotations['prometheus.io/path'], '/metrics')
+  t.notOk(one('Service').spec.ports.some((p: { targetPort: unknown }) => p.targetPort === 'metrics' || p.targetPort === metricsPort.containerPort), 'the Service does not expose it')
+  const app = await build(t, { METRICS_PORT: '0' })
+  t.equal((await app.inject('/metrics')).statusCode, 404, 'with METRICS_PORT set, the API\'s port has no /metrics')
+  const { port } = app.metricsServer!.address() as { port: number }
+  t.equal((await fetch(`http://127.0.0.1:${port}/metrics`)).status, 200, 'its own listener has')
+})
+
 t.test('probes point at routes the app answers 200', async t => {
   const app = await build(t)
   t.equal(container.livenessProbe.httpGet.path, '/health')

@@ -1,6 +1,6 @@
 import t from 'tap'
 import fc from 'fast-check'
-import { parseJsonBody } from '../classifier/body.js'
+import { parseJsonBody } from '../input/body.js'
 import { notificationsFor } from '../notifications/message.js'
 import { findRows, rowTexts } from '../notifications/row-text.js'
 import type { PandasSplitFrame } from '../schemas/predictions.js'

@@ -1,15 +1,38 @@
 import fp from 'fastify-plugin'
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { depthScanner, MAX_JSON_DEPTH } from '../../classifier/body.js'
-import { BodyStalledError, JsonTooDeepError, OverloadedError } from '../../errors.js'
+import { MAX_JSON_DEPTH, shapeScanner } from '../../input/body.js'
+import { BodyStalledError, ClientGoneError, JsonTooDeepError, OverloadedError, TooManyRowsError } from '../../errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** Request-body bytes reserved right now, across all requests. */
     bodyBytesInFlight(): number
   }
+  interface FastifyRequest {
+    /**
+     * Runs work on this request's body (parse, pool, classification, explanation) and keeps the body's
+     * bytes reserved until it settles, even when the client has gone. `signal` aborts when the client
+     * goes before its answer is sent: work waiting (pool queue, batcher) or running in slices stops.
+     */
+    hold<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T>
+  }
 }
+
+/** A body's share of MAX_BODY_BYTES_IN_FLIGHT: released once its response is over and no work holds it. */
+interface Reservation {
+  bytes: number
+  /** Work running on the body (`request.hold`). */
+  holds: number
+  /** The response is over: sent, or its client gone. */
+  closed: boolean
+  /** Aborted when the client goes before the answer is sent. */
+  readonly gone: AbortController
+}
+
+const reservationOf = Symbol('body reservation')
+// Requests without a body to reserve: nothing to abort for (their work is not held).
+const neverAborted = new AbortController().signal
 
 // Fastify never reads the bodies of these.
 const BODYLESS = new Set(['GET', 'HEAD', 'TRACE'])
@@ -19,14 +42,14 @@ const hasBody = (request: FastifyRequest) => !BODYLESS.has(request.method) &&
 
 /**
  * A body that is already here whole (a small one comes with its headers): nothing more can arrive or
- * stall, so it needs no stream wrapper and no timer, only its depth checked on the bytes. Puts the
+ * stall, so it needs no stream wrapper and no timer, only its shape (depth, rows) checked on the bytes. Puts the
  * bytes back for Fastify to read and answers true; false (nothing read) when the body is still coming.
  */
-function arrivedWhole (payload: Readable, declared: number, withinDepth: (chunk: Buffer) => boolean): boolean {
+function arrivedWhole (payload: Readable, declared: number, check: (bytes: Buffer) => void): boolean {
   if (payload.readableFlowing === true || payload.readableLength !== declared) return false
   const bytes = payload.read() as Buffer | null
   if (bytes === null) return false
-  if (!withinDepth(bytes)) throw new JsonTooDeepError(MAX_JSON_DEPTH)
+  check(bytes)
   payload.unshift(bytes)
   return true
 }
@@ -34,19 +57,48 @@ function arrivedWhole (payload: Readable, declared: number, withinDepth: (chunk:
 /**
  * Bounds what request bodies can cost, before and while they are read:
  * - bytes held across all requests: a body's declared length (or, chunked, each chunk as it comes) is
- *   reserved until its response is done; past MAX_BODY_BYTES_IN_FLIGHT new bodies get 503 with
- *   Retry-After unread, and their connection is closed;
+ *   reserved until its response is done and the last work on it (`request.hold`) has ended, so a client
+ *   that disconnects frees nothing while its body still waits or runs; past MAX_BODY_BYTES_IN_FLIGHT
+ *   new bodies get 503 with Retry-After unread, and their connection is closed;
+ * - `Expect: 100-continue`: answered here, after the guards (401, 429, 503) and the reservation, so a
+ *   refused client is told so before it sends its body;
  * - progress: a body that sends nothing for BODY_STALL_TIMEOUT_MS is cut off with 408 (one that has
  *   arrived whole by then, as small ones do, needs no timer: arrivedWhole);
- * - nesting: JSON deeper than MAX_JSON_DEPTH is refused (400) from a scan of its bytes, before
- *   JSON.parse would spend seconds on millions of brackets (bodies for a worker thread: scanned
- *   there, by the parse function both threads call).
+ * - nesting and rows: JSON deeper than MAX_JSON_DEPTH (400, as soon as it is seen), or with a list of
+ *   more than MAX_ROWS arrays or objects (413, once the body is in), is refused from a scan of its
+ *   bytes as they arrive, before JSON.parse would spend seconds on millions of brackets (bodies for a worker thread: depth scanned there, by
+ *   the parse function both threads call).
  * Runs in preParsing, after authentication: refused requests reserve nothing.
  */
 export default fp(async function bodies (fastify) {
-  const { MAX_BODY_BYTES_IN_FLIGHT, BODY_STALL_TIMEOUT_MS, PRESSURE_RETRY_AFTER_S } = fastify.config
+  const { MAX_BODY_BYTES_IN_FLIGHT, BODY_STALL_TIMEOUT_MS, PRESSURE_RETRY_AFTER_S, MAX_ROWS } = fastify.config
   let inFlight = 0
   fastify.decorate('bodyBytesInFlight', () => inFlight)
+
+  function settle (reservation: Reservation) {
+    if (!reservation.closed || reservation.holds > 0) return
+    inFlight -= reservation.bytes
+    reservation.bytes = 0
+  }
+
+  fastify.decorateRequest(reservationOf, null)
+  fastify.decorateRequest('hold', async function hold<T> (this: FastifyRequest, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const reservation = (this as unknown as { [reservationOf]: Reservation | null })[reservationOf]
+    if (reservation === null) return await work(neverAborted)
+    // The client went between two steps: the next one does not start.
+    reservation.gone.signal.throwIfAborted()
+    reservation.holds++
+    try {
+      return await work(reservation.gone.signal)
+    } finally {
+      reservation.holds--
+      settle(reservation)
+    }
+  })
+
+  // Node answers `Expect: 100-continue` itself unless told otherwise: the request goes through the
+  // guards first, and preParsing below sends the 100 once the body is welcome.
+  fastify.server.on('checkContinue', (req, res) => fastify.server.emit('request', req, res))
 
   // Answered 503 with Retry-After (the catalogue's); the connection closes, its body unread.
   function refusal (reply: FastifyReply) {
@@ -60,23 +112,35 @@ export default fp(async function bodies (fastify) {
     const known = Number.isFinite(declared) && request.headers['transfer-encoding'] === undefined
     // Over the route's limit it is answered 413 unread: nothing to reserve.
     if (known && declared > (request.routeOptions.bodyLimit ?? Infinity)) return payload
-    let reserved = 0
+    const reservation: Reservation = { bytes: 0, holds: 0, closed: false, gone: new AbortController() }
     const reserve = (bytes: number) => {
       if (inFlight + bytes > MAX_BODY_BYTES_IN_FLIGHT) return false
       inFlight += bytes
-      reserved += bytes
+      reservation.bytes += bytes
       return true
     }
     if (known ? !reserve(declared) : inFlight >= MAX_BODY_BYTES_IN_FLIGHT) throw refusal(reply)
+    ;(request as unknown as { [reservationOf]: Reservation })[reservationOf] = reservation
     reply.raw.once('close', () => {
-      inFlight -= reserved
-      reserved = 0
+      reservation.closed = true
+      if (!reply.raw.writableFinished) reservation.gone.abort(new ClientGoneError())
+      settle(reservation)
     })
+    if (request.headers.expect?.toLowerCase() === '100-continue') reply.raw.writeContinue()
 
-    // A body a worker thread will parse is scanned there, before JSON.parse (classifier/body.ts), not here.
+    // A body a worker thread will parse is scanned there, before JSON.parse (input/body.ts), not here.
     const pooled = known && declared >= (request.routeOptions.config.pooledFromBytes ?? Infinity)
-    const withinDepth = !pooled && /json/i.test(request.headers['content-type'] ?? '') ? depthScanner(MAX_JSON_DEPTH) : () => true
-    if (known && arrivedWhole(payload, declared, withinDepth)) return payload
+    const shape = !pooled && /json/i.test(request.headers['content-type'] ?? '') ? shapeScanner(MAX_JSON_DEPTH) : undefined
+    // Millions of short rows cost JSON.parse seconds: counted in the scan, refused before it.
+    const rowsWithinLimit = (): Error | null => {
+      const rows = shape?.rows() ?? 0
+      return rows > MAX_ROWS ? new TooManyRowsError(`${rows} rows exceed the limit of ${MAX_ROWS} rows per request`) : null
+    }
+    if (known && arrivedWhole(payload, declared, bytes => {
+      if (shape !== undefined && !shape.scan(bytes)) throw new JsonTooDeepError(MAX_JSON_DEPTH)
+      const tooMany = rowsWithinLimit()
+      if (tooMany !== null) throw tooMany
+    })) return payload
     const stall = setTimeout(() => {
       reply.header('connection', 'close')
       guarded.destroy(new BodyStalledError(BODY_STALL_TIMEOUT_MS))
@@ -85,7 +149,7 @@ export default fp(async function bodies (fastify) {
       transform (chunk: Buffer, _encoding, done: TransformCallback) {
         stall.refresh()
         if (!known && !reserve(chunk.length)) return done(refusal(reply))
-        if (!withinDepth(chunk)) {
+        if (shape !== undefined && !shape.scan(chunk)) {
           // The rest is read and dropped (never held) rather than left in the socket, so a client still
           // sending gets the 400 before Fastify closes the connection, not a reset.
           payload.unpipe(guarded)
@@ -93,6 +157,9 @@ export default fp(async function bodies (fastify) {
           return done(new JsonTooDeepError(MAX_JSON_DEPTH))
         }
         done(null, chunk)
+      },
+      flush (done: TransformCallback) {
+        done(rowsWithinLimit())
       },
     })
     const stop = () => clearTimeout(stall)

@@ -39,10 +39,16 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Set by `request.classify`; published when the request is answered 200. */
     classified: Classified | null
-    /** Classifies `frame` with `run`, records it, and returns run's answer. Only in routes with `config.classifies`. */
-    classify<T extends { predictions: Prediction[] } | Prediction[]>(frame: PandasSplitFrame, run: (frame: PandasSplitFrame) => Promise<T>): Promise<T>
-    /** The same for a body a worker thread classified: `run` answers the predictions and the notifications it built. */
-    classifyPooled(run: () => Promise<{ predictions: Prediction[], notifications: readonly Notification[] }>): Promise<Prediction[]>
+    /**
+     * Classifies `frame` with `run`, records it, and returns run's answer. Only in routes with
+     * `config.classifies`. `signal` aborts when the client goes (`request.hold`, which keeps the body's bytes reserved meanwhile).
+     */
+    classify<T extends { predictions: Prediction[] } | Prediction[]>(frame: PandasSplitFrame, run: (frame: PandasSplitFrame, signal: AbortSignal) => Promise<T>): Promise<T>
+    /**
+     * The same for work that built its notifications itself (a worker thread's: `request.classifyPooled`,
+     * plugins/app/worker-pool.ts): `run` answers the predictions and those notifications.
+     */
+    classifyBuilt(run: (signal: AbortSignal) => Promise<{ predictions: Prediction[], notifications: readonly Notification[] }>): Promise<Prediction[]>
   }
 }
 
@@ -63,15 +69,15 @@ export default fp(async function classifications (fastify) {
   })
   fastify.decorateRequest('classified', null)
   fastify.decorateRequest('classify', async function classify<T extends { predictions: Prediction[] } | Prediction[]> (
-    this: FastifyRequest, frame: PandasSplitFrame, run: (frame: PandasSplitFrame) => Promise<T>): Promise<T> {
+    this: FastifyRequest, frame: PandasSplitFrame, run: (frame: PandasSplitFrame, signal: AbortSignal) => Promise<T>): Promise<T> {
     const started = performance.now()
-    const answer = await timed(this, () => run(frame))
+    const answer = await timed(this, signal => run(frame, signal))
     const predictions = Array.isArray(answer) ? answer : answer.predictions
     this.classified = { requestId: this.id, frame, predictions, seconds: (performance.now() - started) / 1000 }
     return answer
   })
-  fastify.decorateRequest('classifyPooled', async function classifyPooled (
-    this: FastifyRequest, run: () => Promise<{ predictions: Prediction[], notifications: readonly Notification[] }>): Promise<Prediction[]> {
+  fastify.decorateRequest('classifyBuilt', async function classifyBuilt (
+    this: FastifyRequest, run: (signal: AbortSignal) => Promise<{ predictions: Prediction[], notifications: readonly Notification[] }>): Promise<Prediction[]> {
     const started = performance.now()
     const { predictions, notifications } = await timed(this, run)
     this.classified = { requestId: this.id, notifications, predictions, seconds: (performance.now() - started) / 1000 }
@@ -79,10 +85,11 @@ export default fp(async function classifications (fastify) {
   })
 
   /** Runs a classification of a route that declared it, telling subscribers when the classifier fails. */
-  async function timed<T> (request: FastifyRequest, run: () => Promise<T>): Promise<T> {
+  async function timed<T> (request: FastifyRequest, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
     if (request.routeOptions.config.classifies !== true) throw new Error(`${request.routeOptions.url ?? 'this route'} classifies: declare config.classifies`)
     try {
-      return await run()
+      // The body's bytes stay reserved until the classification ends, even if the client goes.
+      return await request.hold(run)
     } catch (err) {
       // A client error (the model refused the input) is not the classifier failing.
       const given = (err as { statusCode?: unknown }).statusCode
@@ -104,4 +111,4 @@ export default fp(async function classifications (fastify) {
     const guard = async (request: FastifyRequest) => { for (const check of guards) check(request) }
     route.onRequest = [...(Array.isArray(route.onRequest) ? route.onRequest : route.onRequest ? [route.onRequest] : []), guard]
   })
-}, { name: 'classifications' })
+}, { name: 'classifications', dependencies: ['bodies'] })

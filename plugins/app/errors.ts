@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { ErrorResponse } from '../../schemas/common.js'
-import { validationMessage } from '../../classifier/body.js'
+import { validationMessage } from '../../input/body.js'
 import { fromFastify, handlingOf, InternalError, NotFoundError } from '../../errors.js'
 
 function validationMessageOf (error: FastifyError, request: FastifyRequest): string {

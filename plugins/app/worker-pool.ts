@@ -1,11 +1,30 @@
 import fp from 'fastify-plugin'
+import AjvCompiler from '@fastify/ajv-compiler'
 import { availableParallelism } from 'node:os'
-import { createWorkerPool, type WorkerPool } from '../../classifier/pool.js'
+import type { FastifyInstance, FastifyRequest, FastifySchemaCompiler } from 'fastify'
+import { parseJsonBody } from '../../input/body.js'
+import { createWorkerPool, type WorkerPool } from '../../workers/pool.js'
+import { AJV_OPTIONS } from '../../schemas/ajv.js'
+import type { Prediction } from '../../schemas/predictions.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** Worker threads for large bodies; null when WORKERS=0 or the model is remote (SageMaker). */
     workerPool: WorkerPool | null
+  }
+  interface FastifyContextConfig {
+    /**
+     * JSON bodies of this many bytes and up are kept as bytes and parsed, checked and classified in a
+     * worker thread (WORKER_MIN_BYTES, on a route declared with `pooledRoute` while there is a pool).
+     */
+    pooledFromBytes?: number
+  }
+  interface FastifyRequest {
+    /**
+     * Classifies a body kept as bytes in a worker thread, which parses and checks it as the main
+     * thread would and builds its notifications as planned here; records it like `request.classify`.
+     */
+    classifyPooled(body: Buffer): Promise<Prediction[]>
   }
 }
 
@@ -13,24 +32,85 @@ declare module 'fastify' {
 export const defaultWorkers = () => Math.max(1, availableParallelism() - 1)
 
 /**
- * Worker threads, each with the embedded model, for the bodies large enough to hold up the event loop
- * (WORKER_MIN_BYTES). They start with the first such bodies and end with the app.
+ * Route options of a route that classifies and whose large JSON bodies go to a worker thread:
+ * `config` (spread it with the route's other options), and a validator that lets a body kept as bytes
+ * through (the worker validates it with the same schema).
+ *
+ * ```ts
+ * fastify.post('/x', { ...pooledRoute(fastify), ...flowInput(fastify.config), schema }, async request =>
+ *   Buffer.isBuffer(request.body) ? await request.classifyPooled(request.body) : ...)
+ * ```
+ */
+export function pooledRoute (fastify: FastifyInstance) {
+  const pooled = fastify.workerPool !== null
+  return {
+    config: { classifies: true, ...(pooled ? { pooledFromBytes: fastify.config.WORKER_MIN_BYTES } : {}) },
+    ...(pooled ? { validatorCompiler: passBytes(fastify) } : {}),
+  }
+}
+
+/**
+ * Fastify's validator compiler (the same Ajv compiler, options and shared schemas), except that a
+ * body kept as bytes passes: the worker validates it with the same schema.
+ */
+function passBytes (fastify: FastifyInstance): FastifySchemaCompiler<unknown> {
+  let compile: ReturnType<ReturnType<typeof AjvCompiler>> | undefined
+  return route => {
+    compile ??= AjvCompiler()(fastify.getSchemas() as Parameters<ReturnType<typeof AjvCompiler>>[0], AJV_OPTIONS)
+    const validate = compile(route as Parameters<typeof compile>[0]) as ((data: unknown) => boolean) & { errors?: unknown }
+    if (route.httpPart !== 'body') return validate
+    const validateBody = (data: unknown) => Buffer.isBuffer(data) || validate(data)
+    return Object.defineProperty(validateBody, 'errors', { get: () => validate.errors })
+  }
+}
+
+/**
+ * The worker path, in one place: worker threads, each with the embedded model, for the bodies large
+ * enough to hold up the event loop (WORKER_MIN_BYTES); the app's one `application/json` parser, which
+ * keeps those bodies as bytes on pooled routes and parses every other JSON body of every route the
+ * same way (input/body.ts: Fastify's parser, with the depth scan); `pooledRoute` for the routes;
+ * and `request.classifyPooled`, which plans the notifications and runs the pool. Threads start with the
+ * first such body and end with the app.
  */
 export default fp(async function workerPool (fastify) {
-  const { WORKERS, MAX_ROWS, MODEL_DIR, ATTACK_THRESHOLD, NOVELTY_THRESHOLD } = fastify.config
+  const { WORKERS, MAX_ROWS, MODEL_DIR, ATTACK_THRESHOLD, NOVELTY_THRESHOLD, WORKER_QUEUE_MAX, WORKER_QUEUE_MAX_BYTES } = fastify.config
   // Rows classified in a worker count towards the main thread's drift window.
   const drift = fastify.classifier.drift !== undefined
+
+  // Every JSON body of the app: bytes for a worker on a pooled route, else parsed here as Fastify would.
+  fastify.removeContentTypeParser('application/json')
+  fastify.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body: Buffer, done) => {
+    if (body.length >= (request.routeOptions.config.pooledFromBytes ?? Infinity)) return done(null, body)
+    try {
+      done(null, parseJsonBody(body, { depthChecked: true }))
+    } catch (err) {
+      done(err as Error, undefined)
+    }
+  })
+
   // availableParallelism() follows the container's CPU limit (cgroups) on the Node of the image. One CPU
   // is left to the main thread, which serves HTTP: with a worker on every CPU of a 2-CPU host, small
   // requests beside big ones fell to about half their throughput; with one, to 0.8x (bench/README.md).
   const size = WORKERS ?? defaultWorkers()
   // SageMaker classifies remotely: its requests wait on the network, not on this process's CPU.
-  if (size === 0 || fastify.classifier.backend !== 'local') {
-    fastify.decorate('workerPool', null)
-    return
-  }
-  const pool = createWorkerPool(size, { modelDir: MODEL_DIR, maxRows: MAX_ROWS, threshold: ATTACK_THRESHOLD, noveltyThreshold: NOVELTY_THRESHOLD, drift })
-  fastify.log.info({ workers: size }, 'worker threads start with the first large body')
+  const pool = size === 0 || fastify.classifier.backend !== 'local'
+    ? null
+    : createWorkerPool(size, { modelDir: MODEL_DIR, maxRows: MAX_ROWS, threshold: ATTACK_THRESHOLD, noveltyThreshold: NOVELTY_THRESHOLD, drift }, { maxEntries: WORKER_QUEUE_MAX, maxBytes: WORKER_QUEUE_MAX_BYTES })
   fastify.decorate('workerPool', pool)
-  fastify.addHook('onClose', async () => await pool.close())
-}, { name: 'worker-pool', dependencies: ['env', 'classifier'] })
+  if (pool !== null) {
+    fastify.log.info({ workers: size }, 'worker threads start with the first large body')
+    fastify.addHook('onClose', async () => await pool.close())
+  }
+
+  fastify.decorateRequest('classifyPooled', async function classifyPooled (this: FastifyRequest, body: Buffer): Promise<Prediction[]> {
+    if (pool === null) throw new Error(`${this.routeOptions.url ?? 'this route'} kept a body for a worker thread, but there is no pool`)
+    // Who receives which notifications is known here, not in the worker: it builds them as told.
+    const notify = { kind: fastify.notifications.kind(), grouping: fastify.notifications.grouping, model: fastify.classifier.describe().name, requestId: this.id }
+    const path = this.url.split('?')[0]
+    return await this.classifyBuilt(async signal => {
+      const result = await pool.run(body, { path, notify }, signal)
+      if (result.drift !== undefined) fastify.classifier.drift?.merge(result.drift)
+      return { predictions: Array.from(result.predictions) as Prediction[], notifications: result.notifications }
+    })
+  })
+}, { name: 'worker-pool', dependencies: ['env', 'classifier', 'classifications', 'notifications'] })

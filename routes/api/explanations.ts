@@ -3,7 +3,7 @@ import AjvCompiler from '@fastify/ajv-compiler'
 import { Type } from '@sinclair/typebox'
 import type { FastifySchemaCompiler } from 'fastify'
 import { ExplanationsUnavailableError } from '../../errors.js'
-import { flowBody, flowInput, framesOf } from '../../plugins/app/flow-input.js'
+import { flowBody, flowInput, framesOf } from '../../input/flow-input.js'
 import { AJV_OPTIONS } from '../../schemas/ajv.js'
 import { apiSecurity, errorResponses } from '../../schemas/common.js'
 import { ExplanationQuery, Explanations } from '../../schemas/explanations.js'
@@ -52,7 +52,8 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
     },
   }, async function (request) {
     // Checked in onRequest; the classifier is chosen once, at start-up.
-    return await fastify.classifier.explain!(framesOf(request), { top: request.query.top })
+    // Held: the body's bytes stay reserved while it runs, and it stops between slices if the client goes.
+    return await request.hold(signal => fastify.classifier.explain!(framesOf(request), { top: request.query.top, signal }))
   })
 }
 

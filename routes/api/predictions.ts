@@ -1,54 +1,18 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import AjvCompiler from '@fastify/ajv-compiler'
 import { Type } from '@sinclair/typebox'
-import type { FastifySchemaCompiler } from 'fastify'
-import { parseJsonBody } from '../../classifier/body.js'
-import { flowBody, flowInput, framesOf } from '../../plugins/app/flow-input.js'
-import { AJV_OPTIONS } from '../../schemas/ajv.js'
+import { flowBody, flowInput, framesOf } from '../../input/flow-input.js'
+import { pooledRoute } from '../../plugins/app/worker-pool.js'
 import { apiSecurity, errorResponses } from '../../schemas/common.js'
-import { Predictions, Scores, type Prediction } from '../../schemas/predictions.js'
-
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /**
-     * JSON bodies of this many bytes and up are kept as bytes and parsed, checked and classified in a
-     * worker thread (WORKER_MIN_BYTES, on a route that has a pool).
-     */
-    pooledFromBytes?: number
-  }
-}
+import { Predictions, Scores } from '../../schemas/predictions.js'
 
 const routes: FastifyPluginAsyncTypebox = async function (fastify) {
-  const { BODY_LIMIT, MAX_ROWS, WORKER_MIN_BYTES } = fastify.config
-  const pool = fastify.workerPool
-
-  // Large JSON bodies on a pooled route stay bytes, for a worker thread to parse, check and classify
-  // (classifier/body.ts: the same steps as the flow-input hooks run here); every other JSON body is
-  // parsed here, as Fastify's own parser would.
-  fastify.removeContentTypeParser('application/json')
-  fastify.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body: Buffer, done) => {
-    if (body.length >= (request.routeOptions.config.pooledFromBytes ?? Infinity)) return done(null, body)
-    try {
-      done(null, parseJsonBody(body, { depthChecked: true }))
-    } catch (err) {
-      done(err as Error, undefined)
-    }
-  })
-  // Fastify's validator compiler (the same Ajv compiler, options and shared schemas), except that a
-  // body kept as bytes passes: the worker validates it with the same schema.
-  const compile = AjvCompiler()(fastify.getSchemas() as Parameters<ReturnType<typeof AjvCompiler>>[0], AJV_OPTIONS)
-  const passBytes: FastifySchemaCompiler<unknown> = route => {
-    const validate = compile(route as Parameters<typeof compile>[0]) as ((data: unknown) => boolean) & { errors?: unknown }
-    if (route.httpPart !== 'body') return validate
-    const validateBody = (data: unknown) => Buffer.isBuffer(data) || validate(data)
-    return Object.defineProperty(validateBody, 'errors', { get: () => validate.errors })
-  }
+  const { BODY_LIMIT, MAX_ROWS } = fastify.config
   const limits = `Rows are numbered from 0 in error messages (CSV: by line of the file). At most ${MAX_ROWS} rows and ${BODY_LIMIT} bytes per request.`
 
   fastify.post('/predictions', {
-    config: { classifies: true, ...(pool !== null ? { pooledFromBytes: WORKER_MIN_BYTES } : {}) },
+    // Large JSON bodies stay bytes, for a worker thread to parse, check and classify.
+    ...pooledRoute(fastify),
     ...flowInput(fastify.config),
-    validatorCompiler: passBytes,
     schema: {
       operationId: 'predict',
       security: apiSecurity,
@@ -64,18 +28,8 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       },
     },
   }, async function (request) {
-    if (Buffer.isBuffer(request.body)) {
-      const body = request.body
-      // Who receives which notifications is known here, not in the worker: it builds them as told.
-      const notify = { kind: fastify.notifications.kind(), grouping: fastify.notifications.grouping, model: fastify.classifier.describe().name, requestId: request.id }
-      return await request.classifyPooled(async () => {
-        const result = await pool!.run(body, { path: request.url.split('?')[0], notify })
-        if (result.drift !== undefined) fastify.classifier.drift?.merge(result.drift)
-        return { predictions: Array.from(result.predictions) as Prediction[], notifications: result.notifications }
-      })
-    }
-    const predictions = await request.classify(framesOf(request), frame => fastify.classifier.predict(frame))
-    return predictions
+    if (Buffer.isBuffer(request.body)) return await request.classifyPooled(request.body)
+    return await request.classify(framesOf(request), (frame, signal) => fastify.classifier.predict(frame, { signal }))
   })
 
   fastify.post('/scores', {
@@ -97,7 +51,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       },
     },
   }, async function (request) {
-    const { scores, predictions, novelty } = await request.classify(framesOf(request), frame => fastify.classifier.score(frame))
+    const { scores, predictions, novelty } = await request.classify(framesOf(request), (frame, signal) => fastify.classifier.score(frame, { signal }))
     const { name } = fastify.classifier.describe()
     const { threshold, noveltyThreshold } = fastify.classifier
     if (novelty === undefined || noveltyThreshold === undefined) return { model: name, threshold, scores, predictions }

@@ -1,10 +1,10 @@
 import { isMainThread, parentPort, workerData } from 'node:worker_threads'
 import type { Prediction } from '../schemas/predictions.js'
 import { notificationsFor, type Notification, type NotifyGrouping, type NotifyMode } from '../notifications/message.js'
-import { checkedFrame, compileFrameValidator } from './body.js'
-import { createEmbeddedClassifier } from './embedded.js'
-import { loadModel } from './model.js'
-import type { DriftCounts } from './drift.js'
+import { checkedFrame, compileFrameValidator } from '../input/body.js'
+import { createEmbeddedClassifier } from '../classifier/embedded.js'
+import { loadModel } from '../classifier/model.js'
+import type { DriftCounts } from '../classifier/drift.js'
 
 /** What a worker thread is started with. */
 export interface WorkerOptions {
@@ -37,7 +37,7 @@ export type WorkerResult =
 
 /**
  * The work done off the event loop: parse, check and classify a body with the same functions the
- * main thread uses (classifier/body.ts, the embedded model, notificationsFor), and answer the
+ * main thread uses (input/body.ts, the embedded model, notificationsFor), and answer the
  * predictions as bytes and the notifications as built, never the frame.
  */
 export function createTaskHandler ({ modelDir, maxRows, threshold, noveltyThreshold, drift }: WorkerOptions) {
@@ -71,7 +71,7 @@ export function transferables (result: WorkerResult): ArrayBuffer[] {
   return result.drift === undefined ? [result.predictions.buffer as ArrayBuffer] : [result.predictions.buffer as ArrayBuffer, result.drift.counts.buffer as ArrayBuffer]
 }
 
-// Started by classifier/pool.ts: load the model, say so, then answer tasks in order.
+// Started by workers/pool.ts: load the model, say so, then answer tasks in order.
 if (!isMainThread && parentPort !== null && (workerData as { mlIdsWorker?: WorkerOptions })?.mlIdsWorker !== undefined) {
   const port = parentPort
   try {

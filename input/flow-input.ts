@@ -3,15 +3,15 @@ import { join } from 'node:path'
 import fp from 'fastify-plugin'
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
-import { csvToFrame } from '../../classifier/csv.js'
-import { checkRowCount, checkSplitBody } from '../../classifier/body.js'
-import { MlflowBodyError, TooManyRowsError, UnsupportedMediaTypeError } from '../../errors.js'
-import { checkFrame } from '../../classifier/frame.js'
-import { mlflowRows, mlflowToFrame, MLFLOW_FIELDS } from '../../classifier/mlflow.js'
-import { projectRoot } from '../../project.js'
-import type { Config } from '../../schemas/config.js'
-import { MlflowRequest } from '../../schemas/mlflow.js'
-import { PandasSplitFrame, PREDICTION_MEDIA_TYPES } from '../../schemas/predictions.js'
+import { csvToFrame } from './csv.js'
+import { checkRowCount, checkSplitBody } from './body.js'
+import { MlflowBodyError, TooManyRowsError, UnsupportedMediaTypeError } from '../errors.js'
+import { checkFrame } from '../classifier/frame.js'
+import { mlflowRows, mlflowToFrame, MLFLOW_FIELDS } from './mlflow.js'
+import { projectRoot } from '../project.js'
+import type { Config } from '../schemas/config.js'
+import { MlflowRequest } from '../schemas/mlflow.js'
+import { PandasSplitFrame, PREDICTION_MEDIA_TYPES } from '../schemas/predictions.js'
 
 /**
  * What a flow route makes of a content-type header, in any case and spacing: `json` for
@@ -101,7 +101,7 @@ export function flowInput (config: Pick<Config, 'BODY_LIMIT' | 'MAX_ROWS'>, opts
     // such, and a frame over the row limit is refused at once.
     preValidation: async (request: FastifyRequest) => {
       const body = request.body
-      // Bytes kept for a worker thread (routes/api/predictions.ts) are checked there, by the same functions.
+      // Bytes kept for a worker thread (plugins/app/worker-pool.ts) are checked there, by the same functions.
       if (typeof body !== 'object' || body === null || Array.isArray(body) || Buffer.isBuffer(body)) return
       if (opts.json === 'split') return checkSplitBody(body, MAX_ROWS, request.url.split('?')[0])
       // Checked before validation, which would drop unknown fields without a word.
@@ -117,7 +117,8 @@ export function flowInput (config: Pick<Config, 'BODY_LIMIT' | 'MAX_ROWS'>, opts
       if (Buffer.isBuffer(request.body)) return
       let frame: PandasSplitFrame
       if (typeof request.body === 'string') {
-        frame = await csvToFrame(request.body, { maxRows: MAX_ROWS })
+        const text = request.body
+        frame = await request.hold(signal => csvToFrame(text, { maxRows: MAX_ROWS, signal }))
       } else if (opts.json === 'mlflow') {
         frame = mlflowToFrame(request.body as MlflowRequest)
         if (frame.data.length > MAX_ROWS) throw new TooManyRowsError(`${frame.data.length} rows exceed the limit of ${MAX_ROWS} rows per request`)

@@ -1,6 +1,15 @@
 import { Worker } from 'node:worker_threads'
 import { once } from 'node:events'
 import type { WorkerOptions, WorkerResult, WorkerTask } from './worker.js'
+import { OverloadedError } from '../errors.js'
+
+/** How much work may wait for a thread: past either bound a task is refused (503) rather than queued. */
+export interface QueueLimits {
+  /** Tasks waiting at once. */
+  maxEntries: number
+  /** Body bytes waiting at once. */
+  maxBytes: number
+}
 
 /** An error a worker met, with the status and code the client would have had from the main thread. */
 export class WorkerTaskError extends Error {
@@ -16,29 +25,41 @@ interface Pending {
   id: number
   task: WorkerTask
   transfer: ArrayBuffer[]
+  bytes: number
   resolve: (result: Exclude<WorkerResult, { error: unknown }>) => void
   reject: (err: Error) => void
+  /** Stops listening to the caller's signal once the task leaves the queue. */
+  dequeued: () => void
 }
 
 /**
  * A pool of up to `size` worker threads, each with the embedded model, taking tasks in arrival order.
  * One task per worker at a time, so a queued task waits for the first free worker, never behind a
  * busy one. Threads start when work first waits for one (a service that never sees a large body
- * never pays for them) and are kept; one that dies is replaced on demand.
+ * never pays for them) and are kept; one that dies is replaced on demand. The queue is bounded
+ * (`limits`: 503 past it), and a task whose caller's signal aborts while it waits leaves the queue.
  */
-export function createWorkerPool (size: number, options: WorkerOptions) {
+export function createWorkerPool (size: number, options: WorkerOptions, limits: QueueLimits = { maxEntries: Infinity, maxBytes: Infinity }) {
   const idle: Worker[] = []
   const busy = new Map<Worker, Pending>()
   const running = new Set<Worker>()
   const queue: Pending[] = []
+  let queuedBytes = 0
   let starting = 0
   let nextId = 0
+
+  function take (): Pending {
+    const pending = queue.shift()!
+    queuedBytes -= pending.bytes
+    pending.dequeued()
+    return pending
+  }
   let closed = false
 
   function dispatch () {
     while (idle.length > 0 && queue.length > 0) {
       const worker = idle.pop()!
-      const pending = queue.shift()!
+      const pending = take()
       busy.set(worker, pending)
       worker.postMessage({ id: pending.id, task: pending.task }, pending.transfer)
     }
@@ -58,7 +79,7 @@ export function createWorkerPool (size: number, options: WorkerOptions) {
       }, (err: Error) => {
         starting--
         // The model did not load: nothing queued can be served by a thread that would fail the same way.
-        for (const pending of queue.splice(0)) pending.reject(err)
+        while (queue.length > 0) take().reject(err)
       })
     }
   }
@@ -97,20 +118,42 @@ export function createWorkerPool (size: number, options: WorkerOptions) {
   return {
     size,
     /** Parses, checks and classifies a body in a worker. Client errors reject as WorkerTaskError. */
-    run (body: Buffer, task: Omit<WorkerTask, 'body'>): Promise<Exclude<WorkerResult, { error: unknown }>> {
+    run (body: Buffer, task: Omit<WorkerTask, 'body'>, signal?: AbortSignal): Promise<Exclude<WorkerResult, { error: unknown }>> {
       if (closed) return Promise.reject(new Error('the worker pool is closed'))
+      if (signal?.aborted === true) return Promise.reject(signal.reason)
+      // Waiting only when no thread is free: a free one takes the task at once.
+      const waits = idle.length === 0
+      if (waits && (queue.length + 1 > limits.maxEntries || queuedBytes + body.length > limits.maxBytes)) {
+        return Promise.reject(new OverloadedError(`the worker threads are busy (${queue.length} bodies, ${queuedBytes} bytes waiting): retry shortly`))
+      }
       // A body that owns its memory is handed over, not copied.
       const owns = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength
       const bytes = owns ? body : Uint8Array.prototype.slice.call(body)
       return new Promise((resolve, reject) => {
-        queue.push({ id: nextId++, task: { ...task, body: bytes }, transfer: [bytes.buffer as ArrayBuffer], resolve, reject })
+        const pending: Pending = { id: nextId++, task: { ...task, body: bytes }, transfer: [bytes.buffer as ArrayBuffer], bytes: bytes.byteLength, resolve, reject, dequeued: () => {} }
+        if (signal !== undefined) {
+          // The client went while its body waited: it leaves the queue, its bytes with it.
+          const cancel = () => {
+            const at = queue.indexOf(pending)
+            if (at === -1) return
+            queue.splice(at, 1)
+            queuedBytes -= pending.bytes
+            reject(signal.reason)
+          }
+          signal.addEventListener('abort', cancel, { once: true })
+          pending.dequeued = () => signal.removeEventListener('abort', cancel)
+        }
+        queue.push(pending)
+        queuedBytes += pending.bytes
         dispatch()
       })
     },
+    /** Tasks and body bytes waiting for a thread, for tests and metrics. */
+    queued: () => ({ entries: queue.length, bytes: queuedBytes }),
     /** Ends every thread; what has not started is refused. */
     async close () {
       closed = true
-      for (const pending of queue.splice(0)) pending.reject(new Error('the worker pool is closed'))
+      while (queue.length > 0) take().reject(new Error('the worker pool is closed'))
       await Promise.all([...running].map(worker => worker.terminate()))
     },
     /** The threads running now, for tests. */

@@ -1,0 +1,132 @@
+/**
+ * Issue 20's abusive bodies against the service as `npm start` runs it (compiled, its own process):
+ * for each input path and shape at BODY_LIMIT, the answer and the worst event-loop hold it caused,
+ * seen from outside as the slowest `GET /health` answered while the body was handled (a client
+ * polls /health back to back). Then predictions' throughput alone and while /metrics is flooded, with
+ * /metrics on PORT and on METRICS_PORT.
+ *
+ *   npm run build:tools && node dist/bench/abuse.js
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, openSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { once } from 'node:events'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import autocannon from 'autocannon'
+import { projectRoot } from '../project.js'
+import { frameOf } from './flows.js'
+
+const LIMIT = 6 * 1024 * 1024
+const children = new Set<ChildProcess>()
+process.on('exit', () => { for (const child of children) child.kill() })
+
+async function freePort (): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  server.close()
+  return port
+}
+
+async function startService (env: NodeJS.ProcessEnv) {
+  const port = await freePort()
+  const child = spawn(process.execPath, [join(projectRoot(), 'dist', 'server.js')], {
+    env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NOTIFY: 'none', NOTIFY_DATA_DIR: mkdtempSync(join(tmpdir(), 'ml-ids-abuse-')), ...env },
+    stdio: ['ignore', openSync('/dev/null', 'w'), 'inherit'],
+  })
+  children.add(child)
+  const url = `http://127.0.0.1:${port}`
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`${url}/ready`)).ok) break
+    } catch {}
+    if (i > 300) throw new Error('the service did not start')
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  return { child, url }
+}
+
+/** Sends `body` while polling /health; the answer, and the slowest /health meanwhile (ms). */
+async function probe (url: string, path: string, type: string, body: string) {
+  const state = { polling: true }
+  let worst = 0
+  const poller = (async () => {
+    while (state.polling) {
+      const started = performance.now()
+      await fetch(`${url}/health`).then(res => res.arrayBuffer())
+      worst = Math.max(worst, performance.now() - started)
+    }
+  })()
+  await new Promise(resolve => setTimeout(resolve, 20))
+  const started = performance.now()
+  // A body refused while it is still being sent may end in a closed connection rather than its answer.
+  const answer = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': type }, body })
+    .then(async res => ({ status: String(res.status), text: await res.text() }), () => ({ status: 'closed', text: '' }))
+  const ms = performance.now() - started
+  state.polling = false
+  await poller
+  return { status: answer.status, code: /"code":"([A-Z_]+)"/.exec(answer.text)?.[1] ?? '', ms: Math.round(ms), worstHealthMs: Math.round(worst) }
+}
+
+const fill = (line: string, header: string) => header + line.repeat(Math.floor((LIMIT - header.length - 1024) / line.length))
+
+function csvOf (frame: { columns: string[], data: unknown[][] }, rows: number) {
+  return [frame.columns.join(','), ...frame.data.slice(0, rows).map(row => row.map(v => v ?? '').join(','))].join('\n') + '\n'
+}
+
+async function bodies () {
+  const { child, url } = await startService({ WORKERS: '1' })
+  const frame = frameOf(10_000)
+  const header = frame.columns.join(',') + '\n'
+  const maxCsv = csvOf(frame, 10_000)
+  const maxJson = JSON.stringify(frame)
+  const explainJson = JSON.stringify(frameOf(1000))
+  const shapes: Array<[string, string, string, string]> = [
+    ['CSV: header + blank lines', '/api/predictions', 'text/csv', fill('\n', header)],
+    ['CSV: header + whitespace lines', '/api/predictions', 'text/csv', fill(' \r\n', header)],
+    ['CSV: header repeated', '/api/predictions', 'text/csv', fill(header, header)],
+    ['CSV: a header of commas', '/api/predictions', 'text/csv', fill(',', 'a')],
+    ['CSV: one row of commas after the header', '/api/scores', 'text/csv', fill(',', header + '1')],
+    ['CSV: comment-like lines (# ...)', '/api/predictions', 'text/csv', fill('# comment\n', header)],
+    [`CSV: 10,000 flows (${(maxCsv.length / 1e6).toFixed(1)} MB)`, '/api/scores', 'text/csv', maxCsv],
+    ['JSON: 2M empty rows', '/api/scores', 'application/json', `{"columns":["a"],"data":[${'[],'.repeat(2_000_000)}[]]}`],
+    ['JSON: 2M empty records', '/invocations', 'application/json', `{"dataframe_records":[${'{},'.repeat(1_900_000)}{}]}`],
+    ['JSON: 3M numbers in one list', '/api/scores', 'application/json', `{"columns":["a"],"data":[${'1,'.repeat(3_000_000)}1]}`],
+    ['JSON: brackets, 6 MB deep', '/api/scores', 'application/json', '['.repeat(LIMIT - 16)],
+    ['JSON: one 6 MB string cell', '/api/scores', 'application/json', `{"columns":["a"],"data":[["${'x'.repeat(LIMIT - 64)}"]]}`],
+    [`JSON: 10,000 flows (${(maxJson.length / 1e6).toFixed(1)} MB), main thread`, '/api/scores', 'application/json', maxJson],
+    ['JSON: the same, to a worker thread', '/api/predictions', 'application/json', maxJson],
+    ['JSON: the same as MLflow dataframe_split', '/invocations', 'application/json', `{"dataframe_split":${maxJson}}`],
+    ['JSON: 1,000 flows to explain', '/api/explanations', 'application/json', explainJson],
+  ]
+  const rows = []
+  for (const [shape, path, type, body] of shapes) {
+    const results = []
+    for (let run = 0; run < 3; run++) results.push(await probe(url, path, type, body))
+    const worst = results.reduce((a, b) => b.worstHealthMs > a.worstHealthMs ? b : a)
+    rows.push({ shape, path, MB: (Buffer.byteLength(body) / 1e6).toFixed(1), status: `${worst.status} ${worst.code}`.trim(), ms: worst.ms, worstHealthMs: worst.worstHealthMs })
+  }
+  child.kill()
+  console.table(rows)
+}
+
+async function flood () {
+  const body = JSON.stringify(frameOf(1))
+  const rows = []
+  for (const [name, env] of [['/metrics on PORT', {}], ['/metrics on METRICS_PORT', { METRICS_PORT: String(await freePort()) }]] as const) {
+    const { child, url } = await startService({ WORKERS: '1', ...env })
+    const metricsUrl = 'METRICS_PORT' in env ? `http://127.0.0.1:${env.METRICS_PORT}` : url
+    const predictions = () => autocannon({ url: `${url}/api/predictions`, method: 'POST', headers: { 'content-type': 'application/json' }, body, connections: 10, duration: 5 })
+    await predictions()
+    const alone = await predictions()
+    const [during, scrapes] = await Promise.all([predictions(), autocannon({ url: `${metricsUrl}/metrics`, connections: 50, duration: 5 })])
+    rows.push({ setup: name, 'predictions alone (req/s)': Math.round(alone.requests.average), 'during flood (req/s)': Math.round(during.requests.average), 'p99 during (ms)': during.latency.p99, 'scrapes (req/s)': Math.round(scrapes.requests.average) })
+    child.kill()
+  }
+  console.table(rows)
+}
+
+await bodies()
+await flood()
+process.exit(0)
