@@ -4,7 +4,7 @@ import { ConfigError } from '../errors.js'
 
 /**
  * The service's configuration, read from the environment by @fastify/env. Declared once: the type
- * below is derived from it, and the README's table documents it.
+ * below is derived from it, and the table in docs/configuration.md documents it.
  */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
@@ -61,7 +61,7 @@ export const ConfigSchema = Type.Object({
   AWS_SNS_PREDICTIONS_TOPIC: Type.Optional(Type.String({ pattern: '^arn:aws[a-z-]*:sns:[a-z0-9-]+:\\d{12}:[A-Za-z0-9_-]{1,256}$' })),
   AWS_SNS_HOST: Type.Optional(Type.String({ minLength: 1 })),
   NOTIFY: Type.Union([Type.Literal('all'), Type.Literal('attacks'), Type.Literal('unfamiliar'), Type.Literal('none')], { default: 'all' }),
-  // One message per class per request: 100-row requests cost ~2 SNS messages instead of 100 (see the README).
+  // One message per class per request: 100-row requests cost ~2 SNS messages instead of 100 (see docs/notifications.md).
   NOTIFY_GROUPING: Type.Union([Type.Literal('request'), Type.Literal('row')], { default: 'request' }),
   // Every notification on disk before its response is sent; `fsync` also flushes it to the device.
   NOTIFY_JOURNAL: Type.Union([Type.Literal('on'), Type.Literal('fsync'), Type.Literal('off')], { default: 'on' }),

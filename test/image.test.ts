@@ -54,7 +54,7 @@ t.test('.dockerignore keeps the service\'s sources and leaves tests, tools and l
   for (const path of ['app.ts', 'server.ts', 'plugins/app/errors.ts', 'models', 'dashboard/index.html', 'examples/flows.json', 'package-lock.json']) {
     t.notOk(dockerIgnored(ignorePatterns, path), `${path} is in the context`)
   }
-  for (const path of ['node_modules', 'dist/app.js', 'test/image.test.ts', 'bench/run.ts', 'scripts/evaluate.ts', '.git', 'data/spill.jsonl', 'training/train.py']) {
+  for (const path of ['node_modules', 'dist/app.js', 'test/image.test.ts', 'bench/run.ts', 'scripts/evaluate.ts', '.git', 'data/spill.jsonl', 'training/train.py', 'docs/operations.md']) {
     t.ok(dockerIgnored(ignorePatterns, path), `${path} is not`)
   }
 })

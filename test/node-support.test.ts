@@ -2,7 +2,7 @@ import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { projectRoot } from '../project.js'
 
-// What the README's Dependencies section tells a Node 20 user: the AWS SDK's warning, and its switch.
+// What docs/development.md's Dependencies section tells a Node 20 user: the AWS SDK's warning, and its switch.
 const major = Number(process.versions.node.split('.')[0])
 const buildClient = "const { SNSClient } = require('@aws-sdk/client-sns'); new SNSClient({ region: 'eu-west-1' })"
 const run = (env: NodeJS.ProcessEnv) =>
