@@ -2,8 +2,8 @@ import { Type, type Static } from '@sinclair/typebox'
 import { Prediction } from './predictions.js'
 
 export const ExplanationQuery = Type.Object({
-  // An integer, so that generated clients type it as one: the route coerces its query string (only
-  // the query string) to check it, so "5" passes and "5x", "0" or "10000" are refused.
+  // An integer, so that generated clients type it as one: the route reads a query string of digits
+  // as a number before it is checked, so "5" passes and "5x", "0" or "10000" are refused.
   top: Type.Optional(Type.Integer({
     minimum: 1,
     maximum: 9999,

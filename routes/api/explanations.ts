@@ -1,10 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import AjvCompiler from '@fastify/ajv-compiler'
 import { Type } from '@sinclair/typebox'
-import type { FastifySchemaCompiler } from 'fastify'
 import { ExplanationsUnavailableError } from '../../errors.js'
 import { flowBody, flowInput, framesOf } from '../../input/flow-input.js'
-import { AJV_OPTIONS } from '../../schemas/ajv.js'
 import { apiSecurity, errorResponses } from '../../schemas/common.js'
 import { ExplanationQuery, Explanations } from '../../schemas/explanations.js'
 
@@ -13,18 +10,15 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
   // Explaining costs far more than predicting: a limit of its own, never above the predictions' one.
   const maxRows = Math.min(MAX_ROWS, EXPLAIN_MAX_ROWS)
   const input = flowInput({ BODY_LIMIT, MAX_ROWS: maxRows })
-  // Fastify's validator compiler (same Ajv compiler, options and shared schemas) for the body; the
-  // query string alone is coerced, so that `top` is an integer in the spec and "5" passes.
-  type Compile = ReturnType<ReturnType<typeof AjvCompiler>>
-  const schemas = fastify.getSchemas() as Parameters<ReturnType<typeof AjvCompiler>>[0]
-  const strict = AjvCompiler()(schemas, AJV_OPTIONS)
-  const coercing = AjvCompiler()(schemas, { customOptions: { ...AJV_OPTIONS.customOptions, coerceTypes: true } })
-  const validatorCompiler: FastifySchemaCompiler<unknown> = route =>
-    (route.httpPart === 'querystring' ? coercing : strict)(route as Parameters<Compile>[0])
 
   fastify.post('/explanations', {
     ...input,
-    validatorCompiler,
+    // A query string is text; `top` is an integer in the schema (so generated clients type it as one),
+    // so its digits are read as a number before validation, and anything else is refused as it is.
+    preValidation: [input.preValidation, async (request) => {
+      const query = request.query as { top?: unknown }
+      if (typeof query.top === 'string' && /^\d{1,6}$/.test(query.top)) query.top = Number(query.top)
+    }],
     // Before the body is read: with no backend to explain with, nothing else matters.
     onRequest: [async () => {
       if (fastify.classifier.explain === undefined) {
