@@ -6,7 +6,6 @@ import secureJson from 'secure-json-parse'
 import { AJV_OPTIONS } from '../schemas/ajv.js'
 import { PandasSplitFrame } from '../schemas/predictions.js'
 import { JsonTooDeepError, MlflowBodyError, TooManyRowsError, ValidationError as BodyValidationError } from '../errors.js'
-import { rememberJsonText } from '../notifications/row-text.js'
 import { checkFrame } from './frame.js'
 import { MLFLOW_FIELDS } from './mlflow.js'
 
@@ -71,8 +70,6 @@ export function parseJsonBody (body: Buffer, opts: { depthChecked: boolean }): u
   } catch {
     throw new errorCodes.FST_ERR_CTP_INVALID_JSON_BODY()
   }
-  // Notifications carry the rows as the client wrote them (notifications/row-text.ts).
-  rememberJsonText(parsed, text)
   return parsed
 }
 

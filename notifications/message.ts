@@ -1,6 +1,5 @@
 import type { Config } from '../schemas/config.js'
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
-import { rowTexts } from './row-text.js'
 
 export type PredictionLabel = 'attack' | 'benign'
 
@@ -9,7 +8,7 @@ export const MAX_PAYLOAD_BYTES = 256 * 1024
 
 /** A notification: the body SNS carries and the attributes subscribers filter on. */
 export interface Notification {
-  /** A pandas split frame (`to_json(orient="split")`) of the rows with a `prediction` column added. */
+  /** A pandas split frame (`to_json(orient="split")`) of the rows with a `prediction` column (added, or replaced). */
   readonly message: string
   readonly attributes: {
     readonly prediction: PredictionLabel
@@ -35,10 +34,20 @@ function attributeBytes (attributes: Notification['attributes']): number {
 
 const labelOf = (p: Prediction): PredictionLabel => p === 1 ? 'attack' : 'benign'
 
-/** `[...row, p]` as JSON: from the row's text as the client sent it when known (row-text.ts). */
-const rowWith = (row: readonly unknown[], text: string | undefined, prediction: Prediction) => {
+/**
+ * A row with its prediction, as JSON: the parsed row written anew (JSON.stringify), never the client's
+ * text, so the row announced is the row classified whatever the body's spelling (whitespace, escapes,
+ * repeated keys) and a message holds no raw newline. `at` is the request's own `prediction` column,
+ * whose value is replaced where it stands (pandas' `df["prediction"] = p`), or -1: appended.
+ */
+function rowWith (row: readonly unknown[], prediction: Prediction, at: number): string {
+  if (at >= 0) {
+    const copy = row.slice()
+    copy[at] = prediction
+    return JSON.stringify(copy)
+  }
   if (row.length === 0) return `[${prediction}]`
-  const json = text ?? JSON.stringify(row)
+  const json = JSON.stringify(row)
   return `${json.slice(0, -1)},${prediction}]`
 }
 
@@ -55,16 +64,18 @@ const rowWith = (row: readonly unknown[], text: string | undefined, prediction: 
  */
 export function notificationsFor (frame: PandasSplitFrame, predictions: readonly Prediction[], mode: NotifyMode, context: { model: string, requestId: string }, grouping: NotifyGrouping = 'row'): Notification[] {
   if (mode === 'none') return []
-  const columns = JSON.stringify([...frame.columns, 'prediction'])
+  // A request that already has a `prediction` column (a frame that went through a model before) keeps
+  // it in place with this model's values, as the earlier service's `df["prediction"] = preds` did.
+  const at = frame.columns.indexOf('prediction')
+  const columns = JSON.stringify(at >= 0 ? frame.columns : [...frame.columns, 'prediction'])
   const label = (i: number) => JSON.stringify(frame.index?.[i] ?? i)
-  const texts = rowTexts(frame)
   const out: Notification[] = []
   if (grouping === 'row') {
     for (let i = 0; i < predictions.length; i++) {
       const prediction = predictions[i]
       if (mode === 'attacks' && prediction !== 1) continue
       out.push({
-        message: `{"columns":${columns},"index":[${label(i)}],"data":[${rowWith(frame.data[i], texts?.[i], prediction)}]}`,
+        message: `{"columns":${columns},"index":[${label(i)}],"data":[${rowWith(frame.data[i], prediction, at)}]}`,
         attributes: { prediction: labelOf(prediction), model: context.model, request_id: context.requestId },
       })
     }
@@ -91,7 +102,7 @@ export function notificationsFor (frame: PandasSplitFrame, predictions: readonly
     for (let i = 0; i < predictions.length; i++) {
       if (predictions[i] !== prediction) continue
       const l = label(i)
-      const r = rowWith(frame.data[i], texts?.[i], prediction)
+      const r = rowWith(frame.data[i], prediction, at)
       // Two commas at most: one before the label, one before the row.
       const size = Buffer.byteLength(l) + Buffer.byteLength(r) + 2
       if (rows.length > 0 && bytes + size > MAX_PAYLOAD_BYTES) flush()
