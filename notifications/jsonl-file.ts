@@ -1,7 +1,6 @@
-import { createReadStream, createWriteStream, mkdirSync, type WriteStream } from 'node:fs'
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs'
 import { dirname } from 'node:path'
 import { once } from 'node:events'
-import { createInterface } from 'node:readline'
 
 /**
  * An append-only JSON-lines file written in the background (the dead letters, NOTIFY_LOG_FILE),
@@ -40,17 +39,6 @@ export function createJsonLinesFile (path: string, onError: (err: Error) => void
       if (!current.closed) await once(current, 'close').catch(() => {})
     },
   }
-}
-
-/** A file's lines, streamed, never loaded whole; none when it does not exist. */
-export async function * readLines (path: string): AsyncGenerator<string> {
-  const input = createReadStream(path, { encoding: 'utf8' })
-  const opened = await new Promise<boolean>((resolve, reject) => {
-    input.once('open', () => resolve(true))
-    input.once('error', err => (err as NodeJS.ErrnoException).code === 'ENOENT' ? resolve(false) : reject(err))
-  })
-  if (!opened) return
-  yield * createInterface({ input, crlfDelay: Infinity })
 }
 
 export type JsonLinesFile = ReturnType<typeof createJsonLinesFile>

@@ -1,10 +1,10 @@
 import { setMaxListeners } from 'node:events'
-import { existsSync, readdirSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
-import { createJournal, type JournalRef } from './journal.js'
-import { createJsonLinesFile, readLines } from './jsonl-file.js'
+import { createJournal, UNREADABLE_RETRY_MS, type JournalRef } from './journal.js'
+import { createJsonLinesFile } from './jsonl-file.js'
+import { importLegacy } from './legacy.js'
 import { payloadBytes, type Notification } from './message.js'
 import { createQueue, type QueueEntry } from './queue.js'
 import { MAX_BATCH_ENTRIES, type Sender } from './sender.js'
@@ -56,7 +56,18 @@ function backoff (attempt: number, baseMs: number, maxMs: number): number {
 export function createSnsPublisher (opts: SnsPublisherOptions) {
   const { log } = opts
   const journaling = opts.journal !== 'off'
-  const journal = createJournal({ dir: opts.dataDir, maxBytes: opts.spillMaxBytes, segmentBytes: SEGMENT_BYTES, fsync: opts.journal === 'fsync' })
+  const journal = createJournal({
+    dir: opts.dataDir,
+    maxBytes: opts.spillMaxBytes,
+    segmentBytes: SEGMENT_BYTES,
+    fsync: opts.journal === 'fsync',
+    // Once per change of a segment's state, never per attempt.
+    report: event => {
+      if (event.kind === 'damaged') log.error(event, 'damaged records skipped in a journal segment (the records around them are read)')
+      else if (event.kind === 'unreadable') log.error(event, `journal segment cannot be read: skipped, tried again every ${UNREADABLE_RETRY_MS / 1000} s`)
+      else log.info(event, 'journal segment readable again')
+    },
+  })
   const deadLetters = createJsonLinesFile(join(opts.dataDir, 'dead-letter.jsonl'), err => log.error({ err }, 'writing the dead-letter file failed'))
   const { sender } = opts
   const aborter = new AbortController()
@@ -212,41 +223,6 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
     return replaying
   }
 
-  /**
-   * `spill.jsonl` and `*.replay.jsonl` of versions before the journal (`{"notification": ...}` lines):
-   * streamed into the journal, then removed.
-   */
-  async function importLegacySpills (): Promise<void> {
-    const names = existsSync(opts.dataDir) ? readdirSync(opts.dataDir).filter(f => f === 'spill.jsonl' || f.endsWith('.replay.jsonl')).sort() : []
-    for (const name of names) {
-      const path = join(opts.dataDir, name)
-      let chunk: Notification[] = []
-      const flush = () => {
-        if (chunk.length === 0) return
-        const written = journal.append(chunk)
-        if (written === undefined) throw journal.lastFailure ?? new Error('journal write failed')
-        // Not in memory: the replay reads them back.
-        journal.release(written, Date.now())
-        chunk = []
-      }
-      let refs = 0
-      for await (const line of readLines(path)) {
-        try {
-          const record = JSON.parse(line) as { notification?: Notification }
-          if (record.notification !== undefined) chunk.push(record.notification)
-        } catch {}
-        if (chunk.length >= 100) {
-          refs += chunk.length
-          flush()
-        }
-      }
-      refs += chunk.length
-      flush()
-      unlinkSync(path)
-      log.info({ file: path, notifications: refs }, 'spill file of an earlier version moved into the journal')
-    }
-  }
-
   function oldestUnpublished (): number | undefined {
     let oldest = journal.stats().oldest_off_memory
     for (const e of queue.entries()) oldest = Math.min(oldest ?? Infinity, e.enqueuedAt)
@@ -280,9 +256,9 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
     /** Replays what an earlier run left on disk, the spill files of earlier versions included. */
     async start (): Promise<void> {
       try {
-        await importLegacySpills()
+        await importLegacy(opts.dataDir, journal, log)
       } catch (err) {
-        log.error({ err }, 'reading spill files of an earlier version failed: they are left in place')
+        log.error({ err }, 'importing files of an earlier version failed: they are left in place')
       }
       return replay()
     },
@@ -303,6 +279,8 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
         backlog_bytes: disk.bytes + heldBytes,
         oldest_unpublished_seconds: oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000),
         spill_write_failures: disk.write_failures,
+        damaged_records: disk.damaged_records,
+        unreadable_segments: disk.unreadable_now,
       }
     },
     /** Drains within the deadline; what is left stays on disk (journaled) or is written to it. */

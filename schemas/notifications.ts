@@ -28,6 +28,8 @@ export const NotificationStats = Type.Object({
     backlog_bytes: count('Bytes of the journal/spill files plus held notifications'),
     oldest_unpublished_seconds: Type.Number({ minimum: 0, description: 'Age of the oldest notification not yet published (0 when none)' }),
     spill_write_failures: count('Journal/spill writes that failed (disk full, read-only, over NOTIFY_SPILL_MAX_BYTES)'),
+    damaged_records: count('Torn or corrupt journal records skipped when reading back (each run of damaged bytes once; logged)'),
+    unreadable_segments: count('Journal segments that cannot be read now: skipped, tried again every minute, logged once per change'),
     sns_calls: count('Publish and PublishBatch calls made'),
     failed_calls: count('Calls that failed as a whole'),
   })], { description: 'null when AWS_SNS_PREDICTIONS_TOPIC is not set' }),

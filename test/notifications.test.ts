@@ -389,8 +389,9 @@ t.test('nowhere to keep a notification: predictions 503 and /ready 503, then rec
       NOTIFY_MAX_ATTEMPTS: '1',
       ...(c.cap ? { NOTIFY_SPILL_MAX_BYTES: c.cap } : {}),
     }))
-    // The segment the journal writes first: /dev/full fails every write with ENOSPC, even for root.
-    if (c.full) symlinkSync('/dev/full', join(dataDir, 'journal-00000001.jsonl'))
+    // The segment the journal writes first, as a symlink: never followed (O_NOFOLLOW), so every write
+    // fails (ELOOP) as on a full disk, even for root; were it followed, /dev/full would fail it with ENOSPC.
+    if (c.full) symlinkSync('/dev/full', join(dataDir, 'journal-00000001.rec'))
     const answered: string[] = []
     const send = async (count: number) => {
       const res = await post(app, splitFrame(rows(count)))
@@ -421,7 +422,7 @@ t.test('nowhere to keep a notification: predictions 503 and /ready 503, then rec
     t.match((await app.inject('/metrics')).body, /mlids_notifications_spill_write_failures_total [1-9]/)
 
     if (c.recovery === 'sns') healthy = true
-    else unlinkSync(join(dataDir, 'journal-00000001.jsonl'))
+    else unlinkSync(join(dataDir, 'journal-00000001.rec'))
     await until(t, '/ready to recover', () => app.notifications.readiness().ready)
     t.equal((await app.inject('/ready')).statusCode, 200)
     t.equal((await send(10)).statusCode, 200, 'predictions are taken again')
@@ -443,4 +444,23 @@ t.test('spill files of versions before the journal are published on start, then 
   t.same(sns.accepted.map(m => JSON.parse(m.message).index[0]).sort((a, b) => a - b), [...Array.from({ length: 150 }, (_, n) => n), 1000], 'each once')
   t.notOk(existsSync(join(dataDir, 'spill.jsonl')))
   await until(t, 'the journal emptied', () => journalFiles(dataDir).length === 0)
+})
+
+t.test('segments of the line-based journal are migrated on start: unacknowledged records published, files removed', async t => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'ml-ids-migrate-'))
+  const line = (n: number) => JSON.stringify({ i: n, a: { prediction: 'attack', model: 'm', request_id: `old${n}` }, m: { columns: ['a', 'prediction'], index: [n], data: [[n, 1]] } })
+  // Records 0-9; 2 and 5 acknowledged; acknowledgement lines that must acknowledge nothing; a cut line
+  // and a line past the size limit (never read whole) between records.
+  writeFileSync(join(dataDir, 'journal-00000003.jsonl'), [0, 1, 2, 3, 4].map(line).join('\n') + '\n{"i":99,"a":{"pre\n' + 'x'.repeat(1_200_000) + '\n' + [5, 6, 7, 8, 9].map(line).join('\n') + '\n')
+  writeFileSync(join(dataDir, 'journal-00000003.acks'), '2\n5\n1e300\n4294967296\n')
+  const sns = await snsServer(t)
+  const app = await build(t, snsEnv(sns.url, { NOTIFY_DATA_DIR: dataDir }))
+  await until(t, '8 published', () => app.notifications.stats().sns?.published === 8)
+  t.same(sns.accepted.map(m => JSON.parse(m.message).index[0]).sort((a, b) => a - b), [0, 1, 3, 4, 6, 7, 8, 9], 'each unacknowledged record once')
+  t.same(JSON.parse(sns.accepted[0].message).columns, ['a', 'prediction'], 'the message as it was')
+  t.notOk(existsSync(join(dataDir, 'journal-00000003.jsonl')), 'the old segment removed')
+  t.notOk(existsSync(join(dataDir, 'journal-00000003.acks')))
+  await until(t, 'the journal emptied', () => journalFiles(dataDir).length === 0)
+  await post(app, splitFrame(rows(1)))
+  t.ok(journalFiles(dataDir).every(f => Number(/\d+/.exec(f)![0]) > 3), 'new segments numbered past the old ones')
 })
