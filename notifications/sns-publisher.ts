@@ -5,7 +5,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { createJournal, UNREADABLE_RETRY_MS, type JournalRef } from './journal.js'
 import { createJsonLinesFile } from './jsonl-file.js'
 import { importLegacy } from './legacy.js'
-import { payloadBytes, type Notification } from './message.js'
+import { MAX_PAYLOAD_BYTES, payloadBytes, type Notification } from './message.js'
 import { createQueue, type QueueEntry } from './queue.js'
 import { MAX_BATCH_ENTRIES, type Sender } from './sender.js'
 
@@ -190,6 +190,14 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
       for (const entry of batch.reverse()) retry(entry, result.code)
       return
     }
+    if (result.every(outcome => outcome.status === 'failed')) {
+      // Nothing taken (throttled, or answers that confirm nothing): back off as for a failed call.
+      consecutiveFailures++
+      queue.pause(Date.now() + backoff(consecutiveFailures, opts.retryBaseMs, opts.retryMaxMs))
+      const reason = result[0]?.status === 'failed' ? result[0].reason : 'failed'
+      for (const entry of batch.reverse()) retry(entry, reason)
+      return
+    }
     const done: Entry[] = []
     result.forEach((outcome, i) => {
       if (outcome.status === 'published') done.push(batch[i])
@@ -235,9 +243,14 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
      * Takes a request's notifications: journaled at once (one synchronous write, before the caller
      * answers), queued for SNS. Never throws and never waits.
      */
-    publish (notifications: readonly Notification[]): void {
-      if (notifications.length === 0) return
+    publish (all: readonly Notification[]): void {
+      if (all.length === 0) return
       const now = Date.now()
+      // A message past SNS's 256 KiB can never be published: a dead letter at once, never in the journal.
+      const notifications = all.filter(n => payloadBytes(n) <= MAX_PAYLOAD_BYTES)
+      if (notifications.length < all.length) {
+        for (const n of all) if (payloadBytes(n) > MAX_PAYLOAD_BYTES) deadLetter(entryOf(n, now), `${payloadBytes(n)} bytes, over SNS's ${MAX_PAYLOAD_BYTES}-byte limit`)
+      }
       const entries = notifications.map(n => entryOf(n, now))
       if (journaling) {
         const refs = journal.append(notifications)

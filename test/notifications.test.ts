@@ -250,14 +250,19 @@ t.test('on close the queue drains; past the deadline the rest is spilled, not dr
   }
 })
 
-t.test('a row too large for any batch is published alone, and counted when SNS refuses it', async t => {
-  const sns = await snsServer(t, { entry: (entry) => Buffer.byteLength(entry.message) > 256 * 1024 ? { code: 'InvalidParameter', senderFault: true } : undefined })
+t.test('a message too large for any batch is published alone; one past 256 KiB is a dead letter at once, never journaled', async t => {
+  const sns = await snsServer(t)
   const app = await build(t, snsEnv(sns.url))
   // 300 extra columns of 1,000 characters: a row of about 300 KB, over SNS's 256 KiB.
   const wide = (fill: string) => Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`note_${i}`, fill]))
   const huge = { ...attack, ...wide('x'.repeat(1000)) }
   await post(app, splitFrame([{ ...benign, ...wide('') }, huge, { ...attack, ...wide('') }]))
   await until(t, 'one dead letter and two published', () => app.notifications.stats().sns?.dead_lettered === 1 && sns.accepted.length === 2)
+  t.notOk(sns.calls.some(c => c.action === 'Publish'), 'the row past the limit was never sent')
+  t.equal(app.notifications.readiness().ready, true, 'nothing held')
+  // Under the limit but too large to share a batch: sent alone.
+  await post(app, splitFrame([{ ...attack, ...wide('x'.repeat(500)) }, { ...attack, ...wide('y'.repeat(500)) }]))
+  await until(t, 'both published', () => sns.accepted.length === 4)
   t.ok(sns.calls.some(c => c.action === 'Publish' && c.entries === 1), 'the large row went alone')
 })
 
@@ -463,4 +468,23 @@ t.test('segments of the line-based journal are migrated on start: unacknowledged
   await until(t, 'the journal emptied', () => journalFiles(dataDir).length === 0)
   await post(app, splitFrame(rows(1)))
   t.ok(journalFiles(dataDir).every(f => Number(/\d+/.exec(f)![0]) > 3), 'new segments numbered past the old ones')
+})
+
+t.test('only entries SNS confirms count as published: empty answers and entries in neither list are retried', async t => {
+  for (const c of ['empty answers', 'omitted entries'] as const) {
+    const omittedOnce = new Set<string>()
+    const sns = await snsServer(t, {
+      unconfirmed: call => c === 'empty answers' && call.number <= 4 ? 'empty' : undefined,
+      // Each row's message is left out of the answer once, as a lossy SNS answer would.
+      omit: entry => c === 'omitted entries' && !omittedOnce.has(entry.message) && omittedOnce.add(entry.message) !== undefined,
+    })
+    const app = await build(t, snsEnv(sns.url, { NOTIFY_GROUPING: 'row' }))
+    const res = await post(app, splitFrame(rows(15)))
+    t.equal(res.statusCode, 200)
+    await until(t, 'every row confirmed', () => new Set(publishedRows(sns.accepted)).size === 15 && app.notifications.stats().sns!.queued + app.notifications.stats().sns!.in_flight === 0)
+    const stats = app.notifications.stats().sns!
+    t.equal(stats.published, sns.accepted.length, `${c}: published counts exactly the confirmed entries`)
+    t.ok(stats.retried > 0, `${c}: the unconfirmed were retried`)
+    t.same(new Set(publishedRows(sns.accepted)).size, 15, `${c}: every answered row confirmed`)
+  }
 })
