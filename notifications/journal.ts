@@ -321,9 +321,13 @@ export function createJournal (opts: JournalOptions) {
      * is in memory or it is being read, so nothing is queued twice.
      */
     async * replay (): AsyncGenerator<{ notification: Notification, ref: JournalRef, enqueuedAt: number }> {
-      for (;;) {
-        const segment = [...segments.values()].filter(replayable).sort((a, b) => a.seq - b.seq)[0]
-        if (segment === undefined) return
+      // One pass: each segment replayable now, once, oldest first; the caller starts the next pass. A
+      // segment is never read twice in a pass, so a pass is bounded by what is on disk.
+      const pass = [...segments.values()].filter(replayable).sort((a, b) => a.seq - b.seq)
+      for (const segment of pass) {
+        // Between segments the event loop gets a turn, whatever the reads cost.
+        await new Promise(resolve => setImmediate(resolve))
+        if (!segments.has(segment.seq) || !replayable(segment)) continue
         if (segment === active) {
           closeFds(segment)
           active = undefined
@@ -343,6 +347,7 @@ export function createJournal (opts: JournalOptions) {
           const records = readRecords(segment.path, MAX_RECORD_BODY_BYTES, (_at, bytes) => {
             damage = { regions: damage.regions + 1, bytes: damage.bytes + bytes }
           })
+          const found: number[] = []
           for await (const record of records) {
             if (segment.acked.has(record.id)) continue
             let attributes: Notification['attributes']
@@ -357,9 +362,13 @@ export function createJournal (opts: JournalOptions) {
               segment.nextId = Math.max(segment.nextId, record.id + 1)
             }
             segment.resident++
+            found.push(record.id)
             yield { notification: { message: record.message, attributes }, ref: { segment, id: record.id, bytes: record.bytes }, enqueuedAt: since }
           }
           segment.known = true
+          // What the file holds is what counts: records counted but lost to damage no longer keep the
+          // segment from being compacted (nor listed for replay again and again).
+          segment.unacked = found.filter(id => !segment.acked.has(id)).length
           if (segment.unreadable !== undefined) opts.report?.({ kind: 'readable', path: segment.path })
           segment.unreadable = undefined
         } catch (err) {

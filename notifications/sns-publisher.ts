@@ -90,7 +90,10 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
   const tick = setInterval(() => {
     retryHeld()
     if (queue.size.live + queue.size.replay + queue.size.inFlight === 0) journal.compactIdle()
-    if (consecutiveFailures === 0 && !closing && journal.hasReplayable()) replay()
+    // Replay runs on time, not on traffic: once the backoff after failures has passed, what is on disk
+    // goes back into the queue, and those calls probe SNS. So everything on disk is published within
+    // NOTIFY_RETRY_MAX_MS plus a tick of SNS recovering, with no new request.
+    if (!closing && !queue.paused && journal.hasReplayable()) replay()
   }, opts.tickMs ?? 1000).unref()
 
   const entryOf = (notification: Notification, now: number): Entry =>

@@ -488,3 +488,41 @@ t.test('only entries SNS confirms count as published: empty answers and entries 
     t.same(new Set(publishedRows(sns.accepted)).size, 15, `${c}: every answered row confirmed`)
   }
 })
+
+t.test('replay runs on time: after an outage, what went to disk is published with no new request', async t => {
+  let healthy = false
+  const sns = await snsServer(t, { call: () => healthy ? undefined : { status: 503, code: 'ServiceUnavailable' } })
+  const app = await build(t, snsEnv(sns.url, { NOTIFY_MAX_ATTEMPTS: '2', NOTIFY_RETRY_MAX_MS: '300' }))
+  for (let k = 0; k < 3; k++) t.equal((await post(app, splitFrame(rows(2)))).statusCode, 200)
+  await until(t, 'all six on disk', () => app.notifications.stats().sns!.spilled >= 6 && app.notifications.stats().sns!.queued === 0)
+  const callsWhileDown = sns.calls.length
+  healthy = true
+  const recovered = Date.now()
+  // No request from here on: the tick replays once the backoff (at most NOTIFY_RETRY_MAX_MS) has passed.
+  await until(t, 'six published', () => new Set(publishedRows(sns.accepted)).size === 6, 5000)
+  t.ok(Date.now() - recovered < 300 + 1000 + 2000, `published ${Date.now() - recovered} ms after recovery (bound: NOTIFY_RETRY_MAX_MS + a tick, plus the calls)`)
+  t.ok(callsWhileDown > 0)
+  t.equal(app.notifications.stats().sns!.replayed >= 6, true, 'read back from disk')
+})
+
+t.test('while SNS stays down the replay does not spin: disk reads follow the backoff, and close is prompt', async t => {
+  const sns = await snsServer(t, { call: () => ({ status: 503, code: 'ServiceUnavailable' }) })
+  const env = snsEnv(sns.url, { NOTIFY_MAX_ATTEMPTS: '1', NOTIFY_RETRY_BASE_MS: '200', NOTIFY_RETRY_MAX_MS: '400' })
+  const app = createApp({ env })
+  await app.ready()
+  await post(app, splitFrame(rows(4)))
+  await until(t, 'all four on disk', () => app.notifications.stats().sns!.spilled >= 4)
+  await new Promise(resolve => setTimeout(resolve, 1000)) // the sender thread has started
+  const cpu = process.cpuUsage()
+  const replayedBefore = app.notifications.stats().sns!.replayed
+  await new Promise(resolve => setTimeout(resolve, 3000))
+  const replays = app.notifications.stats().sns!.replayed - replayedBefore
+  const used = process.cpuUsage(cpu)
+  // At most one pass a tick (1 s) over 4 records: a spinning loop would read thousands.
+  t.ok(replays <= 4 * 5, `${replays} records read back in 3 s`)
+  t.ok((used.user + used.system) / 1000 < 600, `${Math.round((used.user + used.system) / 1000)} ms of CPU in 3 s`)
+  const started = Date.now()
+  await app.close()
+  t.ok(Date.now() - started < 3000, 'close is prompt')
+  t.equal(onDisk(env.NOTIFY_DATA_DIR!).length, 4, 'all still on disk')
+})

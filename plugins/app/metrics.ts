@@ -86,6 +86,8 @@ function notificationMetrics (fastify: FastifyInstance, registry: Registry) {
   gauge('mlids_notifications_backlog_bytes', 'Bytes of notifications on disk (journal/spill) and held in memory', s => s.backlog_bytes)
   gauge('mlids_notifications_oldest_unpublished_seconds', 'Age of the oldest notification not yet published', s => s.oldest_unpublished_seconds)
   gauge('mlids_notifications_held', 'Notifications neither published nor on disk: predictions answer 503 while above 0', s => s.held)
+  gauge('mlids_notifications_damaged_records', 'Torn or corrupt journal records skipped when reading back, since start', s => s.damaged_records)
+  gauge('mlids_notifications_unreadable_segments', 'Journal segments that cannot be read now (skipped, retried every minute)', s => s.unreadable_segments)
   new Gauge({ // eslint-disable-line no-new
     name: 'mlids_stream_subscribers',
     help: 'Server-Sent Events subscribers connected',

@@ -52,7 +52,8 @@ export async function snsServer (t: Test, decide: {
     if (failure) return xml(res, failure.status, `<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><Error><Type>${failure.status < 500 ? 'Sender' : 'Receiver'}</Type><Code>${failure.code}</Code><Message>${failure.code} happened</Message></Error><RequestId>${randomUUID()}</RequestId></ErrorResponse>`)
     if (decide.unconfirmed?.({ action, entries, number: calls.length }) === 'empty') {
       res.writeHead(200, { 'content-type': 'text/xml' })
-      return res.end()
+      res.end()
+      return
     }
     if (action === 'Publish') {
       const entryFailure = decide.entry?.(entries[0]) ?? (sizeOf(entries[0]) > LIMIT ? { code: 'InvalidParameter', senderFault: true } : undefined)
