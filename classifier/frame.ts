@@ -1,5 +1,6 @@
 import type { PandasSplitFrame } from '../schemas/predictions.js'
 import { InvalidInputError } from '../errors.js'
+import { oversizedRow } from '../notifications/message.js'
 
 // Clients send the same columns request after request: remember lists already found free of duplicates.
 const UNIQUE_COLUMNS_CACHE_SIZE = 64
@@ -39,6 +40,9 @@ export function checkFrame (frame: PandasSplitFrame): void {
   if (frame.index !== undefined && frame.index.length !== frame.data.length) {
     throw new InvalidInputError(`index has ${frame.index.length} labels but data has ${frame.data.length} rows`)
   }
+  // Every answered row must fit a notification of its own (notifications/message.ts).
+  const oversized = oversizedRow(frame)
+  if (oversized !== undefined) throw new InvalidInputError(oversized)
 }
 
 // The line of the file each row came from, for frames read from CSV. A symbol: never serialised,

@@ -1,4 +1,4 @@
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs'
+import { constants, createWriteStream, mkdirSync, type WriteStream } from 'node:fs'
 import { dirname } from 'node:path'
 import { once } from 'node:events'
 
@@ -7,13 +7,16 @@ import { once } from 'node:events'
  * opened on first write. Writes are ordered; `close` waits until everything written has reached the
  * file. A write error is reported once to `onError`, and the next write opens the file again.
  */
-export function createJsonLinesFile (path: string, onError: (err: Error) => void) {
+export function createJsonLinesFile (path: string, onError: (err: Error) => void, opts: { noFollow?: boolean } = {}) {
   let stream: WriteStream | undefined
 
   function open (): WriteStream {
     if (stream === undefined) {
       mkdirSync(dirname(path), { recursive: true })
-      const opened = createWriteStream(path, { flags: 'a' })
+      // In the service's own folder (the dead letters), a symlink is never followed.
+      // (fs.open takes numeric flags; the stream hands them on, though its type says string.)
+      const flags = opts.noFollow === true ? constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW : 'a'
+      const opened = createWriteStream(path, { flags: flags as string, mode: 0o600 })
       opened.on('error', err => {
         if (stream === opened) stream = undefined
         onError(err)

@@ -32,6 +32,7 @@ export function createNotifier (config: Config, log: FastifyBaseLogger) {
       dataDir,
       journal: config.NOTIFY_JOURNAL,
       spillMaxBytes: config.NOTIFY_SPILL_MAX_BYTES,
+      deadLetterMaxBytes: config.NOTIFY_DEAD_LETTER_MAX_BYTES,
       queueSize: config.NOTIFY_QUEUE_SIZE,
       concurrency: config.NOTIFY_CONCURRENCY,
       lingerMs: config.NOTIFY_LINGER_MS,

@@ -1,11 +1,12 @@
 import { setMaxListeners } from 'node:events'
+import { lstatSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import { createJournal, UNREADABLE_RETRY_MS, type JournalRef } from './journal.js'
 import { createJsonLinesFile } from './jsonl-file.js'
 import { importLegacy } from './legacy.js'
-import { MAX_PAYLOAD_BYTES, payloadBytes, type Notification } from './message.js'
+import { envelopeBytes, fitsOnTheWire, MAX_PAYLOAD_BYTES, payloadBytes, type Notification } from './message.js'
 import { createQueue, type QueueEntry } from './queue.js'
 import { MAX_BATCH_ENTRIES, type Sender } from './sender.js'
 
@@ -18,6 +19,8 @@ export interface SnsPublisherOptions {
   journal: 'on' | 'fsync' | 'off'
   /** Cap on the journal's files. */
   spillMaxBytes: number
+  /** Cap on the dead-letter file: past it, refused notifications are counted and logged, not kept. */
+  deadLetterMaxBytes?: number
   /** Notifications held in memory (queued and in flight) before new ones are left on disk. */
   queueSize: number
   /** SNS calls in flight at once. */
@@ -68,7 +71,15 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
       else log.info(event, 'journal segment readable again')
     },
   })
-  const deadLetters = createJsonLinesFile(join(opts.dataDir, 'dead-letter.jsonl'), err => log.error({ err }, 'writing the dead-letter file failed'))
+  const deadLetterPath = join(opts.dataDir, 'dead-letter.jsonl')
+  const deadLetters = createJsonLinesFile(deadLetterPath, err => log.error({ err }, 'writing the dead-letter file failed'), { noFollow: true })
+  const deadLetterCap = opts.deadLetterMaxBytes ?? 64 * 1024 * 1024
+  let deadLetterBytes = 0
+  try {
+    const stat = lstatSync(deadLetterPath)
+    if (stat.isFile()) deadLetterBytes = stat.size
+  } catch {}
+  let deadLetterFull = false
   const { sender } = opts
   const aborter = new AbortController()
   // Every call in flight listens for the one shutdown signal.
@@ -85,7 +96,7 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
   const isClosing = () => closing
   let replaying: Promise<void> | undefined
   let degraded: string | undefined
-  const counters = { published: 0, retried: 0, spilled: 0, dead_lettered: 0, replayed: 0, lost: 0, sns_calls: 0, failed_calls: 0 }
+  const counters = { published: 0, retried: 0, spilled: 0, dead_lettered: 0, dead_letter_refused: 0, replayed: 0, lost: 0, sns_calls: 0, failed_calls: 0 }
 
   const tick = setInterval(() => {
     retryHeld()
@@ -157,10 +168,21 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
     journal.ack(refs)
   }
 
+  /** Never published (SNS refused it for good, or it is over the limits): kept in the dead-letter file while it is under its cap. */
   function deadLetter (entry: Entry, reason: string): void {
-    deadLetters.append({ notification: entry.notification, reason, at: new Date().toISOString() })
-    counters.dead_lettered++
-    log.error({ reason, request_id: entry.notification.attributes.request_id }, 'SNS refused a notification for good: kept in the dead-letter file')
+    const line = JSON.stringify({ notification: entry.notification, reason, at: new Date().toISOString() })
+    const bytes = Buffer.byteLength(line) + 1
+    if (deadLetterBytes + bytes > deadLetterCap) {
+      counters.dead_letter_refused++
+      if (!deadLetterFull) log.error({ file: deadLetterPath, cap: deadLetterCap }, 'the dead-letter file is at NOTIFY_DEAD_LETTER_MAX_BYTES: notifications refused for good are counted (dead_letter_refused) and logged, not kept')
+      deadLetterFull = true
+      log.warn({ reason, request_id: entry.notification.attributes.request_id }, 'notification refused for good, not kept: the dead-letter file is full')
+    } else {
+      deadLetters.appendJson(line)
+      deadLetterBytes += bytes
+      counters.dead_lettered++
+      log.error({ reason, request_id: entry.notification.attributes.request_id }, 'SNS refused a notification for good: kept in the dead-letter file')
+    }
     settle([entry])
   }
 
@@ -249,10 +271,13 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
     publish (all: readonly Notification[]): void {
       if (all.length === 0) return
       const now = Date.now()
-      // A message past SNS's 256 KiB can never be published: a dead letter at once, never in the journal.
-      const notifications = all.filter(n => payloadBytes(n) <= MAX_PAYLOAD_BYTES)
+      // A message past SNS's 256 KiB (or whose SQS envelope would pass 256 KiB) is never published: a
+      // dead letter at once, never in the journal. Input checks (message.ts oversizedRow) keep rows from it.
+      const notifications = all.filter(fitsOnTheWire)
       if (notifications.length < all.length) {
-        for (const n of all) if (payloadBytes(n) > MAX_PAYLOAD_BYTES) deadLetter(entryOf(n, now), `${payloadBytes(n)} bytes, over SNS's ${MAX_PAYLOAD_BYTES}-byte limit`)
+        for (const n of all) {
+          if (!fitsOnTheWire(n)) deadLetter(entryOf(n, now), `${payloadBytes(n)} bytes (${envelopeBytes(n)} in an SQS envelope), over the ${MAX_PAYLOAD_BYTES}-byte limit`)
+        }
       }
       const entries = notifications.map(n => entryOf(n, now))
       if (journaling) {
@@ -296,6 +321,7 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
         oldest_unpublished_seconds: oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000),
         spill_write_failures: disk.write_failures,
         damaged_records: disk.damaged_records,
+        dead_letter_bytes: deadLetterBytes,
         unreadable_segments: disk.unreadable_now,
       }
     },

@@ -250,20 +250,25 @@ t.test('on close the queue drains; past the deadline the rest is spilled, not dr
   }
 })
 
-t.test('a message too large for any batch is published alone; one past 256 KiB is a dead letter at once, never journaled', async t => {
+t.test('a row too large for a message of its own is refused (400 naming it); one too large to share a batch goes alone', async t => {
   const sns = await snsServer(t)
   const app = await build(t, snsEnv(sns.url))
   // 300 extra columns of 1,000 characters: a row of about 300 KB, over SNS's 256 KiB.
   const wide = (fill: string) => Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`note_${i}`, fill]))
   const huge = { ...attack, ...wide('x'.repeat(1000)) }
-  await post(app, splitFrame([{ ...benign, ...wide('') }, huge, { ...attack, ...wide('') }]))
-  await until(t, 'one dead letter and two published', () => app.notifications.stats().sns?.dead_lettered === 1 && sns.accepted.length === 2)
-  t.notOk(sns.calls.some(c => c.action === 'Publish'), 'the row past the limit was never sent')
-  t.equal(app.notifications.readiness().ready, true, 'nothing held')
+  const refused = await post(app, splitFrame([{ ...benign, ...wide('') }, huge, { ...attack, ...wide('') }]))
+  t.equal(refused.statusCode, 400)
+  t.match(refused.json().message, /^row 1 takes \d+ bytes as JSON, more than one notification can carry/)
+  // 300 KB of whitespace between two cells is no row's size: rows are written anew, without it.
+  const frame = splitFrame([attack])
+  const padded = JSON.stringify(frame).replace(',', ',' + ' '.repeat(300_000))
+  const answered = await post(app, padded)
+  t.equal(answered.statusCode, 200)
   // Under the limit but too large to share a batch: sent alone.
   await post(app, splitFrame([{ ...attack, ...wide('x'.repeat(500)) }, { ...attack, ...wide('y'.repeat(500)) }]))
-  await until(t, 'both published', () => sns.accepted.length === 4)
+  await until(t, 'all three published', () => sns.accepted.length === 3)
   t.ok(sns.calls.some(c => c.action === 'Publish' && c.entries === 1), 'the large row went alone')
+  t.equal(app.notifications.stats().sns!.dead_lettered, 0)
 })
 
 t.test('NOTIFY=attacks publishes attacks only; NOTIFY=none nothing', async t => {
@@ -312,6 +317,20 @@ t.test('without SNS nothing is written to the data directory', async t => {
 
 const publishedRows = rowsOf
 
+/** The body an SQS queue subscribed to the topic receives for a message: SNS's envelope, as JSON. */
+const sqsBodyBytes = (m: { message: string, attributes: Record<string, { type: string, value: string }> }) => Buffer.byteLength(JSON.stringify({
+  Type: 'Notification',
+  MessageId: '6f8c9a8e-1b2c-4d5e-8f90-a1b2c3d4e5f6',
+  TopicArn: TOPIC,
+  Message: m.message,
+  Timestamp: '2026-12-05T22:45:00.000Z',
+  SignatureVersion: '2',
+  Signature: 'S'.repeat(344),
+  SigningCertURL: 'https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem',
+  UnsubscribeURL: `https://sns.eu-west-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=${TOPIC}:6f8c9a8e-1b2c-4d5e-8f90-a1b2c3d4e5f6`,
+  MessageAttributes: Object.fromEntries(Object.entries(m.attributes).map(([name, v]) => [name, { Type: v.type, Value: v.value }])),
+}))
+
 t.test('request grouping: one message per class per request, its rows as one split frame, index labels kept', async t => {
   const sns = await snsServer(t)
   const app = await build(t, snsEnv(sns.url, { NOTIFY_GROUPING: 'request' }))
@@ -355,8 +374,9 @@ for line in sys.stdin:
 t.test('request grouping: a class over 256 KiB is split into messages within the limit, no row lost or duplicated', async t => {
   const sns = await snsServer(t)
   const app = await build(t, snsEnv(sns.url, { NOTIFY_GROUPING: 'request' }))
-  // 60 rows of about 30 KB each (30 text columns of 1,000 characters): about 1.8 MB of rows.
-  const wide = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`note_${i}`, 'x'.repeat(1000)]))
+  // 60 rows of about 30 KB each (30 text columns of 1,000 characters, half of them quotes, which the
+  // message and then the SQS envelope each escape): about 1.8 MB of rows.
+  const wide = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`note_${i}`, (i % 2 === 0 ? '"' : 'x').repeat(1000)]))
   const frame = splitFrame(rows(60).map(r => ({ ...r, ...wide })))
   const res = await post(app, frame)
   t.equal(res.statusCode, 200)
@@ -373,6 +393,7 @@ t.test('request grouping: a class over 256 KiB is split into messages within the
   }
   const labels = publishedRows(sns.accepted)
   t.equal(labels.length, 60, 'no row duplicated')
+  t.ok(sns.accepted.every(m => sqsBodyBytes(m) <= 262_144), `every SQS envelope within 262,144 bytes (largest ${Math.max(...sns.accepted.map(sqsBodyBytes))})`)
   t.equal(new Set(labels).size, 60, 'no row lost')
   t.equal(app.notifications.stats().sns?.dead_lettered, 0)
 })
@@ -449,80 +470,4 @@ t.test('spill files of versions before the journal are published on start, then 
   t.same(sns.accepted.map(m => JSON.parse(m.message).index[0]).sort((a, b) => a - b), [...Array.from({ length: 150 }, (_, n) => n), 1000], 'each once')
   t.notOk(existsSync(join(dataDir, 'spill.jsonl')))
   await until(t, 'the journal emptied', () => journalFiles(dataDir).length === 0)
-})
-
-t.test('segments of the line-based journal are migrated on start: unacknowledged records published, files removed', async t => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'ml-ids-migrate-'))
-  const line = (n: number) => JSON.stringify({ i: n, a: { prediction: 'attack', model: 'm', request_id: `old${n}` }, m: { columns: ['a', 'prediction'], index: [n], data: [[n, 1]] } })
-  // Records 0-9; 2 and 5 acknowledged; acknowledgement lines that must acknowledge nothing; a cut line
-  // and a line past the size limit (never read whole) between records.
-  writeFileSync(join(dataDir, 'journal-00000003.jsonl'), [0, 1, 2, 3, 4].map(line).join('\n') + '\n{"i":99,"a":{"pre\n' + 'x'.repeat(1_200_000) + '\n' + [5, 6, 7, 8, 9].map(line).join('\n') + '\n')
-  writeFileSync(join(dataDir, 'journal-00000003.acks'), '2\n5\n1e300\n4294967296\n')
-  const sns = await snsServer(t)
-  const app = await build(t, snsEnv(sns.url, { NOTIFY_DATA_DIR: dataDir }))
-  await until(t, '8 published', () => app.notifications.stats().sns?.published === 8)
-  t.same(sns.accepted.map(m => JSON.parse(m.message).index[0]).sort((a, b) => a - b), [0, 1, 3, 4, 6, 7, 8, 9], 'each unacknowledged record once')
-  t.same(JSON.parse(sns.accepted[0].message).columns, ['a', 'prediction'], 'the message as it was')
-  t.notOk(existsSync(join(dataDir, 'journal-00000003.jsonl')), 'the old segment removed')
-  t.notOk(existsSync(join(dataDir, 'journal-00000003.acks')))
-  await until(t, 'the journal emptied', () => journalFiles(dataDir).length === 0)
-  await post(app, splitFrame(rows(1)))
-  t.ok(journalFiles(dataDir).every(f => Number(/\d+/.exec(f)![0]) > 3), 'new segments numbered past the old ones')
-})
-
-t.test('only entries SNS confirms count as published: empty answers and entries in neither list are retried', async t => {
-  for (const c of ['empty answers', 'omitted entries'] as const) {
-    const omittedOnce = new Set<string>()
-    const sns = await snsServer(t, {
-      unconfirmed: call => c === 'empty answers' && call.number <= 4 ? 'empty' : undefined,
-      // Each row's message is left out of the answer once, as a lossy SNS answer would.
-      omit: entry => c === 'omitted entries' && !omittedOnce.has(entry.message) && omittedOnce.add(entry.message) !== undefined,
-    })
-    const app = await build(t, snsEnv(sns.url, { NOTIFY_GROUPING: 'row' }))
-    const res = await post(app, splitFrame(rows(15)))
-    t.equal(res.statusCode, 200)
-    await until(t, 'every row confirmed', () => new Set(publishedRows(sns.accepted)).size === 15 && app.notifications.stats().sns!.queued + app.notifications.stats().sns!.in_flight === 0)
-    const stats = app.notifications.stats().sns!
-    t.equal(stats.published, sns.accepted.length, `${c}: published counts exactly the confirmed entries`)
-    t.ok(stats.retried > 0, `${c}: the unconfirmed were retried`)
-    t.same(new Set(publishedRows(sns.accepted)).size, 15, `${c}: every answered row confirmed`)
-  }
-})
-
-t.test('replay runs on time: after an outage, what went to disk is published with no new request', async t => {
-  let healthy = false
-  const sns = await snsServer(t, { call: () => healthy ? undefined : { status: 503, code: 'ServiceUnavailable' } })
-  const app = await build(t, snsEnv(sns.url, { NOTIFY_MAX_ATTEMPTS: '2', NOTIFY_RETRY_MAX_MS: '300' }))
-  for (let k = 0; k < 3; k++) t.equal((await post(app, splitFrame(rows(2)))).statusCode, 200)
-  await until(t, 'all six on disk', () => app.notifications.stats().sns!.spilled >= 6 && app.notifications.stats().sns!.queued === 0)
-  const callsWhileDown = sns.calls.length
-  healthy = true
-  const recovered = Date.now()
-  // No request from here on: the tick replays once the backoff (at most NOTIFY_RETRY_MAX_MS) has passed.
-  await until(t, 'six published', () => new Set(publishedRows(sns.accepted)).size === 6, 5000)
-  t.ok(Date.now() - recovered < 300 + 1000 + 2000, `published ${Date.now() - recovered} ms after recovery (bound: NOTIFY_RETRY_MAX_MS + a tick, plus the calls)`)
-  t.ok(callsWhileDown > 0)
-  t.equal(app.notifications.stats().sns!.replayed >= 6, true, 'read back from disk')
-})
-
-t.test('while SNS stays down the replay does not spin: disk reads follow the backoff, and close is prompt', async t => {
-  const sns = await snsServer(t, { call: () => ({ status: 503, code: 'ServiceUnavailable' }) })
-  const env = snsEnv(sns.url, { NOTIFY_MAX_ATTEMPTS: '1', NOTIFY_RETRY_BASE_MS: '200', NOTIFY_RETRY_MAX_MS: '400' })
-  const app = createApp({ env })
-  await app.ready()
-  await post(app, splitFrame(rows(4)))
-  await until(t, 'all four on disk', () => app.notifications.stats().sns!.spilled >= 4)
-  await new Promise(resolve => setTimeout(resolve, 1000)) // the sender thread has started
-  const cpu = process.cpuUsage()
-  const replayedBefore = app.notifications.stats().sns!.replayed
-  await new Promise(resolve => setTimeout(resolve, 3000))
-  const replays = app.notifications.stats().sns!.replayed - replayedBefore
-  const used = process.cpuUsage(cpu)
-  // At most one pass a tick (1 s) over 4 records: a spinning loop would read thousands.
-  t.ok(replays <= 4 * 5, `${replays} records read back in 3 s`)
-  t.ok((used.user + used.system) / 1000 < 600, `${Math.round((used.user + used.system) / 1000)} ms of CPU in 3 s`)
-  const started = Date.now()
-  await app.close()
-  t.ok(Date.now() - started < 3000, 'close is prompt')
-  t.equal(onDisk(env.NOTIFY_DATA_DIR!).length, 4, 'all still on disk')
 })
