@@ -204,7 +204,7 @@ t.test('replay race: a segment is not listed again while its entries are in flig
   const gate = new Promise<void>(resolve => { release = resolve })
   const slow = await snsServer(t, { gate })
   const app = await build(t, snsEnv(slow.url, { NOTIFY_DATA_DIR: dataDir }))
-  const sns = app.notifications.sns!
+  const sns = { stats: () => app.notifications.stats().sns!, start: () => app.notifications.start() }
   // Every entry of the file is read and in flight (the loopback holds the calls until released).
   await until(t, 'all 20 replayed and in flight', () => sns.stats().replayed === 20 && sns.stats().in_flight === 20)
   // Replays asked for again, as a successful call or the periodic check would, while they are in flight.
