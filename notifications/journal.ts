@@ -1,4 +1,4 @@
-import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, readdirSync, unlinkSync, writeSync, type Dirent } from 'node:fs'
+import { accessSync, closeSync, constants, fdatasyncSync, statSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, readdirSync, unlinkSync, writeSync, type Dirent } from 'node:fs'
 import { join } from 'node:path'
 import type { Notification } from './message.js'
 import { encodeRecord, MAX_ID, openAppendNoFollow, readBoundedLines, readRecords } from './records.js'
@@ -98,6 +98,28 @@ const LEGACY_SEGMENT = /^journal-(\d{1,15})\.jsonl$/
 /** An acknowledged id as written: decimal, no sign, no exponent, within MAX_ID. */
 const ACK_ID = /^(0|[1-9]\d{0,9})$/
 
+/** Thrown at start when the folder cannot hold the journal: names the path and the fix. */
+export class JournalFolderError extends Error {
+  constructor (dir: string, reason: string) {
+    super(`NOTIFY_DATA_DIR ${dir} cannot hold the notification journal: ${reason}. Point NOTIFY_DATA_DIR at a folder ` +
+      'the service\'s user can create, read and write (in a container, a writable volume), or fix its ownership and permissions')
+  }
+}
+
+/** The folder's entries, creating it if need be; a JournalFolderError when it cannot be used. */
+function openFolder (dir: string): Dirent[] {
+  try {
+    mkdirSync(dir, { recursive: true })
+    if (!statSync(dir).isDirectory()) throw new JournalFolderError(dir, 'it is not a folder')
+    accessSync(dir, constants.R_OK | constants.W_OK | constants.X_OK)
+    return readdirSync(dir, { withFileTypes: true })
+  } catch (err) {
+    if (err instanceof JournalFolderError) throw err
+    const e = err as NodeJS.ErrnoException
+    throw new JournalFolderError(dir, `${e.code ?? 'error'} (${e.message})`)
+  }
+}
+
 export function createJournal (opts: JournalOptions) {
   const segments = new Map<number, Segment>()
   let active: Segment | undefined
@@ -110,12 +132,7 @@ export function createJournal (opts: JournalOptions) {
 
   // An earlier run's segments: replayed, not appended to. Only regular files (a symlink, a folder or a
   // device with a journal's name is left alone).
-  let entries: Dirent[] = []
-  try {
-    entries = readdirSync(opts.dir, { withFileTypes: true })
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-  }
+  const entries = openFolder(opts.dir)
   for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
     // New segments are numbered past every name in use, a symlink's or a folder's too.
     const used = Number(/^journal-(\d{1,15})\./.exec(entry.name)?.[1] ?? NaN)

@@ -6,6 +6,8 @@ import { createJournal, MAX_RECORD_BODY_BYTES, type JournalOptions, type Journal
 import type { Notification } from '../notifications/message.js'
 import { encodeRecord, readBoundedLines } from '../notifications/records.js'
 import { segmentRecords } from './support/journal.js'
+import { startServer } from './support/server-process.js'
+import { createApp } from '../app.js'
 
 const dir = () => mkdtempSync(join(tmpdir(), 'ml-ids-journal-'))
 const open = (d: string, extra: Partial<JournalOptions> = {}) => createJournal({ dir: d, maxBytes: 1024 ** 3, segmentBytes: 16 * 1024 * 1024, fsync: false, ...extra })
@@ -154,4 +156,25 @@ t.test('readBoundedLines skips an overlong line unread and keeps the lines aroun
   for await (const line of readBoundedLines(path, 100, () => { tooLong++ })) lines.push(line)
   t.same(lines, ['a', 'b', 'y'.repeat(20)])
   t.equal(tooLong, 1)
+})
+
+t.test('a folder the service cannot use is a clear start-up error naming the path and the fix', async t => {
+  const file = join(dir(), 'not-a-folder')
+  writeFileSync(file, '')
+  const env = {
+    AWS_SNS_PREDICTIONS_TOPIC: 'arn:aws:sns:eu-west-1:123456789012:ml-ids-predictions',
+    AWS_SNS_HOST: 'http://127.0.0.1:9',
+    AWS_ACCESS_KEY: 'AKIDEXAMPLE',
+    AWS_SECRET_KEY: 'secret',
+  }
+  for (const [what, path] of [['a file', file], ['a path under a file', join(file, 'data')]]) {
+    const app = createApp({ env: { ...env, NOTIFY_DATA_DIR: path } })
+    await t.rejects(app.ready(), { message: new RegExp(`^NOTIFY_DATA_DIR ${path} cannot hold the notification journal: .*Point NOTIFY_DATA_DIR at a folder`) }, what)
+    await app.close().catch(() => {})
+  }
+  // The server itself: exits, saying so.
+  const server = startServer({ ...env, NOTIFY_DATA_DIR: file, PORT: '0' })
+  const exited = await new Promise<number | null>(resolve => server.child.on('exit', resolve))
+  t.not(exited, 0, 'the process exits with an error')
+  t.match(server.output(), `NOTIFY_DATA_DIR ${file} cannot hold the notification journal`)
 })
