@@ -169,7 +169,7 @@ t.test('a folder the service cannot use is a clear start-up error naming the pat
   }
   for (const [what, path] of [['a file', file], ['a path under a file', join(file, 'data')]]) {
     const app = createApp({ env: { ...env, NOTIFY_DATA_DIR: path } })
-    await t.rejects(app.ready(), { message: new RegExp(`^NOTIFY_DATA_DIR ${path} cannot hold the notification journal: .*Point NOTIFY_DATA_DIR at a folder`) }, what)
+    await t.rejects(async () => { await app.ready() }, { message: new RegExp(`^NOTIFY_DATA_DIR ${path} cannot hold the notification journal: .*Point NOTIFY_DATA_DIR at a folder`) }, what)
     await app.close().catch(() => {})
   }
   // The server itself: exits, saying so.
