@@ -1,4 +1,5 @@
 import t from 'tap'
+import fc from 'fast-check'
 import { appendFileSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -177,4 +178,85 @@ t.test('a folder the service cannot use is a clear start-up error naming the pat
   const exited = await new Promise<number | null>(resolve => server.child.on('exit', resolve))
   t.not(exited, 0, 'the process exits with an error')
   t.match(server.output(), `NOTIFY_DATA_DIR ${file} cannot hold the notification journal`)
+})
+
+/**
+ * Model-based (fast-check commands): random appends, acknowledgements, releases, replay passes and
+ * reopenings from disk. The model is the set of messages appended and not acknowledged; after every
+ * command, a journal reopened from the folder reads back exactly that set (none lost, none acknowledged
+ * returning), and every ref handed out is given back once (acked or released).
+ */
+interface Real { d: string, journal: ReturnType<typeof open>, held: Map<string, JournalRef>, next: number }
+interface Model { pending: Set<string> }
+type Command = fc.AsyncCommand<Model, Real>
+
+const appendCmd = (count: number): Command => ({
+  check: () => true,
+  async run (m, r) {
+    const notes = Array.from({ length: count }, () => note(`m${r.next++}\n"x"`))
+    const refs = r.journal.append(notes)!
+    notes.forEach((n, k) => { r.held.set(n.message, refs[k]); m.pending.add(n.message) })
+  },
+  toString: () => `append(${count})`,
+})
+const settleCmd = (ack: boolean, pick: number): Command => ({
+  check: () => true,
+  async run (m, r) {
+    const chosen = [...r.held.entries()].filter((_, k) => k % 3 === pick % 3)
+    for (const [message, ref] of chosen) {
+      r.held.delete(message)
+      if (ack) {
+        r.journal.ack([ref])
+        m.pending.delete(message)
+      } else {
+        r.journal.release([ref], Date.now())
+      }
+    }
+  },
+  toString: () => `${ack ? 'ack' : 'release'}(${pick % 3})`,
+})
+const replayCmd: Command = {
+  check: () => true,
+  async run (m, r) {
+    for await (const { notification, ref } of r.journal.replay()) {
+      if (r.held.has(notification.message)) throw new Error(`${notification.message} read back while held`)
+      if (!m.pending.has(notification.message)) throw new Error(`${notification.message} read back after its ack`)
+      r.held.set(notification.message, ref)
+    }
+  },
+  toString: () => 'replay',
+}
+const reopenCmd: Command = {
+  check: () => true,
+  async run (m, r) {
+    // A restart: what was held in memory is gone; the folder is all there is.
+    r.journal.close()
+    r.held.clear()
+    r.journal = open(r.d)
+    const read = new Set<string>()
+    const refs: JournalRef[] = []
+    for await (const { notification, ref } of r.journal.replay()) {
+      read.add(notification.message)
+      refs.push(ref)
+    }
+    if ([...read].sort().join() !== [...m.pending].sort().join()) throw new Error(`read back ${[...read]} but pending ${[...m.pending]}`)
+    refs.forEach(ref => r.journal.release([ref], Date.now()))
+  },
+  toString: () => 'reopen',
+}
+
+t.test('model-based: whatever the interleaving, a reopened journal reads back exactly what is not acknowledged', async t => {
+  const commands = [
+    fc.integer({ min: 1, max: 5 }).map(appendCmd),
+    fc.tuple(fc.boolean(), fc.nat()).map(([ack, pick]) => settleCmd(ack, pick)),
+    fc.constant(replayCmd),
+    fc.constant(reopenCmd),
+  ]
+  await fc.assert(fc.asyncProperty(fc.commands(commands, { maxCommands: 30 }), async cmds => {
+    const d = dir()
+    const real: Real = { d, journal: open(d, { segmentBytes: 400 }), held: new Map(), next: 0 }
+    await fc.asyncModelRun(() => ({ model: { pending: new Set<string>() }, real }), [...cmds, reopenCmd])
+    real.journal.close()
+    rmSync(d, { recursive: true, force: true })
+  }), { numRuns: 60 })
 })
