@@ -5,9 +5,9 @@ import { errorCodes } from 'fastify'
 import secureJson from 'secure-json-parse'
 import { AJV_OPTIONS } from '../schemas/ajv.js'
 import { PandasSplitFrame } from '../schemas/predictions.js'
-import { JsonTooDeepError, MlflowBodyError, TooManyRowsError, ValidationError as BodyValidationError } from '../errors.js'
-import { rememberJsonText } from '../notifications/row-text.js'
+import { InvalidInputError, JsonTooDeepError, MlflowBodyError, TooManyRowsError, ValidationError as BodyValidationError } from '../errors.js'
 import { checkFrame } from '../classifier/frame.js'
+import { oversizedRow } from '../notifications/sizes.js'
 import { MLFLOW_FIELDS } from './mlflow.js'
 
 /**
@@ -80,8 +80,6 @@ export function parseJsonBody (body: Buffer, opts: { depthChecked: boolean }): u
   } catch {
     throw new errorCodes.FST_ERR_CTP_INVALID_JSON_BODY()
   }
-  // Notifications carry the rows as the client wrote them (notifications/row-text.ts).
-  rememberJsonText(parsed, text)
   return parsed
 }
 
@@ -135,11 +133,21 @@ export function validationMessage (first: Pick<ErrorObject, 'instancePath' | 'ke
   return `${where} ${message}${extra}`
 }
 
+/**
+ * A frame's checks (classifier/frame.ts), and that every row can be announced: a row that could not
+ * travel in a notification of its own is refused (400) before it is answered (notifications/sizes.ts).
+ */
+export function checkFlows (frame: PandasSplitFrame): void {
+  checkFrame(frame)
+  const oversized = oversizedRow(frame)
+  if (oversized !== undefined) throw new InvalidInputError(oversized)
+}
+
 /** The whole sequence on raw bytes, as a worker runs it: parse, MLflow body and row limit, schema, frame checks. */
 export function checkedFrame (bytes: Buffer, opts: { maxRows: number, path: string }, validate: ReturnType<typeof compileFrameValidator>): PandasSplitFrame {
   const body = parseJsonBody(bytes, { depthChecked: false })
   checkSplitBody(body, opts.maxRows, opts.path)
   if (!validate(body)) throw new BodyValidationError(validationMessage(validate.errors![0], 'body', body))
-  checkFrame(body as PandasSplitFrame)
+  checkFlows(body as PandasSplitFrame)
   return body as PandasSplitFrame
 }

@@ -4,9 +4,8 @@ import fp from 'fastify-plugin'
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import { csvToFrame } from './csv.js'
-import { checkRowCount, checkSplitBody } from './body.js'
+import { checkFlows, checkRowCount, checkSplitBody } from './body.js'
 import { MlflowBodyError, TooManyRowsError, UnsupportedMediaTypeError } from '../errors.js'
-import { checkFrame } from '../classifier/frame.js'
 import { mlflowRows, mlflowToFrame, MLFLOW_FIELDS } from './mlflow.js'
 import { projectRoot } from '../project.js'
 import type { Config } from '../schemas/config.js'
@@ -125,7 +124,7 @@ export function flowInput (config: Pick<Config, 'BODY_LIMIT' | 'MAX_ROWS'>, opts
       } else {
         frame = request.body as PandasSplitFrame
       }
-      checkFrame(frame)
+      checkFlows(frame)
       request.body = frame
     },
   }

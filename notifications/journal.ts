@@ -1,19 +1,27 @@
-import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { accessSync, closeSync, constants, fdatasyncSync, statSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, readdirSync, unlinkSync, writeSync, type Dirent } from 'node:fs'
 import { join } from 'node:path'
-import { readLines } from './jsonl-file.js'
 import type { Notification } from './message.js'
+import { encodeRecord, MAX_ID, openAppendNoFollow, readBoundedLines, readRecords } from './records.js'
 
 /**
  * The notifications on disk: a write-ahead journal (NOTIFY_JOURNAL=on: every notification is appended
  * before its response is sent) or a spill (NOTIFY_JOURNAL=off: only what cannot stay in memory), in one
- * format. Records go to numbered segments, `journal-<n>.jsonl`, one JSON line each:
- * `{"i":<id>,"a":<attributes>,"m":<message JSON>}`; ids that SNS accepted go to `journal-<n>.acks`.
- * A segment whose records are all acknowledged is deleted (compaction); the others are read back,
- * streamed, skipping acknowledged ids, so a replay stopped half-way does not publish its first half
- * again. Writes are synchronous and checked: a record counts only once all its bytes are written.
+ * format. Records go to numbered segments, `journal-<n>.rec`, framed as records.ts describes (magic,
+ * length, id, CRC-32, body), so no message can break them; ids that SNS accepted go to
+ * `journal-<n>.acks`, one decimal id per line. A segment whose records are all acknowledged is deleted
+ * (compaction); the others are read back, streamed, skipping acknowledged ids, so a replay stopped
+ * half-way does not publish its first half again. Writes are synchronous and checked: a record counts
+ * only once all its bytes are written. Only regular files with these names are touched, never through
+ * a symlink. Segments of the earlier line-based format (`journal-<n>.jsonl`) are listed in `legacy`
+ * for legacy.ts to import.
  */
 
-/** Where one journaled notification is: its segment and id. */
+/**
+ * Where one journaled notification is: its segment and id. Every ref the journal hands out (from
+ * `append` or `replay`) is given back exactly once, to `ack` (SNS is done with it) or to `release` (it
+ * left memory unpublished): the segment's `resident` count, which keeps a segment from being read back
+ * or deleted while its records are in memory, depends on it.
+ */
 export interface JournalRef {
   readonly segment: Segment
   readonly id: number
@@ -39,8 +47,10 @@ interface Segment {
   replaying: boolean
   /** When the oldest record that left memory unpublished was made. */
   offMemorySince: number | undefined
-  /** A failed write may have left a partial line: the next record starts on a new one. */
-  needsNewline: boolean
+  /** Why it could not be read last time, and when: it is skipped, and tried again later. */
+  unreadable: { reason: string, at: number } | undefined
+  /** Damaged records in it were counted and reported (once: a segment may be read several times). */
+  damageReported: boolean
 }
 
 /** A growable bit set of acknowledged ids. */
@@ -66,6 +76,11 @@ export class JournalWriteError extends Error {
   }
 }
 
+/** The largest record body read or written: a message within SNS's 256 KiB and its attributes fit twice. */
+export const MAX_RECORD_BODY_BYTES = 512 * 1024
+/** How long a segment that could not be read is left before it is tried again. */
+export const UNREADABLE_RETRY_MS = 60_000
+
 export interface JournalOptions {
   dir: string
   /** Cap on the bytes of all segments: a write that would pass it fails. */
@@ -74,43 +89,80 @@ export interface JournalOptions {
   segmentBytes: number
   /** fdatasync after every write: survives a machine crash, at the cost of a disk flush per request. */
   fsync: boolean
+  /** Hears of damaged records, of segments that cannot be read and of those readable again: once per change. */
+  report?: (event: { kind: 'damaged', path: string, regions: number, bytes: number } | { kind: 'unreadable', path: string, reason: string } | { kind: 'readable', path: string }) => void
 }
 
-const SEGMENT = /^journal-(\d+)\.jsonl$/
+const SEGMENT = /^journal-(\d{1,15})\.rec$/
+const LEGACY_SEGMENT = /^journal-(\d{1,15})\.jsonl$/
+/** An acknowledged id as written: decimal, no sign, no exponent, within MAX_ID. */
+const ACK_ID = /^(0|[1-9]\d{0,9})$/
+
+/** Thrown at start when the folder cannot hold the journal: names the path and the fix. */
+export class JournalFolderError extends Error {
+  constructor (dir: string, reason: string) {
+    super(`NOTIFY_DATA_DIR ${dir} cannot hold the notification journal: ${reason}. Point NOTIFY_DATA_DIR at a folder ` +
+      'the service\'s user can create, read and write (in a container, a writable volume), or fix its ownership and permissions')
+  }
+}
+
+/** The folder's entries, creating it if need be; a JournalFolderError when it cannot be used. */
+function openFolder (dir: string): Dirent[] {
+  try {
+    mkdirSync(dir, { recursive: true })
+    if (!statSync(dir).isDirectory()) throw new JournalFolderError(dir, 'it is not a folder')
+    accessSync(dir, constants.R_OK | constants.W_OK | constants.X_OK)
+    return readdirSync(dir, { withFileTypes: true })
+  } catch (err) {
+    if (err instanceof JournalFolderError) throw err
+    const e = err as NodeJS.ErrnoException
+    throw new JournalFolderError(dir, `${e.code ?? 'error'} (${e.message})`)
+  }
+}
 
 export function createJournal (opts: JournalOptions) {
   const segments = new Map<number, Segment>()
   let active: Segment | undefined
   let nextSeq = 1
   let totalBytes = 0
-  const counters = { write_failures: 0, ack_write_failures: 0 }
+  const counters = { write_failures: 0, ack_write_failures: 0, damaged_records: 0, unreadable_segments: 0 }
   let lastFailure: JournalWriteError | undefined
+  /** Segments of the earlier line-based format, for legacy.ts: oldest first. */
+  const legacy: Array<{ path: string, ackPath: string }> = []
 
-  // An earlier run's segments: replayed, not appended to.
-  try {
-    for (const name of readdirSync(opts.dir)) {
-      const seq = Number(SEGMENT.exec(name)?.[1] ?? NaN)
-      if (!Number.isInteger(seq)) continue
-      const segment = makeSegment(seq)
-      const stat = statSync(segment.path)
-      if (!stat.isFile()) continue // not ours to read (a device, a folder)
-      segment.bytes = stat.size
-      segment.known = false
-      segment.acksLoaded = false
-      segment.offMemorySince = stat.mtimeMs
-      segments.set(seq, segment)
-      totalBytes += stat.size
-      nextSeq = Math.max(nextSeq, seq + 1)
+  // An earlier run's segments: replayed, not appended to. Only regular files (a symlink, a folder or a
+  // device with a journal's name is left alone).
+  const entries = openFolder(opts.dir)
+  for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+    // New segments are numbered past every name in use, a symlink's or a folder's too.
+    const used = Number(/^journal-(\d{1,15})\./.exec(entry.name)?.[1] ?? NaN)
+    if (Number.isSafeInteger(used)) nextSeq = Math.max(nextSeq, used + 1)
+    if (!entry.isFile()) continue
+    const legacySeq = Number(LEGACY_SEGMENT.exec(entry.name)?.[1] ?? NaN)
+    if (Number.isSafeInteger(legacySeq)) {
+      legacy.push({ path: join(opts.dir, entry.name), ackPath: join(opts.dir, entry.name.replace(/\.jsonl$/, '.acks')) })
+      nextSeq = Math.max(nextSeq, legacySeq + 1)
+      continue
     }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    const seq = Number(SEGMENT.exec(entry.name)?.[1] ?? NaN)
+    if (!Number.isSafeInteger(seq)) continue
+    const segment = makeSegment(seq)
+    let size = 0
+    try { size = statSize(segment.path) } catch { continue }
+    segment.bytes = size
+    segment.known = false
+    segment.acksLoaded = false
+    segment.offMemorySince = Date.now()
+    segments.set(seq, segment)
+    totalBytes += size
+    nextSeq = Math.max(nextSeq, seq + 1)
   }
 
   function makeSegment (seq: number): Segment {
     const base = join(opts.dir, `journal-${String(seq).padStart(8, '0')}`)
     return {
       seq,
-      path: `${base}.jsonl`,
+      path: `${base}.rec`,
       ackPath: `${base}.acks`,
       fd: undefined,
       ackFd: undefined,
@@ -123,7 +175,8 @@ export function createJournal (opts: JournalOptions) {
       resident: 0,
       replaying: false,
       offMemorySince: undefined,
-      needsNewline: false,
+      unreadable: undefined,
+      damageReported: false,
     }
   }
 
@@ -180,20 +233,26 @@ export function createJournal (opts: JournalOptions) {
      */
     append (notifications: readonly Notification[]): JournalRef[] | undefined {
       if (notifications.length === 0) return []
+      if (active !== undefined && active.nextId + notifications.length > MAX_ID) {
+        // Never reached by a 16 MiB segment: ends it rather than let its ids pass MAX_ID.
+        closeFds(active)
+        active = undefined
+      }
       if (active === undefined) {
         active = makeSegment(nextSeq++)
         segments.set(active.seq, active)
       }
       const segment = active
-      let text = segment.needsNewline ? '\n' : ''
-      const sizes: number[] = []
+      const records: Buffer[] = []
       for (let k = 0; k < notifications.length; k++) {
         const n = notifications[k]
-        const line = `{"i":${segment.nextId + k},"a":${JSON.stringify(n.attributes)},"m":${n.message}}\n`
-        sizes.push(line.length)
-        text += line
+        const record = encodeRecord(segment.nextId + k, JSON.stringify(n.attributes), n.message)
+        if (record.length - 16 > MAX_RECORD_BODY_BYTES) {
+          return fail(new JournalWriteError('TOO_LARGE', `a record of ${record.length} bytes passes the journal's ${MAX_RECORD_BODY_BYTES}-byte limit`))
+        }
+        records.push(record)
       }
-      const buffer = Buffer.from(text)
+      const buffer = records.length === 1 ? records[0] : Buffer.concat(records)
       if (totalBytes + buffer.length > opts.maxBytes) {
         return fail(new JournalWriteError('OVER_CAP', `the journal would pass NOTIFY_SPILL_MAX_BYTES (${opts.maxBytes} bytes)`))
       }
@@ -201,10 +260,10 @@ export function createJournal (opts: JournalOptions) {
       try {
         if (segment.fd === undefined) {
           mkdirSync(opts.dir, { recursive: true })
-          segment.fd = openSync(segment.path, 'a')
+          segment.fd = openAppendNoFollow(segment.path)
           const stat = fstatSync(segment.fd)
-          totalBytes += (stat.isFile() ? stat.size : 0) - segment.bytes
-          segment.bytes = stat.isFile() ? stat.size : 0
+          totalBytes += stat.size - segment.bytes
+          segment.bytes = stat.size
         }
         before = segment.bytes
         writeAll(segment.fd, buffer, segment.path)
@@ -212,16 +271,15 @@ export function createJournal (opts: JournalOptions) {
       } catch (err) {
         const failure = err instanceof JournalWriteError ? err : new JournalWriteError((err as NodeJS.ErrnoException).code ?? 'EIO', (err as Error).message)
         if (segment.fd !== undefined) {
-          // Take back a partial record; where that fails too, the next one starts on a line of its own.
-          try { ftruncateSync(segment.fd, before) } catch { segment.needsNewline = true }
+          // Take back a partial record; where that fails too, a reader skips it (records.ts) and finds the next.
+          try { ftruncateSync(segment.fd, before) } catch {}
         }
         closeFds(segment) // the next write opens the path again: a disk made writable is seen at once
         return fail(failure)
       }
-      segment.needsNewline = false
       segment.bytes += buffer.length
       totalBytes += buffer.length
-      const refs = notifications.map((_, k) => ({ segment, id: segment.nextId + k, bytes: sizes[k] }))
+      const refs = notifications.map((_, k) => ({ segment, id: segment.nextId + k, bytes: records[k].length }))
       segment.nextId += notifications.length
       segment.unacked += notifications.length
       segment.resident += notifications.length
@@ -247,7 +305,7 @@ export function createJournal (opts: JournalOptions) {
       for (const [segment, ids] of bySegment) {
         if (!segments.has(segment.seq)) continue
         try {
-          segment.ackFd ??= openSync(segment.ackPath, 'a')
+          segment.ackFd ??= openAppendNoFollow(segment.ackPath)
           writeAll(segment.ackFd, Buffer.from(ids.join('\n') + '\n'), segment.ackPath)
         } catch {
           // The records stay unacknowledged on disk: published again after a restart, never lost.
@@ -280,9 +338,13 @@ export function createJournal (opts: JournalOptions) {
      * is in memory or it is being read, so nothing is queued twice.
      */
     async * replay (): AsyncGenerator<{ notification: Notification, ref: JournalRef, enqueuedAt: number }> {
-      for (;;) {
-        const segment = [...segments.values()].filter(replayable).sort((a, b) => a.seq - b.seq)[0]
-        if (segment === undefined) return
+      // One pass: each segment replayable now, once, oldest first; the caller starts the next pass. A
+      // segment is never read twice in a pass, so a pass is bounded by what is on disk.
+      const pass = [...segments.values()].filter(replayable).sort((a, b) => a.seq - b.seq)
+      for (const segment of pass) {
+        // Between segments the event loop gets a turn, whatever the reads cost.
+        await new Promise(resolve => setImmediate(resolve))
+        if (!segments.has(segment.seq) || !replayable(segment)) continue
         if (segment === active) {
           closeFds(segment)
           active = undefined
@@ -290,33 +352,58 @@ export function createJournal (opts: JournalOptions) {
         segment.replaying = true
         const since = segment.offMemorySince ?? Date.now()
         segment.offMemorySince = undefined
+        let damage = { regions: 0, bytes: 0 }
         try {
           if (!segment.acksLoaded) {
-            for await (const line of readLines(segment.ackPath)) {
-              const id = Number(line)
-              if (line !== '' && Number.isInteger(id)) segment.acked.add(id)
+            for await (const line of readBoundedLines(segment.ackPath, 16)) {
+              // Only ids as this journal writes them: `1e300` or `4294967297` acknowledge nothing.
+              if (ACK_ID.test(line) && Number(line) <= MAX_ID) segment.acked.add(Number(line))
             }
             segment.acksLoaded = true
           }
-          for await (const line of readLines(segment.path)) {
-            if (line === '') continue
-            let record: { i: number, a: Notification['attributes'], m: unknown }
+          const records = readRecords(segment.path, MAX_RECORD_BODY_BYTES, (_at, bytes) => {
+            damage = { regions: damage.regions + 1, bytes: damage.bytes + bytes }
+          })
+          const found: number[] = []
+          for await (const record of records) {
+            if (segment.acked.has(record.id)) continue
+            let attributes: Notification['attributes']
             try {
-              record = JSON.parse(line)
+              attributes = JSON.parse(record.attributes)
             } catch {
-              continue // a line cut by a failed write: its record was never counted
+              damage = { regions: damage.regions + 1, bytes: damage.bytes + record.bytes }
+              continue
             }
-            if (!Number.isInteger(record.i) || segment.acked.has(record.i)) continue
             if (!segment.known) {
               segment.unacked++
-              segment.nextId = Math.max(segment.nextId, record.i + 1)
+              segment.nextId = Math.max(segment.nextId, record.id + 1)
             }
             segment.resident++
-            yield { notification: { message: JSON.stringify(record.m), attributes: record.a }, ref: { segment, id: record.i, bytes: line.length + 1 }, enqueuedAt: since }
+            found.push(record.id)
+            yield { notification: { message: record.message, attributes }, ref: { segment, id: record.id, bytes: record.bytes }, enqueuedAt: since }
           }
           segment.known = true
+          // What the file holds is what counts: records counted but lost to damage no longer keep the
+          // segment from being compacted (nor listed for replay again and again).
+          segment.unacked = found.filter(id => !segment.acked.has(id)).length
+          if (segment.unreadable !== undefined) opts.report?.({ kind: 'readable', path: segment.path })
+          segment.unreadable = undefined
+        } catch (err) {
+          // Skipped, not blocking the others; tried again after UNREADABLE_RETRY_MS, reported once per change.
+          const reason = `${(err as NodeJS.ErrnoException).code ?? 'EIO'}: ${(err as Error).message}`
+          if (segment.unreadable === undefined) {
+            counters.unreadable_segments++
+            opts.report?.({ kind: 'unreadable', path: segment.path, reason })
+          }
+          segment.unreadable = { reason, at: Date.now() }
+          segment.offMemorySince = since
         } finally {
           segment.replaying = false
+          if (damage.regions > 0 && !segment.damageReported) {
+            segment.damageReported = true
+            counters.damaged_records += damage.regions
+            opts.report?.({ kind: 'damaged', path: segment.path, ...damage })
+          }
         }
         compact(segment)
       }
@@ -332,10 +419,15 @@ export function createJournal (opts: JournalOptions) {
       for (const s of segments.values()) {
         if (s.offMemorySince !== undefined && (s.unacked > 0 || !s.known)) oldest = Math.min(oldest ?? Infinity, s.offMemorySince)
       }
-      return { bytes: totalBytes, segments: segments.size, oldest_off_memory: oldest, ...counters }
+      let unreadable = 0
+      for (const s of segments.values()) if (s.unreadable !== undefined) unreadable++
+      return { bytes: totalBytes, segments: segments.size, oldest_off_memory: oldest, unreadable_now: unreadable, ...counters }
     },
 
     get lastFailure () { return lastFailure },
+
+    /** Segments of the earlier line-based format found at start, for legacy.ts (which removes them once imported). */
+    legacy,
 
     close (): void {
       for (const segment of segments.values()) {
@@ -347,7 +439,15 @@ export function createJournal (opts: JournalOptions) {
   }
 
   function replayable (s: Segment): boolean {
+    if (s.unreadable !== undefined && Date.now() - s.unreadable.at < UNREADABLE_RETRY_MS) return false
     return !s.replaying && s.resident === 0 && (!s.known || s.unacked > 0)
+  }
+
+  /** A path's size, when it is a regular file (not through a symlink). */
+  function statSize (path: string): number {
+    const stat = lstatSync(path)
+    if (!stat.isFile()) throw new Error(`${path} is not a regular file`)
+    return stat.size
   }
 }
 

@@ -1,20 +1,22 @@
-import { createReadStream, createWriteStream, mkdirSync, type WriteStream } from 'node:fs'
+import { constants, createWriteStream, mkdirSync, type WriteStream } from 'node:fs'
 import { dirname } from 'node:path'
 import { once } from 'node:events'
-import { createInterface } from 'node:readline'
 
 /**
  * An append-only JSON-lines file written in the background (the dead letters, NOTIFY_LOG_FILE),
  * opened on first write. Writes are ordered; `close` waits until everything written has reached the
  * file. A write error is reported once to `onError`, and the next write opens the file again.
  */
-export function createJsonLinesFile (path: string, onError: (err: Error) => void) {
+export function createJsonLinesFile (path: string, onError: (err: Error) => void, opts: { noFollow?: boolean } = {}) {
   let stream: WriteStream | undefined
 
   function open (): WriteStream {
     if (stream === undefined) {
       mkdirSync(dirname(path), { recursive: true })
-      const opened = createWriteStream(path, { flags: 'a' })
+      // In the service's own folder (the dead letters), a symlink is never followed.
+      // (fs.open takes numeric flags; the stream hands them on, though its type says string.)
+      const flags = opts.noFollow === true ? constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW : 'a'
+      const opened = createWriteStream(path, { flags: flags as string, mode: 0o600 })
       opened.on('error', err => {
         if (stream === opened) stream = undefined
         onError(err)
@@ -40,17 +42,6 @@ export function createJsonLinesFile (path: string, onError: (err: Error) => void
       if (!current.closed) await once(current, 'close').catch(() => {})
     },
   }
-}
-
-/** A file's lines, streamed, never loaded whole; none when it does not exist. */
-export async function * readLines (path: string): AsyncGenerator<string> {
-  const input = createReadStream(path, { encoding: 'utf8' })
-  const opened = await new Promise<boolean>((resolve, reject) => {
-    input.once('open', () => resolve(true))
-    input.once('error', err => (err as NodeJS.ErrnoException).code === 'ENOENT' ? resolve(false) : reject(err))
-  })
-  if (!opened) return
-  yield * createInterface({ input, crlfDelay: Infinity })
 }
 
 export type JsonLinesFile = ReturnType<typeof createJsonLinesFile>

@@ -1,6 +1,6 @@
 import type { Config } from '../schemas/config.js'
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
-import { rowTexts } from './row-text.js'
+import { escapedBytes, MAX_SQS_BODY_BYTES, SQS_ENVELOPE_FIXED_BYTES } from './sizes.js'
 
 export type PredictionLabel = 'attack' | 'benign'
 
@@ -9,7 +9,7 @@ export const MAX_PAYLOAD_BYTES = 256 * 1024
 
 /** A notification: the body SNS carries and the attributes subscribers filter on. */
 export interface Notification {
-  /** A pandas split frame (`to_json(orient="split")`) of the rows with a `prediction` column added. */
+  /** A pandas split frame (`to_json(orient="split")`) of the rows with a `prediction` column (added, or replaced). */
   readonly message: string
   readonly attributes: {
     readonly prediction: PredictionLabel
@@ -35,12 +35,38 @@ function attributeBytes (attributes: Notification['attributes']): number {
   return sum
 }
 
+/** Attributes as the envelope writes them: `"name":{"Type":"String","Value":"..."},` each. */
+function envelopeAttributeBytes (attributes: Notification['attributes']): number {
+  let sum = '"MessageAttributes":{},'.length
+  for (const [name, value] of Object.entries(attributes)) sum += escapedBytes(name) + escapedBytes(value as string) + '"":{"Type":"String","Value":""},'.length
+  return sum
+}
+
+/** A notification's SQS body size, when an SQS queue subscribed to the topic receives it. */
+export const envelopeBytes = (n: Notification) => escapedBytes(n.message) + envelopeAttributeBytes(n.attributes) + SQS_ENVELOPE_FIXED_BYTES
+
+/**
+ * Whether SNS takes a notification (256 KiB, body and attributes) and a queue at 256 KiB takes its
+ * envelope. The envelope is the stricter bound (escaping only adds), so messages are sized by it.
+ */
+export const fitsOnTheWire = (n: Notification) => payloadBytes(n) <= MAX_PAYLOAD_BYTES && envelopeBytes(n) <= MAX_SQS_BODY_BYTES
+
 const labelOf = (p: Prediction): PredictionLabel => p === 1 ? 'attack' : 'benign'
 
-/** `[...row, p]` as JSON: from the row's text as the client sent it when known (row-text.ts). */
-const rowWith = (row: readonly unknown[], text: string | undefined, prediction: Prediction) => {
+/**
+ * A row with its prediction, as JSON: the parsed row written anew (JSON.stringify), never the client's
+ * text, so the row announced is the row classified whatever the body's spelling (whitespace, escapes,
+ * repeated keys) and a message holds no raw newline. `at` is the request's own `prediction` column,
+ * whose value is replaced where it stands (pandas' `df["prediction"] = p`), or -1: appended.
+ */
+function rowWith (row: readonly unknown[], prediction: Prediction, at: number): string {
+  if (at >= 0) {
+    const copy = row.slice()
+    copy[at] = prediction
+    return JSON.stringify(copy)
+  }
   if (row.length === 0) return `[${prediction}]`
-  const json = text ?? JSON.stringify(row)
+  const json = JSON.stringify(row)
   return `${json.slice(0, -1)},${prediction}]`
 }
 
@@ -61,16 +87,18 @@ export function notificationsFor (frame: PandasSplitFrame, predictions: readonly
   if (unfamiliar !== undefined) return withUnfamiliar(frame, predictions, mode, context, grouping, unfamiliar)
   // Without flags (a worker thread built these), NOTIFY=unfamiliar notifies what it is sure of: the attacks.
   if (mode === 'unfamiliar') mode = 'attacks'
-  const columns = JSON.stringify([...frame.columns, 'prediction'])
+  // A request that already has a `prediction` column (a frame that went through a model before) keeps
+  // it in place with this model's values, as the earlier service's `df["prediction"] = preds` did.
+  const at = frame.columns.indexOf('prediction')
+  const columns = JSON.stringify(at >= 0 ? frame.columns : [...frame.columns, 'prediction'])
   const label = (i: number) => JSON.stringify(frame.index?.[i] ?? i)
-  const texts = rowTexts(frame)
   const out: Notification[] = []
   if (grouping === 'row') {
     for (let i = 0; i < predictions.length; i++) {
       const prediction = predictions[i]
       if (mode === 'attacks' && prediction !== 1) continue
       out.push({
-        message: `{"columns":${columns},"index":[${label(i)}],"data":[${rowWith(frame.data[i], texts?.[i], prediction)}]}`,
+        message: `{"columns":${columns},"index":[${label(i)}],"data":[${rowWith(frame.data[i], prediction, at)}]}`,
         attributes: { prediction: labelOf(prediction), model: context.model, request_id: context.requestId },
       })
     }
@@ -78,9 +106,10 @@ export function notificationsFor (frame: PandasSplitFrame, predictions: readonly
   }
   for (const prediction of (mode === 'attacks' ? [1] : [0, 1]) as Prediction[]) {
     const head = `{"columns":${columns},"index":[`
-    // Attributes with the longest row count a message could have, so the estimate never falls short.
-    const fixed = Buffer.byteLength(head) + '],"data":['.length + ']}'.length +
-      attributeBytes({ prediction: labelOf(prediction), model: context.model, request_id: context.requestId, rows: String(predictions.length) })
+    // Sized as the SQS envelope carries it (escaped), the stricter of the two limits; attributes with
+    // the longest row count a message could have, so the estimate never falls short.
+    const fixed = escapedBytes(head) + '],"data":['.length + ']}'.length + SQS_ENVELOPE_FIXED_BYTES +
+      envelopeAttributeBytes({ prediction: labelOf(prediction), model: context.model, request_id: context.requestId, rows: String(predictions.length) })
     let labels: string[] = []
     let rows: string[] = []
     let bytes = fixed
@@ -97,10 +126,10 @@ export function notificationsFor (frame: PandasSplitFrame, predictions: readonly
     for (let i = 0; i < predictions.length; i++) {
       if (predictions[i] !== prediction) continue
       const l = label(i)
-      const r = rowWith(frame.data[i], texts?.[i], prediction)
+      const r = rowWith(frame.data[i], prediction, at)
       // Two commas at most: one before the label, one before the row.
-      const size = Buffer.byteLength(l) + Buffer.byteLength(r) + 2
-      if (rows.length > 0 && bytes + size > MAX_PAYLOAD_BYTES) flush()
+      const size = escapedBytes(l) + escapedBytes(r) + 2
+      if (rows.length > 0 && bytes + size > MAX_SQS_BODY_BYTES) flush()
       labels.push(l)
       rows.push(r)
       bytes += size

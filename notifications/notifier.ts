@@ -2,7 +2,8 @@ import { isAbsolute, join } from 'node:path'
 import type { FastifyBaseLogger } from 'fastify'
 import { projectRoot } from '../project.js'
 import type { Config } from '../schemas/config.js'
-import type { NotificationStats } from '../schemas/notifications.js'
+import type { ServerResponse } from 'node:http'
+import type { NotificationStats, StreamInclude } from '../schemas/notifications.js'
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
 import { createJsonLinesFile } from './jsonl-file.js'
 import { notificationsFor, type Notification, type NotifyMode } from './message.js'
@@ -32,6 +33,7 @@ export function createNotifier (config: Config, log: FastifyBaseLogger) {
       dataDir,
       journal: config.NOTIFY_JOURNAL,
       spillMaxBytes: config.NOTIFY_SPILL_MAX_BYTES,
+      deadLetterMaxBytes: config.NOTIFY_DEAD_LETTER_MAX_BYTES,
       queueSize: config.NOTIFY_QUEUE_SIZE,
       concurrency: config.NOTIFY_CONCURRENCY,
       lingerMs: config.NOTIFY_LINGER_MS,
@@ -61,9 +63,16 @@ export function createNotifier (config: Config, log: FastifyBaseLogger) {
     stream.emit(notifications)
   }
 
+  // A narrow interface: routes and plugins call these, never reach into the stream or the publisher.
   return {
-    stream,
-    sns,
+    /** Whether notifications go to SNS (AWS_SNS_PREDICTIONS_TOPIC is set). */
+    publishing: sns !== undefined,
+    /** Replays what an earlier run left on disk (the app's onReady). */
+    start: async (): Promise<void> => { await sns?.start() },
+    /** A Server-Sent Events subscriber on `response`; returns its unsubscribe. */
+    subscribe: (response: ServerResponse, include: StreamInclude) => stream.subscribe(response, include),
+    /** Ends every event stream (before the server waits for open connections to close). */
+    endStreams: () => stream.close(),
     /**
      * Which rows' notifications someone will receive now: NOTIFY's, or only attacks when the only
      * receivers are attack subscribers, or none. Decided before building anything (a worker thread

@@ -130,6 +130,8 @@ export function createQueue<E extends QueueEntry> (opts: QueueOptions<E>) {
     pause (until: number): void {
       pausedUntil = Math.max(pausedUntil, until)
     },
+    /** Whether calls are paused now. */
+    get paused () { return Date.now() < pausedUntil },
     /** Sends without lingering from now on (shutting down). */
     flush (): void {
       flushing = true

@@ -20,6 +20,9 @@ export type Outcome =
   /** Not taken this time: worth another attempt. */
   | { readonly status: 'failed', readonly reason: string }
 
+/** An entry the answer did not confirm. */
+const UNCONFIRMED: Outcome = { status: 'failed', reason: 'NotConfirmed: the answer did not confirm this entry' }
+
 /** A call that failed as a whole. */
 export interface CallFailure {
   readonly code: string
@@ -91,18 +94,29 @@ export function createSender (client: SNSClient, topicArn: string): Sender {
   return {
     async send (batch: readonly Notification[], signal: AbortSignal): Promise<Outcome[] | CallFailure> {
       try {
+        // Only what the answer confirms counts as published: a MessageId for Publish, the entry's id
+        // under Successful for PublishBatch. An empty or unparsable answer, or an entry in neither
+        // list, is a failure to retry (at least once: a duplicate is possible, a loss is not).
         if (batch.length === 1) {
-          await publish(new PublishCommand({ TopicArn: topicArn, Message: batch[0].message, MessageAttributes: attributesOf(batch[0]) }), signal)
-          return [{ status: 'published' }]
+          const answer = await publish(new PublishCommand({ TopicArn: topicArn, Message: batch[0].message, MessageAttributes: attributesOf(batch[0]) }), signal)
+          return [typeof answer.MessageId === 'string' && answer.MessageId !== '' ? { status: 'published' } : UNCONFIRMED]
         }
         const answer = await publishBatch(new PublishBatchCommand({
           TopicArn: topicArn,
           PublishBatchRequestEntries: batch.map((n, i) => ({ Id: String(i), Message: n.message, MessageAttributes: attributesOf(n) })),
         }), signal)
-        const outcomes: Outcome[] = batch.map(() => ({ status: 'published' }))
+        const outcomes: Outcome[] = batch.map(() => UNCONFIRMED)
+        const entry = (id: string | undefined) => /^\d+$/.test(id ?? '') && Number(id) < batch.length ? Number(id) : -1
         for (const f of answer.Failed ?? []) {
+          const i = entry(f.Id)
+          if (i === -1) continue
           const reason = `${f.Code ?? 'Error'}: ${f.Message ?? ''}`
-          outcomes[Number(f.Id)] = f.SenderFault === true && PERMANENT_MESSAGE_ERRORS.has(f.Code ?? '') ? { status: 'refused', reason } : { status: 'failed', reason }
+          outcomes[i] = f.SenderFault === true && PERMANENT_MESSAGE_ERRORS.has(f.Code ?? '') ? { status: 'refused', reason } : { status: 'failed', reason }
+        }
+        // Listed as successful only with a MessageId, and not also listed as failed.
+        for (const ok of answer.Successful ?? []) {
+          const i = entry(ok.Id)
+          if (i !== -1 && outcomes[i] === UNCONFIRMED && typeof ok.MessageId === 'string' && ok.MessageId !== '') outcomes[i] = { status: 'published' }
         }
         return outcomes
       } catch (err) {

@@ -1,11 +1,12 @@
 import { setMaxListeners } from 'node:events'
-import { existsSync, readdirSync, unlinkSync } from 'node:fs'
+import { lstatSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
-import { createJournal, type JournalRef } from './journal.js'
-import { createJsonLinesFile, readLines } from './jsonl-file.js'
-import { payloadBytes, type Notification } from './message.js'
+import { createJournal, UNREADABLE_RETRY_MS, type JournalRef } from './journal.js'
+import { createJsonLinesFile } from './jsonl-file.js'
+import { importLegacy } from './legacy.js'
+import { envelopeBytes, fitsOnTheWire, MAX_PAYLOAD_BYTES, payloadBytes, type Notification } from './message.js'
 import { createQueue, type QueueEntry } from './queue.js'
 import { MAX_BATCH_ENTRIES, type Sender } from './sender.js'
 
@@ -18,6 +19,8 @@ export interface SnsPublisherOptions {
   journal: 'on' | 'fsync' | 'off'
   /** Cap on the journal's files. */
   spillMaxBytes: number
+  /** Cap on the dead-letter file: past it, refused notifications are counted and logged, not kept. */
+  deadLetterMaxBytes?: number
   /** Notifications held in memory (queued and in flight) before new ones are left on disk. */
   queueSize: number
   /** SNS calls in flight at once. */
@@ -56,8 +59,27 @@ function backoff (attempt: number, baseMs: number, maxMs: number): number {
 export function createSnsPublisher (opts: SnsPublisherOptions) {
   const { log } = opts
   const journaling = opts.journal !== 'off'
-  const journal = createJournal({ dir: opts.dataDir, maxBytes: opts.spillMaxBytes, segmentBytes: SEGMENT_BYTES, fsync: opts.journal === 'fsync' })
-  const deadLetters = createJsonLinesFile(join(opts.dataDir, 'dead-letter.jsonl'), err => log.error({ err }, 'writing the dead-letter file failed'))
+  const journal = createJournal({
+    dir: opts.dataDir,
+    maxBytes: opts.spillMaxBytes,
+    segmentBytes: SEGMENT_BYTES,
+    fsync: opts.journal === 'fsync',
+    // Once per change of a segment's state, never per attempt.
+    report: event => {
+      if (event.kind === 'damaged') log.error(event, 'damaged records skipped in a journal segment (the records around them are read)')
+      else if (event.kind === 'unreadable') log.error(event, `journal segment cannot be read: skipped, tried again every ${UNREADABLE_RETRY_MS / 1000} s`)
+      else log.info(event, 'journal segment readable again')
+    },
+  })
+  const deadLetterPath = join(opts.dataDir, 'dead-letter.jsonl')
+  const deadLetters = createJsonLinesFile(deadLetterPath, err => log.error({ err }, 'writing the dead-letter file failed'), { noFollow: true })
+  const deadLetterCap = opts.deadLetterMaxBytes ?? 64 * 1024 * 1024
+  let deadLetterBytes = 0
+  try {
+    const stat = lstatSync(deadLetterPath)
+    if (stat.isFile()) deadLetterBytes = stat.size
+  } catch {}
+  let deadLetterFull = false
   const { sender } = opts
   const aborter = new AbortController()
   // Every call in flight listens for the one shutdown signal.
@@ -74,12 +96,15 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
   const isClosing = () => closing
   let replaying: Promise<void> | undefined
   let degraded: string | undefined
-  const counters = { published: 0, retried: 0, spilled: 0, dead_lettered: 0, replayed: 0, lost: 0, sns_calls: 0, failed_calls: 0 }
+  const counters = { published: 0, retried: 0, spilled: 0, dead_lettered: 0, dead_letter_refused: 0, replayed: 0, lost: 0, sns_calls: 0, failed_calls: 0 }
 
   const tick = setInterval(() => {
     retryHeld()
     if (queue.size.live + queue.size.replay + queue.size.inFlight === 0) journal.compactIdle()
-    if (consecutiveFailures === 0 && !closing && journal.hasReplayable()) replay()
+    // Replay runs on time, not on traffic: once the backoff after failures has passed, what is on disk
+    // goes back into the queue, and those calls probe SNS. So everything on disk is published within
+    // NOTIFY_RETRY_MAX_MS plus a tick of SNS recovering, with no new request.
+    if (!closing && !queue.paused && journal.hasReplayable()) replay()
   }, opts.tickMs ?? 1000).unref()
 
   const entryOf = (notification: Notification, now: number): Entry =>
@@ -143,10 +168,21 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
     journal.ack(refs)
   }
 
+  /** Never published (SNS refused it for good, or it is over the limits): kept in the dead-letter file while it is under its cap. */
   function deadLetter (entry: Entry, reason: string): void {
-    deadLetters.append({ notification: entry.notification, reason, at: new Date().toISOString() })
-    counters.dead_lettered++
-    log.error({ reason, request_id: entry.notification.attributes.request_id }, 'SNS refused a notification for good: kept in the dead-letter file')
+    const line = JSON.stringify({ notification: entry.notification, reason, at: new Date().toISOString() })
+    const bytes = Buffer.byteLength(line) + 1
+    if (deadLetterBytes + bytes > deadLetterCap) {
+      counters.dead_letter_refused++
+      if (!deadLetterFull) log.error({ file: deadLetterPath, cap: deadLetterCap }, 'the dead-letter file is at NOTIFY_DEAD_LETTER_MAX_BYTES: notifications refused for good are counted (dead_letter_refused) and logged, not kept')
+      deadLetterFull = true
+      log.warn({ reason, request_id: entry.notification.attributes.request_id }, 'notification refused for good, not kept: the dead-letter file is full')
+    } else {
+      deadLetters.appendJson(line)
+      deadLetterBytes += bytes
+      counters.dead_lettered++
+      log.error({ reason, request_id: entry.notification.attributes.request_id }, 'SNS refused a notification for good: kept in the dead-letter file')
+    }
     settle([entry])
   }
 
@@ -177,6 +213,14 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
         log.warn({ code: result.code, failures: consecutiveFailures, queued: queue.size.live + queue.size.replay }, 'SNS publish failed: retrying with backoff')
       }
       for (const entry of batch.reverse()) retry(entry, result.code)
+      return
+    }
+    if (result.every(outcome => outcome.status === 'failed')) {
+      // Nothing taken (throttled, or answers that confirm nothing): back off as for a failed call.
+      consecutiveFailures++
+      queue.pause(Date.now() + backoff(consecutiveFailures, opts.retryBaseMs, opts.retryMaxMs))
+      const reason = result[0]?.status === 'failed' ? result[0].reason : 'failed'
+      for (const entry of batch.reverse()) retry(entry, reason)
       return
     }
     const done: Entry[] = []
@@ -212,41 +256,6 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
     return replaying
   }
 
-  /**
-   * `spill.jsonl` and `*.replay.jsonl` of versions before the journal (`{"notification": ...}` lines):
-   * streamed into the journal, then removed.
-   */
-  async function importLegacySpills (): Promise<void> {
-    const names = existsSync(opts.dataDir) ? readdirSync(opts.dataDir).filter(f => f === 'spill.jsonl' || f.endsWith('.replay.jsonl')).sort() : []
-    for (const name of names) {
-      const path = join(opts.dataDir, name)
-      let chunk: Notification[] = []
-      const flush = () => {
-        if (chunk.length === 0) return
-        const written = journal.append(chunk)
-        if (written === undefined) throw journal.lastFailure ?? new Error('journal write failed')
-        // Not in memory: the replay reads them back.
-        journal.release(written, Date.now())
-        chunk = []
-      }
-      let refs = 0
-      for await (const line of readLines(path)) {
-        try {
-          const record = JSON.parse(line) as { notification?: Notification }
-          if (record.notification !== undefined) chunk.push(record.notification)
-        } catch {}
-        if (chunk.length >= 100) {
-          refs += chunk.length
-          flush()
-        }
-      }
-      refs += chunk.length
-      flush()
-      unlinkSync(path)
-      log.info({ file: path, notifications: refs }, 'spill file of an earlier version moved into the journal')
-    }
-  }
-
   function oldestUnpublished (): number | undefined {
     let oldest = journal.stats().oldest_off_memory
     for (const e of queue.entries()) oldest = Math.min(oldest ?? Infinity, e.enqueuedAt)
@@ -259,9 +268,17 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
      * Takes a request's notifications: journaled at once (one synchronous write, before the caller
      * answers), queued for SNS. Never throws and never waits.
      */
-    publish (notifications: readonly Notification[]): void {
-      if (notifications.length === 0) return
+    publish (all: readonly Notification[]): void {
+      if (all.length === 0) return
       const now = Date.now()
+      // A message past SNS's 256 KiB (or whose SQS envelope would pass 256 KiB) is never published: a
+      // dead letter at once, never in the journal. Input checks (message.ts oversizedRow) keep rows from it.
+      const notifications = all.filter(fitsOnTheWire)
+      if (notifications.length < all.length) {
+        for (const n of all) {
+          if (!fitsOnTheWire(n)) deadLetter(entryOf(n, now), `${payloadBytes(n)} bytes (${envelopeBytes(n)} in an SQS envelope), over the ${MAX_PAYLOAD_BYTES}-byte limit`)
+        }
+      }
       const entries = notifications.map(n => entryOf(n, now))
       if (journaling) {
         const refs = journal.append(notifications)
@@ -280,9 +297,9 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
     /** Replays what an earlier run left on disk, the spill files of earlier versions included. */
     async start (): Promise<void> {
       try {
-        await importLegacySpills()
+        await importLegacy(opts.dataDir, journal, log)
       } catch (err) {
-        log.error({ err }, 'reading spill files of an earlier version failed: they are left in place')
+        log.error({ err }, 'importing files of an earlier version failed: they are left in place')
       }
       return replay()
     },
@@ -303,6 +320,9 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
         backlog_bytes: disk.bytes + heldBytes,
         oldest_unpublished_seconds: oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000),
         spill_write_failures: disk.write_failures,
+        damaged_records: disk.damaged_records,
+        dead_letter_bytes: deadLetterBytes,
+        unreadable_segments: disk.unreadable_now,
       }
     },
     /** Drains within the deadline; what is left stays on disk (journaled) or is written to it. */

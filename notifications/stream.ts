@@ -7,7 +7,18 @@ interface Subscriber {
   readonly include: StreamInclude
 }
 
-/** The event a subscriber receives: the SNS message's JSON and its attributes. */
+/** What a stream answers with, for GET and HEAD alike. */
+export const STREAM_HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache',
+  connection: 'keep-alive',
+  'x-accel-buffering': 'no',
+} as const
+
+/**
+ * The event a subscriber receives: the SNS message's JSON and its attributes, one line of valid JSON
+ * whatever the body's spelling (messages carry rows written anew: message.ts), so one `data:` field.
+ */
 export const eventData = (n: Notification) => `{"message":${n.message},"attributes":${JSON.stringify(n.attributes)}}`
 
 /**
@@ -32,12 +43,7 @@ export function createNotificationStream (opts: { maxBufferBytes: number, heartb
   return {
     subscribe (response: ServerResponse, include: StreamInclude): () => void {
       const subscriber = { response, include }
-      response.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-      })
+      response.writeHead(200, STREAM_HEADERS)
       response.write(`: subscribed to ${include === 'all' ? 'all predictions' : 'attacks'}\n\n`)
       subscribers.add(subscriber)
       return () => { subscribers.delete(subscriber) }

@@ -66,6 +66,7 @@ export const ConfigSchema = Type.Object({
   // Every notification on disk before its response is sent; `fsync` also flushes it to the device.
   NOTIFY_JOURNAL: Type.Union([Type.Literal('on'), Type.Literal('fsync'), Type.Literal('off')], { default: 'on' }),
   NOTIFY_SPILL_MAX_BYTES: Type.Integer({ default: 1024 * 1024 * 1024, minimum: 1024 }),
+  NOTIFY_DEAD_LETTER_MAX_BYTES: Type.Integer({ default: 64 * 1024 * 1024, minimum: 0 }),
   NOTIFY_DATA_DIR: Type.String({ default: 'data', minLength: 1 }),
   NOTIFY_LOG_FILE: Type.Optional(Type.String({ minLength: 1 })),
   NOTIFY_QUEUE_SIZE: Type.Integer({ default: 10000, minimum: 10 }),

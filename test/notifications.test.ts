@@ -204,7 +204,7 @@ t.test('replay race: a segment is not listed again while its entries are in flig
   const gate = new Promise<void>(resolve => { release = resolve })
   const slow = await snsServer(t, { gate })
   const app = await build(t, snsEnv(slow.url, { NOTIFY_DATA_DIR: dataDir }))
-  const sns = app.notifications.sns!
+  const sns = { stats: () => app.notifications.stats().sns!, start: () => app.notifications.start() }
   // Every entry of the file is read and in flight (the loopback holds the calls until released).
   await until(t, 'all 20 replayed and in flight', () => sns.stats().replayed === 20 && sns.stats().in_flight === 20)
   // Replays asked for again, as a successful call or the periodic check would, while they are in flight.
@@ -250,15 +250,25 @@ t.test('on close the queue drains; past the deadline the rest is spilled, not dr
   }
 })
 
-t.test('a row too large for any batch is published alone, and counted when SNS refuses it', async t => {
-  const sns = await snsServer(t, { entry: (entry) => Buffer.byteLength(entry.message) > 256 * 1024 ? { code: 'InvalidParameter', senderFault: true } : undefined })
+t.test('a row too large for a message of its own is refused (400 naming it); one too large to share a batch goes alone', async t => {
+  const sns = await snsServer(t)
   const app = await build(t, snsEnv(sns.url))
   // 300 extra columns of 1,000 characters: a row of about 300 KB, over SNS's 256 KiB.
   const wide = (fill: string) => Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`note_${i}`, fill]))
   const huge = { ...attack, ...wide('x'.repeat(1000)) }
-  await post(app, splitFrame([{ ...benign, ...wide('') }, huge, { ...attack, ...wide('') }]))
-  await until(t, 'one dead letter and two published', () => app.notifications.stats().sns?.dead_lettered === 1 && sns.accepted.length === 2)
+  const refused = await post(app, splitFrame([{ ...benign, ...wide('') }, huge, { ...attack, ...wide('') }]))
+  t.equal(refused.statusCode, 400)
+  t.match(refused.json().message, /^row 1 takes \d+ bytes as JSON, more than one notification can carry/)
+  // 300 KB of whitespace between two cells is no row's size: rows are written anew, without it.
+  const frame = splitFrame([attack])
+  const padded = JSON.stringify(frame).replace(',', ',' + ' '.repeat(300_000))
+  const answered = await post(app, padded)
+  t.equal(answered.statusCode, 200)
+  // Under the limit but too large to share a batch: sent alone.
+  await post(app, splitFrame([{ ...attack, ...wide('x'.repeat(500)) }, { ...attack, ...wide('y'.repeat(500)) }]))
+  await until(t, 'all three published', () => sns.accepted.length === 3)
   t.ok(sns.calls.some(c => c.action === 'Publish' && c.entries === 1), 'the large row went alone')
+  t.equal(app.notifications.stats().sns!.dead_lettered, 0)
 })
 
 t.test('NOTIFY=attacks publishes attacks only; NOTIFY=none nothing', async t => {
@@ -307,6 +317,20 @@ t.test('without SNS nothing is written to the data directory', async t => {
 
 const publishedRows = rowsOf
 
+/** The body an SQS queue subscribed to the topic receives for a message: SNS's envelope, as JSON. */
+const sqsBodyBytes = (m: { message: string, attributes: Record<string, { type: string, value: string }> }) => Buffer.byteLength(JSON.stringify({
+  Type: 'Notification',
+  MessageId: '6f8c9a8e-1b2c-4d5e-8f90-a1b2c3d4e5f6',
+  TopicArn: TOPIC,
+  Message: m.message,
+  Timestamp: '2026-12-05T22:45:00.000Z',
+  SignatureVersion: '2',
+  Signature: 'S'.repeat(344),
+  SigningCertURL: 'https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem',
+  UnsubscribeURL: `https://sns.eu-west-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=${TOPIC}:6f8c9a8e-1b2c-4d5e-8f90-a1b2c3d4e5f6`,
+  MessageAttributes: Object.fromEntries(Object.entries(m.attributes).map(([name, v]) => [name, { Type: v.type, Value: v.value }])),
+}))
+
 t.test('request grouping: one message per class per request, its rows as one split frame, index labels kept', async t => {
   const sns = await snsServer(t)
   const app = await build(t, snsEnv(sns.url, { NOTIFY_GROUPING: 'request' }))
@@ -350,8 +374,9 @@ for line in sys.stdin:
 t.test('request grouping: a class over 256 KiB is split into messages within the limit, no row lost or duplicated', async t => {
   const sns = await snsServer(t)
   const app = await build(t, snsEnv(sns.url, { NOTIFY_GROUPING: 'request' }))
-  // 60 rows of about 30 KB each (30 text columns of 1,000 characters): about 1.8 MB of rows.
-  const wide = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`note_${i}`, 'x'.repeat(1000)]))
+  // 60 rows of about 30 KB each (30 text columns of 1,000 characters, half of them quotes, which the
+  // message and then the SQS envelope each escape): about 1.8 MB of rows.
+  const wide = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`note_${i}`, (i % 2 === 0 ? '"' : 'x').repeat(1000)]))
   const frame = splitFrame(rows(60).map(r => ({ ...r, ...wide })))
   const res = await post(app, frame)
   t.equal(res.statusCode, 200)
@@ -368,6 +393,7 @@ t.test('request grouping: a class over 256 KiB is split into messages within the
   }
   const labels = publishedRows(sns.accepted)
   t.equal(labels.length, 60, 'no row duplicated')
+  t.ok(sns.accepted.every(m => sqsBodyBytes(m) <= 262_144), `every SQS envelope within 262,144 bytes (largest ${Math.max(...sns.accepted.map(sqsBodyBytes))})`)
   t.equal(new Set(labels).size, 60, 'no row lost')
   t.equal(app.notifications.stats().sns?.dead_lettered, 0)
 })
@@ -389,8 +415,9 @@ t.test('nowhere to keep a notification: predictions 503 and /ready 503, then rec
       NOTIFY_MAX_ATTEMPTS: '1',
       ...(c.cap ? { NOTIFY_SPILL_MAX_BYTES: c.cap } : {}),
     }))
-    // The segment the journal writes first: /dev/full fails every write with ENOSPC, even for root.
-    if (c.full) symlinkSync('/dev/full', join(dataDir, 'journal-00000001.jsonl'))
+    // The segment the journal writes first, as a symlink: never followed (O_NOFOLLOW), so every write
+    // fails (ELOOP) as on a full disk, even for root; were it followed, /dev/full would fail it with ENOSPC.
+    if (c.full) symlinkSync('/dev/full', join(dataDir, 'journal-00000001.rec'))
     const answered: string[] = []
     const send = async (count: number) => {
       const res = await post(app, splitFrame(rows(count)))
@@ -421,7 +448,7 @@ t.test('nowhere to keep a notification: predictions 503 and /ready 503, then rec
     t.match((await app.inject('/metrics')).body, /mlids_notifications_spill_write_failures_total [1-9]/)
 
     if (c.recovery === 'sns') healthy = true
-    else unlinkSync(join(dataDir, 'journal-00000001.jsonl'))
+    else unlinkSync(join(dataDir, 'journal-00000001.rec'))
     await until(t, '/ready to recover', () => app.notifications.readiness().ready)
     t.equal((await app.inject('/ready')).statusCode, 200)
     t.equal((await send(10)).statusCode, 200, 'predictions are taken again')

@@ -118,3 +118,27 @@ t.test('closing the server ends the streams', async t => {
   await subscriber.ended
   t.pass('the stream ended and close returned')
 })
+
+t.test('each event is one valid JSON document whatever the body\'s spelling (pretty, CRLF, tabs), through a listening server', async t => {
+  const { url } = await listening(t)
+  const subscriber = await subscribe(`${url}/api/notifications?include=all`)
+  const frame = splitFrame([benign, attack])
+  const spellings = [JSON.stringify(frame, null, 2).replace(/\n/g, '\r\n'), JSON.stringify(frame).replace(/,/g, ',\t\n')]
+  for (const body of spellings) {
+    const res = await fetch(`${url}/api/predictions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+    t.equal(res.status, 200)
+  }
+  await until(() => subscriber.events.length >= 4)
+  // subscribe() parses each event's single data line with JSON.parse: a raw newline would have split it.
+  t.equal(subscriber.events.length, 4, 'every event parsed')
+  for (const e of subscriber.events) t.same(e.message.data[0].slice(0, -1), JSON.parse(JSON.stringify(e.message.index[0] === 0 ? frame.data[0] : frame.data[1])))
+  subscriber.response.destroy()
+})
+
+t.test('HEAD on the stream answers its headers and ends', async t => {
+  const { url } = await listening(t)
+  const res = await fetch(`${url}/api/notifications`, { method: 'HEAD', signal: AbortSignal.timeout(3000) })
+  t.equal(res.status, 200)
+  t.match(res.headers.get('content-type'), /^text\/event-stream/)
+  t.equal(await res.text(), '', 'no body, and the response ended')
+})

@@ -57,13 +57,13 @@ function notificationMetrics (fastify: FastifyInstance, registry: Registry) {
   const seen: Record<string, number> = {}
   new Counter({ // eslint-disable-line no-new
     name: 'mlids_notifications_total',
-    help: 'SNS notifications by outcome: published, retried, spilled (left on disk), dead_lettered, replayed, lost',
+    help: 'SNS notifications by outcome: published, retried, spilled (left on disk), dead_lettered, dead_letter_refused (not kept: the dead-letter file is full), replayed, lost',
     labelNames: ['outcome'],
     registers: [registry],
     collect () {
       const stats = sns()
       if (stats === null) return
-      for (const outcome of ['published', 'retried', 'spilled', 'dead_lettered', 'replayed', 'lost'] as const) {
+      for (const outcome of ['published', 'retried', 'spilled', 'dead_lettered', 'dead_letter_refused', 'replayed', 'lost'] as const) {
         this.inc({ outcome }, stats[outcome] - (seen[outcome] ?? 0))
         seen[outcome] = stats[outcome]
       }
@@ -86,6 +86,9 @@ function notificationMetrics (fastify: FastifyInstance, registry: Registry) {
   gauge('mlids_notifications_backlog_bytes', 'Bytes of notifications on disk (journal/spill) and held in memory', s => s.backlog_bytes)
   gauge('mlids_notifications_oldest_unpublished_seconds', 'Age of the oldest notification not yet published', s => s.oldest_unpublished_seconds)
   gauge('mlids_notifications_held', 'Notifications neither published nor on disk: predictions answer 503 while above 0', s => s.held)
+  gauge('mlids_notifications_dead_letter_bytes', 'Size of the dead-letter file (capped at NOTIFY_DEAD_LETTER_MAX_BYTES)', s => s.dead_letter_bytes)
+  gauge('mlids_notifications_damaged_records', 'Torn or corrupt journal records skipped when reading back, since start', s => s.damaged_records)
+  gauge('mlids_notifications_unreadable_segments', 'Journal segments that cannot be read now (skipped, retried every minute)', s => s.unreadable_segments)
   new Gauge({ // eslint-disable-line no-new
     name: 'mlids_stream_subscribers',
     help: 'Server-Sent Events subscribers connected',

@@ -36,9 +36,9 @@ export default fp(async function notifications (fastify) {
     if (!state.ready) throw new NotificationsBackloggedError(`${state.reason}; retry in ${retryAfter} s`)
   })
   // What an earlier run left on disk goes out, alongside live traffic.
-  fastify.addHook('onReady', async () => { notifier.sns?.start() })
+  fastify.addHook('onReady', async () => { notifier.start() })
   // Event streams never end by themselves: end them before the server waits for open connections.
-  fastify.addHook('preClose', async () => notifier.stream.close())
+  fastify.addHook('preClose', async () => notifier.endStreams())
   fastify.addHook('onClose', async () => await notifier.close())
-  if (notifier.sns !== undefined) fastify.log.info({ mode: fastify.config.NOTIFY, grouping: fastify.config.NOTIFY_GROUPING, journal: fastify.config.NOTIFY_JOURNAL }, 'publishing predictions to SNS')
+  if (notifier.publishing) fastify.log.info({ mode: fastify.config.NOTIFY, grouping: fastify.config.NOTIFY_GROUPING, journal: fastify.config.NOTIFY_JOURNAL }, 'publishing predictions to SNS')
 }, { name: 'notifications', dependencies: ['env', 'classifier', 'classifications'] })

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { apiSecurity, errorResponses } from '../../schemas/common.js'
+import { STREAM_HEADERS } from '../../notifications/stream.js'
 import { NotificationQuery, NotificationStats } from '../../schemas/notifications.js'
 
 const routes: FastifyPluginAsyncTypebox = async function (fastify) {
@@ -26,7 +27,13 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
     },
   }, async function (request, reply) {
     reply.hijack()
-    const unsubscribe = fastify.notifications.stream.subscribe(reply.raw, request.query.include ?? 'attacks')
+    // HEAD (Fastify answers it with this handler): the stream's headers, then the end.
+    if (request.method === 'HEAD') {
+      reply.raw.writeHead(200, STREAM_HEADERS)
+      reply.raw.end()
+      return
+    }
+    const unsubscribe = fastify.notifications.subscribe(reply.raw, request.query.include ?? 'attacks')
     request.raw.on('close', unsubscribe)
   })
 

@@ -32,6 +32,9 @@ export async function snsServer (t: Test, decide: {
   delayMs?: number
   /** Calls wait for this before they are answered (and their messages accepted). */
   gate?: Promise<void>
+  /** `empty`: a 200 with an empty body, confirming nothing; `omit`: a PublishBatch answer listing the entries `omit` picks in neither list. Neither is accepted. */
+  unconfirmed?: (call: { action: string, entries: Received[], number: number }) => 'empty' | undefined
+  omit?: (entry: Received) => boolean
 } = {}) {
   const accepted: Received[] = []
   const calls: Array<{ action: string, entries: number }> = []
@@ -47,6 +50,11 @@ export async function snsServer (t: Test, decide: {
     const failure = decide.call?.({ action, entries, number: calls.length }) ??
       (action === 'PublishBatch' && total > LIMIT ? { status: 400, code: 'BatchRequestTooLong' } : undefined)
     if (failure) return xml(res, failure.status, `<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><Error><Type>${failure.status < 500 ? 'Sender' : 'Receiver'}</Type><Code>${failure.code}</Code><Message>${failure.code} happened</Message></Error><RequestId>${randomUUID()}</RequestId></ErrorResponse>`)
+    if (decide.unconfirmed?.({ action, entries, number: calls.length }) === 'empty') {
+      res.writeHead(200, { 'content-type': 'text/xml' })
+      res.end()
+      return
+    }
     if (action === 'Publish') {
       const entryFailure = decide.entry?.(entries[0]) ?? (sizeOf(entries[0]) > LIMIT ? { code: 'InvalidParameter', senderFault: true } : undefined)
       if (entryFailure) return xml(res, entryFailure.senderFault ? 400 : 500, `<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><Error><Type>Sender</Type><Code>${entryFailure.code}</Code><Message>refused</Message></Error><RequestId>r</RequestId></ErrorResponse>`)
@@ -56,6 +64,7 @@ export async function snsServer (t: Test, decide: {
     let successful = ''
     let failed = ''
     for (const entry of entries) {
+      if (decide.omit?.(entry) === true) continue
       const entryFailure = decide.entry?.(entry) ?? (sizeOf(entry) > LIMIT ? { code: 'InvalidParameter', senderFault: true } : undefined)
       if (entryFailure) {
         failed += `<member><Id>${entry.id}</Id><Code>${entryFailure.code}</Code><Message>refused</Message><SenderFault>${entryFailure.senderFault}</SenderFault></member>`

@@ -1,0 +1,57 @@
+/**
+ * The event-loop CPU a notified row costs before SNS: building its message (the parsed row written
+ * anew with JSON.stringify) and appending it to the journal, per row of 100-row requests of realistic
+ * flows (bench/flows.ts), with JSON.parse of the same body for scale.
+ *
+ *   npm run bench:messages                  # 2,000 requests per case
+ *   npm run bench:messages -- --requests 500
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { parseJsonBody } from '../input/body.js'
+import { createJournal } from '../notifications/journal.js'
+import { notificationsFor } from '../notifications/message.js'
+import type { PandasSplitFrame } from '../schemas/predictions.js'
+import { frameOf } from './flows.js'
+
+const { values } = parseArgs({ options: { requests: { type: 'string' }, help: { type: 'boolean' } } })
+if (values.help === true) {
+  console.log('usage: npm run bench:messages [-- --requests N]')
+  process.exit(0)
+}
+const requests = Number(values.requests ?? 2000)
+const ROWS = 100
+const bodies = Array.from({ length: 8 }, (_, k) => JSON.stringify(frameOf(ROWS, k * ROWS)))
+// Parsed as the service parses a body.
+const frames = bodies.map(b => parseJsonBody(Buffer.from(b), { depthChecked: true }) as PandasSplitFrame)
+const predictions = frames[0].data.map((_, i) => (i % 3 === 0 ? 1 : 0) as 0 | 1)
+const context = { model: 'bench', requestId: 'b6e2a7a4-6c1f-4a58-9d43-3a7c2b8e1f00' }
+
+/** CPU microseconds per row of `run`, over `requests` requests, after a warm-up. */
+function measure (run: (k: number) => void): number {
+  for (let k = 0; k < 200; k++) run(k)
+  const start = process.cpuUsage()
+  for (let k = 0; k < requests; k++) run(k)
+  const used = process.cpuUsage(start)
+  return (used.user + used.system) / requests / ROWS
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'ml-ids-bench-messages-'))
+const journal = createJournal({ dir, maxBytes: 1024 ** 4, segmentBytes: 16 * 1024 * 1024, fsync: false })
+const results: Array<[string, number]> = []
+results.push(['JSON.parse of the body (for scale)', measure(k => { JSON.parse(bodies[k % bodies.length]) })])
+for (const grouping of ['request', 'row'] as const) {
+  results.push([`messages, ${grouping} grouping`, measure(k => { notificationsFor(frames[k % frames.length], predictions, 'all', context, grouping) })])
+}
+const grouped = frames.map(f => notificationsFor(f, predictions, 'all', context, 'request'))
+const single = frames.map(f => notificationsFor(f, predictions, 'all', context, 'row'))
+results.push(['journal append, request grouping', measure(k => { journal.ack(journal.append(grouped[k % grouped.length]) ?? []) })])
+results.push(['journal append, row grouping', measure(k => { journal.ack(journal.append(single[k % single.length]) ?? []) })])
+journal.close()
+rmSync(dir, { recursive: true, force: true })
+
+console.log(`| ${ROWS}-row requests, ${requests} per case | CPU µs per row |`)
+console.log('| --- | --- |')
+for (const [name, us] of results) console.log(`| ${name} | ${us.toFixed(2)} |`)

@@ -1,0 +1,46 @@
+import type { PandasSplitFrame } from '../schemas/predictions.js'
+
+// How large an announcement may be, apart from how messages are built (message.ts): the input checks
+// (input/body.ts) refuse a row that could not travel in a message of its own, before it is answered.
+
+/**
+ * What a subscriber queue left at SQS's old 256 KiB limit takes: SNS delivers to SQS inside a JSON
+ * envelope, the message escaped as a JSON string beside its attributes, ids, signature and URLs.
+ */
+export const MAX_SQS_BODY_BYTES = 262_144
+/**
+ * The envelope's bytes besides the message and its attributes, with room to spare: Type, MessageId,
+ * TopicArn (up to 256 characters), Timestamp, SignatureVersion, Signature (344-684 characters),
+ * SigningCertURL, UnsubscribeURL (the ARN again plus a subscription id) and the JSON punctuation.
+ */
+export const SQS_ENVELOPE_FIXED_BYTES = 2048
+
+/** A string's bytes once escaped as a JSON string, without its quotes: how the envelope carries text. */
+export const escapedBytes = (text: string) => Buffer.byteLength(JSON.stringify(text)) - 2
+
+/** Room for attributes when sizing a message before they are known (a model name, a request id, a count). */
+const ATTRIBUTE_ALLOWANCE_BYTES = 1024
+
+/**
+ * Why a frame has a row that could not travel in a message of its own, or undefined: so that no
+ * answered row ever needs more than one message, such a request is refused (400) before it is
+ * answered. A quick upper bound per row first (every cell at its longest escaped spelling), the exact
+ * size only for rows near the limit.
+ */
+export function oversizedRow (frame: PandasSplitFrame): string | undefined {
+  const at = frame.columns.indexOf('prediction')
+  const head = escapedBytes(`{"columns":${JSON.stringify(at >= 0 ? frame.columns : [...frame.columns, 'prediction'])},"index":[],"data":[]}`)
+  const room = MAX_SQS_BODY_BYTES - SQS_ENVELOPE_FIXED_BYTES - ATTRIBUTE_ALLOWANCE_BYTES - head
+  if (room <= 0) return `the column names take ${head} bytes, more than a notification can carry (${MAX_SQS_BODY_BYTES} bytes in all)`
+  for (let r = 0; r < frame.data.length; r++) {
+    const row = frame.data[r]
+    let bound = 32 // the label (at most 256 characters is checked below) and the prediction
+    for (const cell of row) bound += typeof cell === 'string' ? 7 * cell.length + 8 : 26
+    const label = frame.index?.[r]
+    if (typeof label === 'string') bound += 7 * label.length
+    if (bound <= room) continue
+    const exact = escapedBytes(JSON.stringify(row)) + escapedBytes(JSON.stringify(label ?? r)) + 4
+    if (exact > room) return `row ${r} takes ${exact} bytes as JSON, more than one notification can carry (${room} bytes with these columns)`
+  }
+  return undefined
+}
