@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Notification } from '../notifications/message.js'
 import type { CallFailure, Outcome, Sender } from '../notifications/sender.js'
-import { createSnsPublisher, type SnsPublisher } from '../notifications/sns-publisher.js'
+import { createSnsPublisher, TRANSITIONS, type NotificationState, type SnsPublisher } from '../notifications/sns-publisher.js'
 
 /**
  * Model-based test of the publisher (issue 19, point 8): fast-check commands interleave appends, SNS
@@ -273,4 +273,18 @@ t.test('model-based: whatever the interleaving of appends, SNS outcomes, restart
   t.ok(runs >= 10, `${runs} interleavings run`)
   t.ok(maxAppended > 0, `up to ${maxAppended} notifications appended in one run`)
   t.comment(`${lostRuns} run(s) restarted while notifications were held and the disk failing: those (counted lost) excepted`)
+})
+
+t.test('the transition table: final states are final, every state is reached from new, on_disk only comes back through replay', async t => {
+  const states = Object.keys(TRANSITIONS) as NotificationState[]
+  for (const final of ['confirmed', 'dead_lettered', 'lost'] as const) t.same(TRANSITIONS[final], [], `${final} cannot be left: its ref is never acked or released twice`)
+  const reached = new Set<NotificationState>(['new'])
+  for (let grew = true; grew;) {
+    grew = false
+    for (const from of [...reached]) for (const to of TRANSITIONS[from]) if (!reached.has(to)) { reached.add(to); grew = true }
+  }
+  t.same([...reached].sort(), [...states].sort(), 'every state reachable')
+  t.same(TRANSITIONS.on_disk, ['queued'], 'off memory, a notification comes back only as a replayed entry')
+  t.notOk(states.some(s => TRANSITIONS[s].includes('new')), 'nothing goes back to new')
+  t.notOk(TRANSITIONS.journaled.includes('lost') || TRANSITIONS.journaled.includes('held'), 'a journaled notification is never lost nor held: it is on disk')
 })
