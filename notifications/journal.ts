@@ -20,7 +20,8 @@ import { encodeRecord, MAX_ID, openAppendNoFollow, readBoundedLines, readRecords
  * Where one journaled notification is: its segment and id. Every ref the journal hands out (from
  * `append` or `replay`) is given back exactly once, to `ack` (SNS is done with it) or to `release` (it
  * left memory unpublished): the segment's `resident` count, which keeps a segment from being read back
- * or deleted while its records are in memory, depends on it.
+ * or deleted while its records are in memory, depends on it. The journal checks it: a ref given back a
+ * second time, or one it never handed out, changes nothing and is counted (`ref_errors`) and reported.
  */
 export interface JournalRef {
   readonly segment: Segment
@@ -90,7 +91,9 @@ export interface JournalOptions {
   /** fdatasync after every write: survives a machine crash, at the cost of a disk flush per request. */
   fsync: boolean
   /** Hears of damaged records, of segments that cannot be read and of those readable again: once per change. */
-  report?: (event: { kind: 'damaged', path: string, regions: number, bytes: number } | { kind: 'unreadable', path: string, reason: string } | { kind: 'readable', path: string }) => void
+  report?: (event: { kind: 'damaged', path: string, regions: number, bytes: number } | { kind: 'unreadable', path: string, reason: string } | { kind: 'readable', path: string } |
+  /** A ref acked or released twice, or not this journal's: a bug in the caller, ignored. */
+  { kind: 'ref_error', how: 'ack' | 'release', path: string, id: number }) => void
 }
 
 const SEGMENT = /^journal-(\d{1,15})\.rec$/
@@ -125,7 +128,16 @@ export function createJournal (opts: JournalOptions) {
   let active: Segment | undefined
   let nextSeq = 1
   let totalBytes = 0
-  const counters = { write_failures: 0, ack_write_failures: 0, damaged_records: 0, unreadable_segments: 0 }
+  const counters = { write_failures: 0, ack_write_failures: 0, damaged_records: 0, unreadable_segments: 0, ref_errors: 0 }
+  /** Refs handed out and not yet given back (acked or released). */
+  const outstanding = new WeakSet<JournalRef>()
+  /** Whether a ref may be given back now: once, and only one this journal handed out. */
+  function giveBack (ref: JournalRef, how: 'ack' | 'release'): boolean {
+    if (outstanding.delete(ref)) return true
+    counters.ref_errors++
+    opts.report?.({ kind: 'ref_error', how, path: ref.segment.path, id: ref.id })
+    return false
+  }
   let lastFailure: JournalWriteError | undefined
   /** Segments of the earlier line-based format, for legacy.ts: oldest first. */
   const legacy: Array<{ path: string, ackPath: string }> = []
@@ -280,6 +292,7 @@ export function createJournal (opts: JournalOptions) {
       segment.bytes += buffer.length
       totalBytes += buffer.length
       const refs = notifications.map((_, k) => ({ segment, id: segment.nextId + k, bytes: records[k].length }))
+      for (const ref of refs) outstanding.add(ref)
       segment.nextId += notifications.length
       segment.unacked += notifications.length
       segment.resident += notifications.length
@@ -294,6 +307,7 @@ export function createJournal (opts: JournalOptions) {
     ack (refs: readonly JournalRef[]): void {
       const bySegment = new Map<Segment, number[]>()
       for (const ref of refs) {
+        if (!giveBack(ref, 'ack')) continue
         const segment = ref.segment
         segment.resident--
         if (!segment.acked.add(ref.id)) continue
@@ -321,6 +335,7 @@ export function createJournal (opts: JournalOptions) {
     /** These left memory unpublished; they stay on disk for a replay. */
     release (refs: readonly JournalRef[], enqueuedAt: number): void {
       for (const ref of refs) {
+        if (!giveBack(ref, 'release')) continue
         ref.segment.resident--
         ref.segment.offMemorySince = Math.min(ref.segment.offMemorySince ?? enqueuedAt, enqueuedAt)
       }
@@ -380,7 +395,9 @@ export function createJournal (opts: JournalOptions) {
             }
             segment.resident++
             found.push(record.id)
-            yield { notification: { message: record.message, attributes }, ref: { segment, id: record.id, bytes: record.bytes }, enqueuedAt: since }
+            const ref: JournalRef = { segment, id: record.id, bytes: record.bytes }
+            outstanding.add(ref)
+            yield { notification: { message: record.message, attributes }, ref, enqueuedAt: since }
           }
           segment.known = true
           // What the file holds is what counts: records counted but lost to damage no longer keep the

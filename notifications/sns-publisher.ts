@@ -37,7 +37,28 @@ export interface SnsPublisherOptions {
   tickMs?: number
 }
 
-type Entry = QueueEntry<JournalRef>
+/**
+ * Where a notification is in its life (see the table in createSnsPublisher's comment). One field,
+ * changed only through `transition`, which refuses a change the table does not list.
+ */
+export type NotificationState = 'new' | 'journaled' | 'queued' | 'in_flight' | 'held' | 'on_disk' | 'confirmed' | 'dead_lettered' | 'lost'
+
+/** The changes a notification may go through: from each state, the states it may go to. */
+export const TRANSITIONS: Readonly<Record<NotificationState, readonly NotificationState[]>> = {
+  new: ['journaled', 'queued', 'held', 'on_disk', 'dead_lettered', 'lost'],
+  journaled: ['queued', 'on_disk'],
+  queued: ['in_flight', 'held', 'on_disk', 'lost'],
+  in_flight: ['queued', 'held', 'on_disk', 'confirmed', 'dead_lettered', 'lost'],
+  held: ['queued', 'on_disk', 'confirmed', 'dead_lettered', 'lost'],
+  on_disk: ['queued'],
+  confirmed: [],
+  dead_lettered: [],
+  lost: [],
+}
+
+type Entry = QueueEntry<JournalRef> & { state: NotificationState }
+
+export class IllegalTransitionError extends Error {}
 
 const SEGMENT_BYTES = 16 * 1024 * 1024
 
@@ -55,6 +76,37 @@ function backoff (attempt: number, baseMs: number, maxMs: number): number {
  * A notification that can be neither published nor written to disk is "held": kept in memory and
  * retried, and while any is, `readiness()` is false and the service refuses new predictions.
  * Delivery is at least once: SNS standard topics have no deduplication.
+ *
+ * A notification's life, `entry.state` (`ref` is only the handle of its journal record):
+ *
+ *   from       to             when                                                   journal
+ *   new        journaled      publish(): appended before the response                append
+ *   new        queued         publish() with NOTIFY_JOURNAL=off: memory only          -
+ *   new        held           publish(): the append failed (disk full, over the cap)  -
+ *   new        on_disk        publish(): queue full or closing; written if need be    (append +) release
+ *   new        dead_lettered  publish(): over the wire limits, never journaled        -
+ *   new        lost           closing after the abort and the disk refuses it         -
+ *   journaled  queued         publish(): room in the queue                           -
+ *   journaled  on_disk        publish(): queue full or closing                       release
+ *   queued     in_flight      the queue put it in an SNS call                        -
+ *   queued     on_disk        close(): left in the queue at the deadline             (append +) release
+ *   queued     held / lost    close() with NOTIFY_JOURNAL=off and the disk refusing   -
+ *   in_flight  queued         not confirmed (failed, throttled, omitted, empty answer): retried later
+ *   in_flight  confirmed      SNS listed it in `Successful` (or gave a MessageId)     ack
+ *   in_flight  dead_lettered  SNS refused it for good                                ack
+ *   in_flight  on_disk        maxAttempts reached, or shutting down                  (append +) release
+ *   in_flight  held / lost    as on_disk, with NOTIFY_JOURNAL=off and the disk refusing
+ *   held       queued         tick: a queued held entry written at last              append
+ *   held       confirmed / dead_lettered   as from in_flight (a held entry is sent while held)  -
+ *   held       on_disk        shutting down, and the disk takes it now               append + release
+ *   held       lost           shutting down, and the disk still refuses it           -
+ *   on_disk    queued         replay: read back from the journal (a new entry)       (resident again)
+ *   confirmed, dead_lettered, lost: final.
+ *
+ * A held entry stays `held` in the queue and in an SNS call alike (it is what keeps `readiness()`
+ * false); it never leaves memory for `on_disk` while the disk refuses it, whatever its attempts.
+ * Every journal ref is given back once: ack on confirmed/dead_lettered, release on on_disk; as the
+ * final states cannot be left, no ref is acked or released twice.
  */
 export function createSnsPublisher (opts: SnsPublisherOptions) {
   const { log } = opts
@@ -68,6 +120,7 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
     report: event => {
       if (event.kind === 'damaged') log.error(event, 'damaged records skipped in a journal segment (the records around them are read)')
       else if (event.kind === 'unreadable') log.error(event, `journal segment cannot be read: skipped, tried again every ${UNREADABLE_RETRY_MS / 1000} s`)
+      else if (event.kind === 'ref_error') log.error(event, 'a journal ref given back twice or not the journal\'s: ignored (a bug)')
       else log.info(event, 'journal segment readable again')
     },
   })
@@ -90,7 +143,19 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
     lingerMs: opts.lingerMs,
     send,
   })
-  const held = new Set<Entry>()
+  /** Entries in memory (new, journaled, queued, in flight, held): what `stats()` and readiness look at. */
+  const inMemory = new Set<Entry>()
+  let heldCount = 0
+
+  /** The one way an entry's state changes; a change the table does not list is a bug, thrown. */
+  function transition (entry: Entry, to: NotificationState): void {
+    if (!TRANSITIONS[entry.state].includes(to)) throw new IllegalTransitionError(`notification ${entry.state} -> ${to}: not in the publisher's transition table`)
+    if (entry.state === 'held') heldCount--
+    if (to === 'held') heldCount++
+    entry.state = to
+    if (to === 'on_disk' || to === 'confirmed' || to === 'dead_lettered' || to === 'lost') inMemory.delete(entry)
+    else inMemory.add(entry)
+  }
   let consecutiveFailures = 0
   let closing = false
   const isClosing = () => closing
@@ -108,48 +173,52 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
   }, opts.tickMs ?? 1000).unref()
 
   const entryOf = (notification: Notification, now: number): Entry =>
-    ({ notification, bytes: payloadBytes(notification), enqueuedAt: now, replayed: false, attempts: 0, notBefore: 0 })
+    ({ notification, bytes: payloadBytes(notification), enqueuedAt: now, replayed: false, attempts: 0, notBefore: 0, state: 'new' })
 
   /** Logs once per change between "everything published or on disk" and "some held in memory only". */
   function updateState (): void {
-    const reason = held.size === 0 ? undefined : `${held.size} notification(s) can be neither published nor written to disk (${journal.lastFailure?.message ?? 'unknown'})`
+    const reason = heldCount === 0 ? undefined : `${heldCount} notification(s) can be neither published nor written to disk (${journal.lastFailure?.message ?? 'unknown'})`
     if ((reason === undefined) === (degraded === undefined)) return
-    if (reason !== undefined) log.error({ held: held.size, code: journal.lastFailure?.code }, 'notifications held in memory: refusing predictions until SNS or the disk takes them')
+    if (reason !== undefined) log.error({ held: heldCount, code: journal.lastFailure?.code }, 'notifications held in memory: refusing predictions until SNS or the disk takes them')
     else log.info('every notification is published or on disk again: taking predictions')
     degraded = reason
   }
 
   /** Writes held notifications that are waiting in the queue to disk, now that it may take them. */
   function retryHeld (): void {
-    if (held.size === 0) return
-    const waiting = [...queue.entries()].filter(e => held.has(e))
+    if (heldCount === 0) return
+    const waiting = [...queue.entries()].filter(e => e.state === 'held')
     if (waiting.length > 0) {
       const refs = journal.append(waiting.map(e => e.notification))
-      if (refs !== undefined) waiting.forEach((e, k) => { e.ref = refs[k]; held.delete(e) })
+      if (refs !== undefined) waiting.forEach((e, k) => { e.ref = refs[k]; transition(e, 'queued') })
     }
     updateState()
   }
 
   /** Entries leaving memory unpublished: left on disk (journaled ones), written to it, or held. */
   function offload (entries: Entry[], reason: string): void {
+    // A journal record this entry holds is its copy on disk; the others (held, NOTIFY_JOURNAL=off) are written now.
     const onDisk = entries.filter(e => e.ref !== undefined)
     const toWrite = entries.filter(e => e.ref === undefined)
     const refs = toWrite.length > 0 ? journal.append(toWrite.map(e => e.notification)) : []
     if (refs !== undefined) {
-      toWrite.forEach((e, k) => { e.ref = refs[k]; held.delete(e) })
+      toWrite.forEach((e, k) => { e.ref = refs[k] })
       onDisk.push(...toWrite)
     }
-    for (const e of onDisk) journal.release([e.ref!], e.enqueuedAt)
+    for (const e of onDisk) {
+      transition(e, 'on_disk')
+      journal.release([e.ref!], e.enqueuedAt)
+    }
     counters.spilled += onDisk.length
     if (refs === undefined) {
       if (aborter.signal.aborted) {
         counters.lost += toWrite.length
-        for (const e of toWrite) held.delete(e)
+        for (const e of toWrite) transition(e, 'lost')
         log.error({ count: toWrite.length, reason, err: journal.lastFailure }, 'shutting down with notifications neither published nor written to disk: lost')
       } else {
         // Kept in memory and tried again, against SNS and against the disk.
         for (const e of toWrite) {
-          held.add(e)
+          if (e.state !== 'held') transition(e, 'held')
           e.notBefore = Date.now() + backoff(e.attempts, opts.retryBaseMs, opts.retryMaxMs)
           queue.requeue(e)
         }
@@ -159,11 +228,11 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
   }
 
   /** SNS is done with these: acknowledged in the journal, never read back. */
-  function settle (entries: Entry[]): void {
+  function settle (entries: Entry[], to: 'confirmed' | 'dead_lettered'): void {
     const refs: JournalRef[] = []
     for (const e of entries) {
+      transition(e, to)
       if (e.ref !== undefined) refs.push(e.ref)
-      held.delete(e)
     }
     journal.ack(refs)
   }
@@ -183,27 +252,33 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
       counters.dead_lettered++
       log.error({ reason, request_id: entry.notification.attributes.request_id }, 'SNS refused a notification for good: kept in the dead-letter file')
     }
-    settle([entry])
+    settle([entry], 'dead_lettered')
   }
 
   /** A notification SNS did not take this time: try again later, or leave it on disk. */
   function retry (entry: Entry, reason: string): void {
     entry.attempts++
     if (aborter.signal.aborted) return offload([entry], 'shutting down')
-    if (entry.attempts >= opts.maxAttempts && !held.has(entry)) return offload([entry], `gave up after ${entry.attempts} attempts: ${reason}`)
+    if (entry.attempts >= opts.maxAttempts && entry.state !== 'held') return offload([entry], `gave up after ${entry.attempts} attempts: ${reason}`)
     counters.retried++
     entry.notBefore = Date.now() + backoff(entry.attempts, opts.retryBaseMs, opts.retryMaxMs)
+    if (entry.state === 'in_flight') transition(entry, 'queued')
     queue.requeue(entry)
   }
 
   async function send (batch: Entry[]): Promise<void> {
     counters.sns_calls++
+    // A held entry is sent as it is: it stays held (in memory only) until the disk or SNS takes it.
+    for (const e of batch) if (e.state === 'queued') transition(e, 'in_flight')
     const result = await sender.send(batch.map(e => e.notification), aborter.signal)
     if (!Array.isArray(result)) {
       counters.failed_calls++
       if (result.splittable) {
         // Not the messages' fault: send them one by one, without counting an attempt.
-        for (const entry of batch.reverse()) queue.requeue(Object.assign(entry, { single: true }))
+        for (const entry of batch.reverse()) {
+          if (entry.state === 'in_flight') transition(entry, 'queued')
+          queue.requeue(Object.assign(entry, { single: true }))
+        }
         return
       }
       // SNS or the network is in trouble (or the topic or credentials are wrong): back off as a whole.
@@ -230,7 +305,7 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
       else retry(batch[i], outcome.reason)
     })
     counters.published += done.length
-    settle(done)
+    settle(done, 'confirmed')
     if (consecutiveFailures > 0) log.info({ after_failures: consecutiveFailures }, 'SNS publishing recovered')
     consecutiveFailures = 0
     updateState()
@@ -247,7 +322,9 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
           break
         }
         counters.replayed++
-        queue.push({ ...entryOf(notification, enqueuedAt), replayed: true, ref })
+        const entry: Entry = { ...entryOf(notification, enqueuedAt), replayed: true, ref, state: 'on_disk' }
+        transition(entry, 'queued')
+        queue.push(entry)
         while (queue.size.replay >= ahead && !isClosing()) await sleep(5, undefined, { ref: false })
       }
     })()
@@ -258,8 +335,7 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
 
   function oldestUnpublished (): number | undefined {
     let oldest = journal.stats().oldest_off_memory
-    for (const e of queue.entries()) oldest = Math.min(oldest ?? Infinity, e.enqueuedAt)
-    for (const e of held) oldest = Math.min(oldest ?? Infinity, e.enqueuedAt)
+    for (const e of inMemory) oldest = Math.min(oldest ?? Infinity, e.enqueuedAt)
     return oldest
   }
 
@@ -282,14 +358,17 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
       const entries = notifications.map(n => entryOf(n, now))
       if (journaling) {
         const refs = journal.append(notifications)
-        if (refs !== undefined) entries.forEach((e, k) => { e.ref = refs[k] })
-        else for (const e of entries) held.add(e)
+        if (refs !== undefined) entries.forEach((e, k) => { e.ref = refs[k]; transition(e, 'journaled') })
+        else for (const e of entries) transition(e, 'held')
       }
       const room = opts.queueSize - (queue.size.live + queue.size.replay + queue.size.inFlight)
       const overflow: Entry[] = []
       entries.forEach((e, k) => {
-        if (closing || (k >= room && !held.has(e))) overflow.push(e)
-        else queue.push(e)
+        if (closing || (k >= room && e.state !== 'held')) overflow.push(e)
+        else {
+          if (e.state !== 'held') transition(e, 'queued')
+          queue.push(e)
+        }
       })
       if (overflow.length > 0) offload(overflow, closing ? 'shutting down' : 'queue full')
       updateState()
@@ -311,12 +390,12 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
       const disk = journal.stats()
       const oldest = oldestUnpublished()
       let heldBytes = 0
-      for (const e of held) heldBytes += e.bytes
+      for (const e of inMemory) if (e.state === 'held') heldBytes += e.bytes
       return {
         ...counters,
         queued: queue.size.live + queue.size.replay,
         in_flight: queue.size.inFlight,
-        held: held.size,
+        held: heldCount,
         backlog_bytes: disk.bytes + heldBytes,
         oldest_unpublished_seconds: oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000),
         spill_write_failures: disk.write_failures,

@@ -256,7 +256,39 @@ t.test('model-based: whatever the interleaving, a reopened journal reads back ex
     const d = dir()
     const real: Real = { d, journal: open(d, { segmentBytes: 400 }), held: new Map(), next: 0 }
     await fc.asyncModelRun(() => ({ model: { pending: new Set<string>() }, real }), [...cmds, reopenCmd])
+    if (real.journal.stats().ref_errors !== 0) throw new Error(`${real.journal.stats().ref_errors} refs given back twice`)
     real.journal.close()
     rmSync(d, { recursive: true, force: true })
   }), { numRuns: 60 })
+})
+
+t.test('every ref is acked or released exactly once: a second give-back or a foreign ref changes nothing and is counted', async t => {
+  const d = dir()
+  const events: Array<{ kind: string }> = []
+  const journal = open(d, { report: e => events.push(e) })
+  const [a, b] = journal.append([note('a'), note('b')])!
+  journal.ack([a])
+  journal.ack([a])
+  journal.release([a], Date.now())
+  t.equal(journal.stats().ref_errors, 2, 'an acked ref acked or released again: counted')
+  t.same(events.map(e => e.kind), ['ref_error', 'ref_error'], 'and reported')
+  // `b` is still in memory: a replay must not read it back, however often `a` was given back.
+  const early: string[] = []
+  for await (const { notification } of journal.replay()) early.push(notification.message)
+  t.same(early, [], 'b is not read back while held: the double give-backs did not lower its segment\'s count')
+  journal.release([b], Date.now())
+  journal.release([b], Date.now())
+  t.equal(journal.stats().ref_errors, 3, 'a released ref released again: counted')
+  const other = open(dir())
+  const [foreign] = other.append([note('c')])!
+  journal.ack([foreign])
+  t.equal(journal.stats().ref_errors, 4, 'a ref from another journal: counted')
+  const read: Notification[] = []
+  const refs: JournalRef[] = []
+  for await (const { notification, ref } of journal.replay()) { read.push(notification); refs.push(ref) }
+  t.same(read.map(n => n.message), ['b'], 'b read back once, a (acked) never')
+  journal.ack(refs)
+  t.equal(journal.stats().ref_errors, 4, 'a replayed ref acked once: fine')
+  journal.close()
+  other.close()
 })
