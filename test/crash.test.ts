@@ -53,7 +53,7 @@ t.test(`${KILLS} kill -9 at random moments: every answered row is confirmed by S
   const answered = new Set<string>()
   let requests = 0
   for (let run = 0; run < KILLS; run++) {
-    const server = startServer(env(run))
+    const server = startServer(env(run), { coverage: false })
     const url = await server.listening
     if (run === 0) t.comment(`first start after ${Math.round((Date.now() - began) / 1000)} s`)
     // Requests keep going until the kill, which lands at a random moment among them.
