@@ -132,6 +132,37 @@ t.test('the worker pool\'s queue is bounded (503 + Retry-After), and a body whos
   t.same(await answered.json(), Array(20).fill(0))
 })
 
+t.test('/api/scores and /invocations keep the pool\'s guarantees: the body reserved while queued, cancelled when its client goes, 503 past the queue', async t => {
+  const split = rows(20)
+  for (const [path, body] of [['/api/scores', split], ['/invocations', `{"dataframe_split":${split}}`]] as const) {
+    // A fresh app each time: its thread is not up yet, so the first body waits in the queue.
+    const { app, port } = await listening(t, { WORKERS: '1', WORKER_MIN_BYTES: '1024', WORKER_QUEUE_MAX: '1', PRESSURE_RETRY_AFTER_S: '2' })
+    const pool = app.workerPool!
+    const leaving = rawPost(port, path, body, { 'content-type': 'application/json' })
+    await until(() => pool.queued().entries === 1, `${path}: the body to wait for a thread`)
+    t.equal(app.bodyBytesInFlight(), Buffer.byteLength(body), `${path}: its bytes reserved while it waits`)
+    leaving.socket.destroy()
+    await until(() => pool.queued().entries === 0, `${path}: the body of the client that went to leave the queue`)
+    await until(() => app.bodyBytesInFlight() === 0, `${path}: its reservation to be released`)
+    t.same(pool.queued(), { entries: 0, bytes: 0 }, `${path}: its body left the queue`)
+
+    const ask = () => fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+    const first = ask()
+    await until(() => pool.queued().entries === 1 || pool.workers().length > 0, `${path}: the next body to wait`)
+    if (pool.workers().length === 0) {
+      const second = await ask()
+      t.equal(second.status, 503, `${path}: past WORKER_QUEUE_MAX, refused`)
+      t.equal(second.headers.get('retry-after'), '2')
+    }
+    const answered = await first
+    t.equal(answered.status, 200, `${path}: the waiting body is answered once a thread is up`)
+    const answer = await answered.json() as { predictions: number[], scores?: number[] }
+    t.same(answer.predictions, Array(20).fill(0))
+    if (path === '/api/scores') t.equal(answer.scores?.length, 20)
+    await app.close()
+  }
+})
+
 t.test('Expect: 100-continue is answered by the guard before 100 Continue', async t => {
   const { port } = await listening(t, { WORKERS: '0', API_KEYS: 'k1' })
   const body = rows(1)
