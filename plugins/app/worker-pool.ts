@@ -72,8 +72,9 @@ function passBytes (fastify: FastifyInstance): FastifySchemaCompiler<unknown> {
  * The worker path, in one place: worker threads, each with the embedded model, for the bodies large
  * enough to hold up the event loop (WORKER_MIN_BYTES); the app's one `application/json` parser, which
  * keeps those bodies as bytes on pooled routes and parses every other JSON body of every route the
- * same way (input/body.ts: Fastify's parser, with the depth scan); `pooledRoute` for the routes;
- * and `request.classifyPooled`, which plans the notifications and runs the pool. Threads start with the
+ * same way (input/body.ts: Fastify's parser, with the depth scan); `pooledRoute` for the routes
+ * (/api/predictions, /api/scores, /invocations); and `request.classifyPooled` (`scorePooled` for
+ * /api/scores), which plan the notifications and run the pool. Threads start with the
  * first such body and end with the app.
  */
 export default fp(async function workerPool (fastify) {
