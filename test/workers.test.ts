@@ -304,11 +304,15 @@ t.test('notifications of a worker-classified request equal the main thread\'s: S
           const original = run()!
           app.workerPool!.run = (...args) => { pooledRuns++; return original(...args) }
         }
-        for (const [i, body] of [frame, noIndex, labelled].entries()) {
-          const res = await app.inject({ method: 'POST', url: '/api/predictions', headers: { 'content-type': PANDAS_SPLIT, 'x-request-id': `req-${i}` }, payload: JSON.stringify(body) })
-          t.equal(res.statusCode, 200)
+        // Every pooled route announces what it classified, the same way.
+        for (const [r, url] of ['/api/predictions', '/api/scores', '/invocations'].entries()) {
+          for (const [i, body] of [frame, noIndex, labelled].entries()) {
+            const payload = JSON.stringify(url === '/invocations' ? { dataframe_split: body } : body)
+            const res = await app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json', 'x-request-id': `req-${r}-${i}` }, payload })
+            t.equal(res.statusCode, 200)
+          }
         }
-        if (name === 'pooled') t.equal(pooledRuns, 3, 'classified in the worker')
+        if (name === 'pooled') t.equal(pooledRuns, 9, 'classified in the worker')
         await app.close()
         const lines = readFileSync(join(dir, 'notifications.jsonl'), 'utf8').trim().split('\n')
         const started = Date.now()
@@ -316,8 +320,8 @@ t.test('notifications of a worker-classified request equal the main thread\'s: S
         outputs[name] = { lines, sns: sns.accepted.map(m => JSON.stringify([m.message, m.attributes])).sort() }
       }
       const what = `NOTIFY=${NOTIFY}, NOTIFY_GROUPING=${NOTIFY_GROUPING}`
-      // Rows: 10 in all, 6 of them attacks; request grouping: one message per request and class present.
-      const expected = NOTIFY_GROUPING === 'row' ? (NOTIFY === 'all' ? 10 : 6) : (NOTIFY === 'all' ? 6 : 3)
+      // Rows: 10 in all per route, 6 of them attacks; request grouping: one message per request and class present.
+      const expected = 3 * (NOTIFY_GROUPING === 'row' ? (NOTIFY === 'all' ? 10 : 6) : (NOTIFY === 'all' ? 6 : 3))
       t.equal(outputs.main.lines.length, expected, what)
       t.same(outputs.pooled.lines, outputs.main.lines, `${what}: log lines, in order`)
       t.equal(outputs.main.sns.length, expected, `${what}: published`)
