@@ -51,6 +51,8 @@ export const UnauthorizedError = define<[string]>('UNAUTHORIZED', '%s', 401)
 export const NotFoundError = define<[string, string]>('NOT_FOUND', 'no route %s %s', 404)
 /** The body stopped arriving for BODY_STALL_TIMEOUT_MS. */
 export const BodyStalledError = define<[number]>('BODY_STALLED', 'the body sent nothing for %d ms: send it without pauses', 408)
+/** A body over its route's byte limit (BODY_LIMIT, or EXPLAIN_BODY_LIMIT on /api/explanations), refused unread. */
+export const BodyTooLargeError = define<[number, string]>('BODY_TOO_LARGE', 'the body exceeds the limit of %d bytes per request to %s: split the frame', 413)
 /** More rows than MAX_ROWS: the message says how many and what to do. */
 export const TooManyRowsError = define<[string]>('TOO_MANY_ROWS', '%s: split the frame', 413)
 /** A content type the route does not read; the message names it and what to send. */
@@ -82,8 +84,10 @@ export const UpstreamTimeoutError = define<[string]>('UPSTREAM_TIMEOUT', '%s', 5
  * which knows the body), an empty JSON body, a content type no parser reads. Any other error is
  * returned as it is.
  */
-export function fromFastify (error: FastifyError, contentType: string | undefined, describe: (error: FastifyError) => string): Error {
+export function fromFastify (error: FastifyError, contentType: string | undefined, describe: (error: FastifyError) => string, route?: { bodyLimit?: number, path: string }): Error {
   if (error.validation) return new ValidationError(describe(error))
+  // Fastify's own message names no limit; ours names the route's.
+  if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' && route?.bodyLimit !== undefined) return new BodyTooLargeError(route.bodyLimit, route.path)
   if (error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return new EmptyBodyError(JSON.stringify(contentType ?? 'application/json'))
   if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
     return new UnsupportedMediaTypeError(contentType ? `unsupported content type ${JSON.stringify(contentType)}` : 'no content type')

@@ -5,7 +5,7 @@
  * polls /health back to back). Then predictions' throughput alone and while /metrics is flooded, with
  * /metrics on PORT and on METRICS_PORT.
  *
- *   npm run build:tools && node dist/bench/abuse.js
+ *   npm run build:tools && node dist/bench/abuse.js [bodies]
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, openSync } from 'node:fs'
@@ -82,6 +82,7 @@ async function bodies () {
   const maxCsv = csvOf(frame, 10_000)
   const maxJson = JSON.stringify(frame)
   const explainJson = JSON.stringify(frameOf(1000))
+  const recordsJson = JSON.stringify({ dataframe_records: frame.data.slice(0, 3000).map(row => Object.fromEntries(frame.columns.map((c, i) => [c, row[i]]))) })
   const shapes: Array<[string, string, string, string]> = [
     ['CSV: header + blank lines', '/api/predictions', 'text/csv', fill('\n', header)],
     ['CSV: header + whitespace lines', '/api/predictions', 'text/csv', fill(' \r\n', header)],
@@ -95,9 +96,12 @@ async function bodies () {
     ['JSON: 3M numbers in one list', '/api/scores', 'application/json', `{"columns":["a"],"data":[${'1,'.repeat(3_000_000)}1]}`],
     ['JSON: brackets, 6 MB deep', '/api/scores', 'application/json', '['.repeat(LIMIT - 16)],
     ['JSON: one 6 MB string cell', '/api/scores', 'application/json', `{"columns":["a"],"data":[["${'x'.repeat(LIMIT - 64)}"]]}`],
-    [`JSON: 10,000 flows (${(maxJson.length / 1e6).toFixed(1)} MB), main thread`, '/api/scores', 'application/json', maxJson],
-    ['JSON: the same, to a worker thread', '/api/predictions', 'application/json', maxJson],
+    // A valid body at BODY_LIMIT on each route that takes flows (WORKER_MIN_BYTES and up go to the pool where the route has one).
+    [`JSON: 10,000 flows (${(maxJson.length / 1e6).toFixed(1)} MB)`, '/api/predictions', 'application/json', maxJson],
+    ['JSON: the same', '/api/scores', 'application/json', maxJson],
     ['JSON: the same as MLflow dataframe_split', '/invocations', 'application/json', `{"dataframe_split":${maxJson}}`],
+    [`JSON: 3,000 MLflow records (${(recordsJson.length / 1e6).toFixed(1)} MB)`, '/invocations', 'application/json', recordsJson],
+    ['JSON: 10,000 flows to explain (over EXPLAIN_MAX_ROWS)', '/api/explanations', 'application/json', maxJson],
     ['JSON: 1,000 flows to explain', '/api/explanations', 'application/json', explainJson],
   ]
   const rows = []
@@ -128,5 +132,6 @@ async function flood () {
 }
 
 await bodies()
-await flood()
+// `node dist/bench/abuse.js bodies`: the bodies only.
+if (process.argv[2] !== 'bodies') await flood()
 process.exit(0)

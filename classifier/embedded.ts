@@ -196,8 +196,17 @@ export function createEmbeddedClassifier (model: LoadedModel, opts: EmbeddedOpti
       for (let r = 0; r < p.length; r++) predictions[r] = p[r] >= threshold ? 1 : 0
       return predictions
     },
+    /** Probabilities, predictions (and unfamiliarity) in one go: for worker threads, as predictSync. */
+    scoreSync (frame: PandasSplitFrame): { scores: Float64Array, predictions: Uint8Array, novelty?: Float64Array } {
+      const unfamiliarity = novelty === undefined ? undefined : new Float64Array(frame.data.length)
+      const p = new Float64Array(frame.data.length)
+      evaluate(frame, planFor(frame.columns), 0, p.length, p, unfamiliarity)
+      const predictions = new Uint8Array(p.length)
+      for (let r = 0; r < p.length; r++) predictions[r] = p[r] >= threshold ? 1 : 0
+      return { scores: p, predictions, ...(unfamiliarity === undefined ? {} : { novelty: unfamiliarity }) }
+    },
     readiness: () => ({ ready: true }),
     describe: () => info,
     async close () {},
-  } satisfies Classifier & { predictSync: unknown }
+  } satisfies Classifier & { predictSync: unknown, scoreSync: unknown }
 }

@@ -8,7 +8,8 @@ import { PandasSplitFrame } from '../schemas/predictions.js'
 import { InvalidInputError, JsonTooDeepError, MlflowBodyError, TooManyRowsError, ValidationError as BodyValidationError } from '../errors.js'
 import { checkFrame } from '../classifier/frame.js'
 import { oversizedRow } from '../notifications/sizes.js'
-import { MLFLOW_FIELDS } from './mlflow.js'
+import { MLFLOW_FIELDS, mlflowRows, mlflowToFrame } from './mlflow.js'
+import { MlflowRequest } from '../schemas/mlflow.js'
 
 /**
  * A split-frame JSON body from bytes to a checked frame, as one sequence of pure steps. The main
@@ -98,6 +99,27 @@ export function checkSplitBody (body: unknown, maxRows: number, path: string): v
   checkRowCount((body as { data?: unknown }).data, maxRows)
 }
 
+/**
+ * Before schema validation, on /invocations: a field MLflow 2.x does not know is named (validation
+ * would drop it without a word), and a body over the row limit is refused at once.
+ */
+export function checkMlflowBody (body: unknown, maxRows: number): void {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return
+  const unknown = Object.keys(body).filter(key => !(MLFLOW_FIELDS as readonly string[]).includes(key) && key !== 'params')
+  if (unknown.length > 0) {
+    throw new MlflowBodyError(`the body must have exactly one of ${MLFLOW_FIELDS.join(', ')}; it has ${unknown.join(', ')}` +
+      ('columns' in body ? ': wrap a split frame as {"dataframe_split": {"columns": [...], "data": [...]}} (MLflow 2.x), or POST it bare to /api/predictions' : ''))
+  }
+  checkRowCount(mlflowRows(body), maxRows)
+}
+
+/** After validation, on /invocations: the MLflow body as the split frame, within the row limit. */
+export function mlflowFrame (body: MlflowRequest, maxRows: number): PandasSplitFrame {
+  const frame = mlflowToFrame(body)
+  if (frame.data.length > maxRows) throw new TooManyRowsError(`${frame.data.length} rows exceed the limit of ${maxRows} rows per request`)
+  return frame
+}
+
 /** Refuses a list of rows longer than the limit. */
 export function checkRowCount (rows: unknown, maxRows: number): void {
   if (Array.isArray(rows) && rows.length > maxRows) throw new TooManyRowsError(`${rows.length} rows exceed the limit of ${maxRows} rows per request`)
@@ -107,6 +129,13 @@ export function checkRowCount (rows: unknown, maxRows: number): void {
 export function compileFrameValidator () {
   const compile = AjvCompiler()({ PandasSplitFrame }, AJV_OPTIONS)
   return compile({ schema: Type.Ref(PandasSplitFrame), method: 'POST', url: '/api/predictions', httpPart: 'body' }) as
+    ((data: unknown) => boolean) & { errors?: ErrorObject[] | null }
+}
+
+/** The MLflow body's schema, compiled as Fastify compiles /invocations' body. */
+export function compileMlflowValidator () {
+  const compile = AjvCompiler()({ PandasSplitFrame, MlflowRequest }, AJV_OPTIONS)
+  return compile({ schema: Type.Ref(MlflowRequest), method: 'POST', url: '/invocations', httpPart: 'body' }) as
     ((data: unknown) => boolean) & { errors?: ErrorObject[] | null }
 }
 
@@ -150,4 +179,14 @@ export function checkedFrame (bytes: Buffer, opts: { maxRows: number, path: stri
   if (!validate(body)) throw new BodyValidationError(validationMessage(validate.errors![0], 'body', body))
   checkFlows(body as PandasSplitFrame)
   return body as PandasSplitFrame
+}
+
+/** The same for an MLflow 2.x body (/invocations): parse, field and row checks, schema, to a frame, frame checks. */
+export function checkedMlflowFrame (bytes: Buffer, opts: { maxRows: number }, validate: ReturnType<typeof compileMlflowValidator>): PandasSplitFrame {
+  const body = parseJsonBody(bytes, { depthChecked: false })
+  checkMlflowBody(body, opts.maxRows)
+  if (!validate(body)) throw new BodyValidationError(validationMessage(validate.errors![0], 'body', body))
+  const frame = mlflowFrame(body as MlflowRequest, opts.maxRows)
+  checkFlows(frame)
+  return frame
 }

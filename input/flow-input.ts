@@ -4,9 +4,8 @@ import fp from 'fastify-plugin'
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import { csvToFrame } from './csv.js'
-import { checkFlows, checkRowCount, checkSplitBody } from './body.js'
-import { MlflowBodyError, TooManyRowsError, UnsupportedMediaTypeError } from '../errors.js'
-import { mlflowRows, mlflowToFrame, MLFLOW_FIELDS } from './mlflow.js'
+import { checkFlows, checkMlflowBody, checkSplitBody, mlflowFrame } from './body.js'
+import { UnsupportedMediaTypeError } from '../errors.js'
 import { projectRoot } from '../project.js'
 import type { Config } from '../schemas/config.js'
 import { MlflowRequest } from '../schemas/mlflow.js'
@@ -103,13 +102,7 @@ export function flowInput (config: Pick<Config, 'BODY_LIMIT' | 'MAX_ROWS'>, opts
       // Bytes kept for a worker thread (plugins/app/worker-pool.ts) are checked there, by the same functions.
       if (typeof body !== 'object' || body === null || Array.isArray(body) || Buffer.isBuffer(body)) return
       if (opts.json === 'split') return checkSplitBody(body, MAX_ROWS, request.url.split('?')[0])
-      // Checked before validation, which would drop unknown fields without a word.
-      const unknown = Object.keys(body).filter(key => !(MLFLOW_FIELDS as readonly string[]).includes(key) && key !== 'params')
-      if (unknown.length > 0) {
-        throw new MlflowBodyError(`the body must have exactly one of ${MLFLOW_FIELDS.join(', ')}; it has ${unknown.join(', ')}` +
-          ('columns' in body ? ': wrap a split frame as {"dataframe_split": {"columns": [...], "data": [...]}} (MLflow 2.x), or POST it bare to /api/predictions' : ''))
-      }
-      checkRowCount(mlflowRows(body), MAX_ROWS)
+      checkMlflowBody(body, MAX_ROWS)
     },
     // After validation: every body becomes the checked split frame the handler reads.
     preHandler: async (request: FastifyRequest) => {
@@ -119,8 +112,7 @@ export function flowInput (config: Pick<Config, 'BODY_LIMIT' | 'MAX_ROWS'>, opts
         const text = request.body
         frame = await request.hold(signal => csvToFrame(text, { maxRows: MAX_ROWS, signal }))
       } else if (opts.json === 'mlflow') {
-        frame = mlflowToFrame(request.body as MlflowRequest)
-        if (frame.data.length > MAX_ROWS) throw new TooManyRowsError(`${frame.data.length} rows exceed the limit of ${MAX_ROWS} rows per request`)
+        frame = mlflowFrame(request.body as MlflowRequest, MAX_ROWS)
       } else {
         frame = request.body as PandasSplitFrame
       }

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import auth from '../plugins/app/auth.js'
 import { flowBody, flowInput, framesOf } from '../input/flow-input.js'
+import { pooledRoute } from '../plugins/app/worker-pool.js'
 import { packageInfo } from '../project.js'
 import { apiSecurity, errorResponses } from '../schemas/common.js'
 import { MlflowPredictions, VersionInfo } from '../schemas/mlflow.js'
@@ -24,7 +25,8 @@ const scoring: FastifyPluginAsyncTypebox = async function (fastify) {
   await fastify.register(auth)
 
   fastify.post('/invocations', {
-    config: { classifies: true },
+    // Large JSON bodies are parsed (as MLflow's), checked and classified in a worker thread.
+    ...pooledRoute(fastify),
     ...flowInput(fastify.config, mlflow),
     schema: {
       operationId: 'invocations',
@@ -41,6 +43,7 @@ const scoring: FastifyPluginAsyncTypebox = async function (fastify) {
       },
     },
   }, async function (request) {
+    if (Buffer.isBuffer(request.body)) return { predictions: await request.classifyPooled(request.body, mlflow) }
     const predictions = await request.classify(framesOf(request), (frame, signal) => fastify.classifier.predict(frame, { signal }))
     return { predictions }
   })

@@ -21,6 +21,11 @@ export const ConfigSchema = Type.Object({
   MAX_ROWS: Type.Integer({ default: 10000, minimum: 1 }),
   // Explaining a row costs about 30 predictions: a smaller limit keeps one request's work and answer bounded.
   EXPLAIN_MAX_ROWS: Type.Integer({ default: 1000, minimum: 1 }),
+  // The bytes of one /api/explanations body (never more than BODY_LIMIT): 1,000 CICFlowMeter rows as
+  // split JSON are ~600 KB, so 2 MiB holds EXPLAIN_MAX_ROWS rows of any usual spelling (padding,
+  // long floats, extra columns) while a body over it, which could only be refused for its rows after
+  // parsing, is refused unread (413) instead of holding the event loop in JSON.parse.
+  EXPLAIN_BODY_LIMIT: Type.Integer({ default: 2 * 1024 * 1024, minimum: 1024 }),
   // Worker threads that parse, check and classify large bodies off the event loop (embedded model
   // only). Unset: os.availableParallelism() less one (the main thread's), at least 1. 0: none, all on the main thread.
   WORKERS: Type.Optional(Type.Integer({ minimum: 0, maximum: 256 })),

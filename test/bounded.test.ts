@@ -132,6 +132,37 @@ t.test('the worker pool\'s queue is bounded (503 + Retry-After), and a body whos
   t.same(await answered.json(), Array(20).fill(0))
 })
 
+t.test('/api/scores and /invocations keep the pool\'s guarantees: the body reserved while queued, cancelled when its client goes, 503 past the queue', async t => {
+  const split = rows(20)
+  for (const [path, body] of [['/api/scores', split], ['/invocations', `{"dataframe_split":${split}}`]] as const) {
+    // A fresh app each time: its thread is not up yet, so the first body waits in the queue.
+    const { app, port } = await listening(t, { WORKERS: '1', WORKER_MIN_BYTES: '1024', WORKER_QUEUE_MAX: '1', PRESSURE_RETRY_AFTER_S: '2' })
+    const pool = app.workerPool!
+    const leaving = rawPost(port, path, body, { 'content-type': 'application/json' })
+    await until(() => pool.queued().entries === 1, `${path}: the body to wait for a thread`)
+    t.equal(app.bodyBytesInFlight(), Buffer.byteLength(body), `${path}: its bytes reserved while it waits`)
+    leaving.socket.destroy()
+    await until(() => pool.queued().entries === 0, `${path}: the body of the client that went to leave the queue`)
+    await until(() => app.bodyBytesInFlight() === 0, `${path}: its reservation to be released`)
+    t.same(pool.queued(), { entries: 0, bytes: 0 }, `${path}: its body left the queue`)
+
+    const ask = () => fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+    const first = ask()
+    await until(() => pool.queued().entries === 1 || pool.workers().length > 0, `${path}: the next body to wait`)
+    if (pool.workers().length === 0) {
+      const second = await ask()
+      t.equal(second.status, 503, `${path}: past WORKER_QUEUE_MAX, refused`)
+      t.equal(second.headers.get('retry-after'), '2')
+    }
+    const answered = await first
+    t.equal(answered.status, 200, `${path}: the waiting body is answered once a thread is up`)
+    const answer = await answered.json() as { predictions: number[], scores?: number[] }
+    t.same(answer.predictions, Array(20).fill(0))
+    if (path === '/api/scores') t.equal(answer.scores?.length, 20)
+    await app.close()
+  }
+})
+
 t.test('Expect: 100-continue is answered by the guard before 100 Continue', async t => {
   const { port } = await listening(t, { WORKERS: '0', API_KEYS: 'k1' })
   const body = rows(1)
@@ -243,14 +274,18 @@ t.test('abusive bodies are refused early or parsed in slices, on every route tha
 
   const commas = ','.repeat(6 * 1024 * 1024 - 10)
   for (const path of ['/api/predictions', '/api/scores', '/api/explanations', '/invocations']) {
+    // /api/explanations takes at most EXPLAIN_BODY_LIMIT (2 MiB): these 6 MB bodies are refused unread.
+    const tooLarge = path === '/api/explanations'
+      ? { code: 'BODY_TOO_LARGE', message: `the body exceeds the limit of ${2 * 1024 * 1024} bytes per request to /api/explanations: split the frame` }
+      : undefined
     const wide = await send(path, `a${commas}\n`, 'text/csv')
-    t.equal(wide.status, 400, `${path}: a header of millions of commas`)
-    t.match(wide.body, { code: 'INVALID_INPUT', message: 'line 1: more than 1000 values (at most 1000 columns)' })
+    t.equal(wide.status, tooLarge ? 413 : 400, `${path}: a header of millions of commas`)
+    t.match(wide.body, tooLarge ?? { code: 'INVALID_INPUT', message: 'line 1: more than 1000 values (at most 1000 columns)' })
     const wideRow = await send(path, `${header}\n${'1'.repeat(10)}${commas.slice(0, 100_000)}\n`, 'text/csv')
     t.match(wideRow.body, { code: 'INVALID_INPUT', message: 'line 2: more than 1000 values (at most 1000 columns)' }, `${path}: a row of many commas`)
     const emptyRows = await send(path, JSON.stringify({ columns: ['a'], data: Array(2_000_000).fill([]) }), 'application/json')
     t.equal(emptyRows.status, 413, `${path}: two million empty rows`)
-    t.match(emptyRows.body, { code: 'TOO_MANY_ROWS', message: '2000000 rows exceed the limit of 10000 rows per request: split the frame' })
+    t.match(emptyRows.body, tooLarge ?? { code: 'TOO_MANY_ROWS', message: '2000000 rows exceed the limit of 10000 rows per request: split the frame' })
   }
   const records = await send('/invocations', JSON.stringify({ dataframe_records: Array(20_000).fill({}) }), 'application/json')
   t.match(records, { status: 413, body: { code: 'TOO_MANY_ROWS' } }, 'records count as rows too')

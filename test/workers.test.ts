@@ -117,21 +117,161 @@ t.test('through a real server: a 10,000-row body goes to a worker and answers as
   t.equal(taken, 2)
 })
 
-t.test('CSV bodies, and the other routes that take flows, stay on the main thread', async t => {
+/** POSTs a body (a value, or raw text) as JSON to a route of an app. */
+const postTo = (app: typeof main, url: string, body: unknown) => app.inject({
+  method: 'POST', url, headers: { 'content-type': 'application/json' }, payload: typeof body === 'string' ? body : JSON.stringify(body),
+})
+
+t.test('/api/scores: the pool answers every body as the main thread does (scores, predictions, unfamiliarity; each error)', async t => {
+  const before = taken()
+  for (const [name, body] of bodies) {
+    const [a, b] = [await postTo(main, '/api/scores', body), await postTo(pooled, '/api/scores', body)]
+    t.equal(b.statusCode, a.statusCode, `${name}: ${a.statusCode}`)
+    t.equal(b.body, a.body, name)
+  }
+  t.equal(taken() - before, bodies.length, 'every body went to the pool')
+  // The model ships a detector: the pooled answer carries its scores.
+  const ok = JSON.parse((await postTo(pooled, '/api/scores', splitFrame([benign, attack]))).body)
+  t.equal(ok.scores.length, 2)
+  t.same(ok.predictions, [0, 1])
+  t.equal(ok.novelty.scores.length, 2)
+})
+
+t.test('random frames answer the same on /api/scores on both paths', async t => {
+  const cell = fc.oneof(fc.double(), fc.integer(), fc.constant(null), fc.constantFrom('Infinity', 'nan', '12', 'abc'))
+  await fc.assert(fc.asyncProperty(
+    fc.array(fc.array(cell, { minLength: columns.length - 1, maxLength: columns.length }), { maxLength: 6 }),
+    async data => {
+      const body = { columns, data }
+      const [a, b] = [await postTo(main, '/api/scores', body), await postTo(pooled, '/api/scores', body)]
+      return a.statusCode === b.statusCode && a.body === b.body
+    }), { numRuns: 40 })
+})
+
+// MLflow 2.x bodies of every kind /invocations answers, and each 400 and 413 its checks give.
+const records = [benign, attack, { ...benign, flow_byts_s: null }]
+const byColumn = Object.fromEntries(columns.map(c => [c, records.map(r => r[c] ?? null)]))
+const mlflowBodies: Array<[string, unknown]> = [
+  ['dataframe_split', { dataframe_split: splitFrame(records) }],
+  ['dataframe_split without index', { dataframe_split: splitFrame(records, { index: false }) }],
+  ['dataframe_records', { dataframe_records: records }],
+  ['instances as records', { instances: records }],
+  ['inputs as records', { inputs: records }],
+  ['instances as columns', { instances: byColumn }],
+  ['inputs as columns, with params', { inputs: byColumn, params: { x: 1 } }],
+  ['records with different keys', { dataframe_records: [benign, { ...attack, extra_column: 'x' }] }],
+  ['zero records', { dataframe_records: [] }],
+  ['a bare split frame', splitFrame([attack])],
+  ['an unknown field', { dataframe_records: records, extra: 1 }],
+  ['two input fields', { dataframe_records: records, instances: records }],
+  ['only params', { params: {} }],
+  ['an empty object', {}],
+  ['columns of different lengths', { inputs: { ...byColumn, [columns[0]]: [1] } }],
+  ['a record that is not an object', { dataframe_records: [benign, 5] }],
+  ['a cell that is an object', { dataframe_records: [{ ...benign, [columns[3]]: { x: 1 } }] }],
+  ['a non-numeric value', { instances: [benign, { ...attack, [columns[5]]: 'abc' }] }],
+  ['missing features', { dataframe_records: [{ [columns[0]]: 1 }] }],
+  ['a bad dataframe_split', { dataframe_split: { columns, data: [row.slice(1)] } }],
+  ['too many records', { dataframe_records: Array(6).fill(benign) }],
+  ['too many rows by column', { inputs: Object.fromEntries(columns.map(c => [c, Array(6).fill(benign[c])])) }],
+  ['too many split rows', { dataframe_split: { columns, data: Array(6).fill(row) } }],
+  ['a list', [benign]],
+  ['empty body', ''],
+  ['unparsable JSON', '{"inputs": ['],
+  ['prototype poisoning', '{"inputs":[],"__proto__":{"x":1}}'],
+  ['nested one level too deep', '{"inputs":' + '['.repeat(MAX_JSON_DEPTH) + ']'.repeat(MAX_JSON_DEPTH) + '}'],
+  ['null', 'null'],
+  ['a JSON string', '"text"'],
+]
+
+t.test('/invocations: the pool answers every MLflow body as the main thread does', async t => {
+  const before = taken()
+  const statuses = new Set<number>()
+  for (const [name, body] of mlflowBodies) {
+    const [a, b] = [await postTo(main, '/invocations', body), await postTo(pooled, '/invocations', body)]
+    t.equal(b.statusCode, a.statusCode, `${name}: ${a.statusCode}`)
+    t.equal(b.body, a.body, name)
+    statuses.add(a.statusCode)
+  }
+  t.equal(taken() - before, mlflowBodies.length, 'every body went to the pool')
+  // The comparison compares answers and each kind of refusal.
+  t.same([...statuses].sort(), [200, 400, 413])
+})
+
+t.test('CSV bodies and /api/explanations stay on the main thread', async t => {
   const before = taken()
   const csv = readFileSync(join(projectRoot(), 'examples', 'flows.csv'), 'utf8')
-  const [a, b] = [await post(main, csv, 'text/csv'), await post(pooled, csv, 'text/csv')]
-  t.equal(b.statusCode, 200)
-  t.equal(b.body, a.body)
-  const json = JSON.stringify(splitFrame([benign, attack]))
-  for (const url of ['/api/scores', '/api/explanations', '/invocations']) {
-    const payload = url === '/invocations' ? JSON.stringify({ dataframe_split: JSON.parse(json) }) : json
-    const ask = (app: typeof main) => app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payload })
-    const [x, y] = [await ask(main), await ask(pooled)]
-    t.equal(y.statusCode, 200, url)
-    t.equal(y.body, x.body, url)
+  for (const url of ['/api/predictions', '/api/scores', '/invocations']) {
+    const ask = (app: typeof main) => app.inject({ method: 'POST', url, headers: { 'content-type': 'text/csv' }, payload: csv })
+    const [a, b] = [await ask(main), await ask(pooled)]
+    t.equal(b.statusCode, 200, url)
+    t.equal(b.body, a.body, url)
   }
+  const json = splitFrame([benign, attack])
+  const [x, y] = [await postTo(main, '/api/explanations', json), await postTo(pooled, '/api/explanations', json)]
+  t.equal(y.statusCode, 200)
+  t.equal(y.body, x.body)
   t.equal(taken(), before, 'none went to the pool')
+})
+
+t.test('through a real server: 6 MB bodies to /api/scores and /invocations go to a worker and answer as on the main thread', async t => {
+  const main = await build(t, { WORKERS: '0' })
+  const app = createApp({ env: { WORKERS: '2' } })
+  t.teardown(() => app.close())
+  const url = await app.listen({ port: 0, host: '127.0.0.1' })
+  const run = app.workerPool!.run
+  const shapes: string[] = []
+  app.workerPool!.run = (body, task, signal) => { shapes.push(`${task.json ?? 'split'}/${task.answer ?? 'predictions'}`); return run(body, task, signal) }
+  const big = frameOf(10000)
+  const ask = (path: string, body: unknown) => fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  const mainAsk = (path: string, body: unknown) => postTo(main, path, body)
+
+  const scored = await ask('/api/scores', big)
+  t.equal(scored.status, 200)
+  t.equal(await scored.text(), (await mainAsk('/api/scores', big)).body)
+  // Records repeat the column names: 3,000 of them are about 5 MB.
+  const records = big.data.slice(0, 3000).map(r => Object.fromEntries(big.columns.map((c, i) => [c, r[i]])))
+  for (const body of [{ dataframe_split: big }, { dataframe_records: records }]) {
+    const bytes = JSON.stringify(body).length
+    t.ok(bytes > 4_000_000 && bytes < app.config.BODY_LIMIT, `${bytes} bytes`)
+    const invoked = await ask('/invocations', body)
+    t.equal(invoked.status, 200)
+    t.equal(await invoked.text(), (await mainAsk('/invocations', body)).body)
+  }
+  // A bad cell in the last record: the same 400, naming it.
+  const bad = { dataframe_records: records.map((r, i) => i === 2999 ? { ...r, [big.columns[7]]: 'oops' } : r) }
+  const refused = await ask('/invocations', bad)
+  t.equal(refused.status, 400)
+  t.equal(await refused.text(), (await mainAsk('/invocations', bad)).body)
+  t.same(shapes, ['split/scores', 'mlflow/predictions', 'mlflow/predictions', 'mlflow/predictions'])
+})
+
+t.test('through a real server: /api/explanations refuses a body over EXPLAIN_BODY_LIMIT unread, naming the limit', async t => {
+  const app = createApp({ env: { WORKERS: '0' } })
+  t.teardown(() => app.close())
+  const url = await app.listen({ port: 0, host: '127.0.0.1' })
+  const limit = 2 * 1024 * 1024
+  t.equal(app.config.EXPLAIN_BODY_LIMIT, limit, '2 MiB by default')
+  // 1,000 rows (EXPLAIN_MAX_ROWS) fit well within it.
+  const thousand = JSON.stringify(frameOf(1000))
+  t.ok(thousand.length < limit / 2, `1,000 rows are ${thousand.length} bytes`)
+  t.equal((await fetch(`${url}/api/explanations?top=1`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: thousand })).status, 200)
+  const big = JSON.stringify(frameOf(10000))
+  const started = performance.now()
+  const res = await fetch(`${url}/api/explanations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: big })
+  t.equal(res.status, 413)
+  const answer = await res.json() as { code: string, message: string }
+  t.equal(answer.code, 'BODY_TOO_LARGE')
+  t.match(answer.message, `${limit} bytes per request to /api/explanations`)
+  t.ok(app.bodyBytesInFlight() === 0, 'nothing reserved')
+  t.comment(`refused in ${(performance.now() - started).toFixed(0)} ms`)
+  // Sent chunked (no Content-Length): cut off at the limit, the same answer.
+  const chunks = new ReadableStream({ start (c) { c.enqueue(new TextEncoder().encode(big)); c.close() } })
+  const chunked = await fetch(`${url}/api/explanations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chunks, duplex: 'half' } as RequestInit)
+  t.equal(chunked.status, 413)
+  t.equal(((await chunked.json()) as { code: string }).code, 'BODY_TOO_LARGE')
+  // The other routes still take it.
+  t.equal((await fetch(`${url}/api/scores`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: big })).status, 200)
 })
 
 t.test('notifications of a worker-classified request equal the main thread\'s: SNS messages and log lines, in both groupings', async t => {
@@ -164,11 +304,15 @@ t.test('notifications of a worker-classified request equal the main thread\'s: S
           const original = run()!
           app.workerPool!.run = (...args) => { pooledRuns++; return original(...args) }
         }
-        for (const [i, body] of [frame, noIndex, labelled].entries()) {
-          const res = await app.inject({ method: 'POST', url: '/api/predictions', headers: { 'content-type': PANDAS_SPLIT, 'x-request-id': `req-${i}` }, payload: JSON.stringify(body) })
-          t.equal(res.statusCode, 200)
+        // Every pooled route announces what it classified, the same way.
+        for (const [r, url] of ['/api/predictions', '/api/scores', '/invocations'].entries()) {
+          for (const [i, body] of [frame, noIndex, labelled].entries()) {
+            const payload = JSON.stringify(url === '/invocations' ? { dataframe_split: body } : body)
+            const res = await app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json', 'x-request-id': `req-${r}-${i}` }, payload })
+            t.equal(res.statusCode, 200)
+          }
         }
-        if (name === 'pooled') t.equal(pooledRuns, 3, 'classified in the worker')
+        if (name === 'pooled') t.equal(pooledRuns, 9, 'classified in the worker')
         await app.close()
         const lines = readFileSync(join(dir, 'notifications.jsonl'), 'utf8').trim().split('\n')
         const started = Date.now()
@@ -176,8 +320,8 @@ t.test('notifications of a worker-classified request equal the main thread\'s: S
         outputs[name] = { lines, sns: sns.accepted.map(m => JSON.stringify([m.message, m.attributes])).sort() }
       }
       const what = `NOTIFY=${NOTIFY}, NOTIFY_GROUPING=${NOTIFY_GROUPING}`
-      // Rows: 10 in all, 6 of them attacks; request grouping: one message per request and class present.
-      const expected = NOTIFY_GROUPING === 'row' ? (NOTIFY === 'all' ? 10 : 6) : (NOTIFY === 'all' ? 6 : 3)
+      // Rows: 10 in all per route, 6 of them attacks; request grouping: one message per request and class present.
+      const expected = 3 * (NOTIFY_GROUPING === 'row' ? (NOTIFY === 'all' ? 10 : 6) : (NOTIFY === 'all' ? 6 : 3))
       t.equal(outputs.main.lines.length, expected, what)
       t.same(outputs.pooled.lines, outputs.main.lines, `${what}: log lines, in order`)
       t.equal(outputs.main.sns.length, expected, `${what}: published`)

@@ -1,7 +1,7 @@
 import { isMainThread, parentPort, workerData } from 'node:worker_threads'
 import type { Prediction } from '../schemas/predictions.js'
 import { notificationsFor, type Notification, type NotifyGrouping, type NotifyMode } from '../notifications/message.js'
-import { checkedFrame, compileFrameValidator } from '../input/body.js'
+import { checkedFrame, checkedMlflowFrame, compileFrameValidator, compileMlflowValidator } from '../input/body.js'
 import { createEmbeddedClassifier } from '../classifier/embedded.js'
 import { loadModel } from '../classifier/model.js'
 import type { DriftCounts } from '../classifier/drift.js'
@@ -23,6 +23,10 @@ export interface WorkerTask {
   body: Uint8Array
   /** The route's path, which an error message names. */
   path: string
+  /** The body's JSON shape: the split frame itself (`/api/*`, the default) or MLflow 2.x's (`/invocations`). */
+  json?: 'split' | 'mlflow'
+  /** `scores` (`/api/scores`): the probabilities (and unfamiliarity) too, not only the predictions. */
+  answer?: 'predictions' | 'scores'
   /**
    * The notifications to build, decided on the main thread before dispatch (who receives them
    * depends on live subscribers there): the arguments of notificationsFor besides the frame.
@@ -32,7 +36,7 @@ export interface WorkerTask {
 
 /** A client error keeps the status, code and message the main thread would have answered. */
 export type WorkerResult =
-  | { predictions: Uint8Array, notifications: Notification[], drift?: DriftCounts }
+  | { predictions: Uint8Array, scores?: Float64Array, novelty?: Float64Array, notifications: Notification[], drift?: DriftCounts }
   | { error: { statusCode: number, code?: string, message: string } }
 
 /**
@@ -43,11 +47,16 @@ export type WorkerResult =
 export function createTaskHandler ({ modelDir, maxRows, threshold, noveltyThreshold, drift }: WorkerOptions) {
   const classifier = createEmbeddedClassifier(loadModel(modelDir), { threshold, noveltyThreshold, driftTally: drift })
   const validate = compileFrameValidator()
-  return function handle ({ body, path, notify }: WorkerTask): WorkerResult {
+  // Compiled on the first MLflow body: most workers never see one.
+  let validateMlflow: ReturnType<typeof compileMlflowValidator> | undefined
+  return function handle ({ body, path, json = 'split', answer = 'predictions', notify }: WorkerTask): WorkerResult {
     try {
       const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength)
-      const frame = checkedFrame(bytes, { maxRows, path }, validate)
-      const predictions = classifier.predictSync(frame)
+      const frame = json === 'mlflow'
+        ? checkedMlflowFrame(bytes, { maxRows }, validateMlflow ??= compileMlflowValidator())
+        : checkedFrame(bytes, { maxRows, path }, validate)
+      const scored = answer === 'scores' ? classifier.scoreSync(frame) : undefined
+      const predictions = scored?.predictions ?? classifier.predictSync(frame)
       const labels = Array.from(predictions) as Prediction[]
       // NOTIFY=unfamiliar: the benign rows the detector flags, as on the main thread.
       const unfamiliar = notify.kind === 'unfamiliar' ? classifier.flagUnfamiliar?.(frame, labels) : undefined
@@ -55,7 +64,13 @@ export function createTaskHandler ({ modelDir, maxRows, threshold, noveltyThresh
         ? []
         : notificationsFor(frame, labels, notify.kind, notify, notify.grouping, unfamiliar)
       const counted = classifier.driftTally?.take()
-      return { predictions, notifications, ...(counted === undefined ? {} : { drift: counted }) }
+      return {
+        predictions,
+        ...(scored === undefined ? {} : { scores: scored.scores }),
+        ...(scored?.novelty === undefined ? {} : { novelty: scored.novelty }),
+        notifications,
+        ...(counted === undefined ? {} : { drift: counted }),
+      }
     } catch (err) {
       const { statusCode, code, message, stack } = err as { statusCode?: number, code?: string, message: string, stack?: string }
       if (statusCode !== undefined && statusCode >= 400 && statusCode < 500) return { error: { statusCode, code, message } }
@@ -68,7 +83,9 @@ export function createTaskHandler ({ modelDir, maxRows, threshold, noveltyThresh
 /** The typed arrays a result can hand over rather than copy. */
 export function transferables (result: WorkerResult): ArrayBuffer[] {
   if ('error' in result) return []
-  return result.drift === undefined ? [result.predictions.buffer as ArrayBuffer] : [result.predictions.buffer as ArrayBuffer, result.drift.counts.buffer as ArrayBuffer]
+  return [result.predictions, result.scores, result.novelty, result.drift?.counts]
+    .filter(array => array !== undefined)
+    .map(array => array.buffer as ArrayBuffer)
 }
 
 // Started by workers/pool.ts: load the model, say so, then answer tasks in order.

@@ -48,7 +48,7 @@ declare module 'fastify' {
      * The same for work that built its notifications itself (a worker thread's: `request.classifyPooled`,
      * plugins/app/worker-pool.ts): `run` answers the predictions and those notifications.
      */
-    classifyBuilt(run: (signal: AbortSignal) => Promise<{ predictions: Prediction[], notifications: readonly Notification[] }>): Promise<Prediction[]>
+    classifyBuilt<T extends { predictions: Prediction[], notifications: readonly Notification[] }>(run: (signal: AbortSignal) => Promise<T>): Promise<T>
   }
 }
 
@@ -76,12 +76,12 @@ export default fp(async function classifications (fastify) {
     this.classified = { requestId: this.id, frame, predictions, seconds: (performance.now() - started) / 1000 }
     return answer
   })
-  fastify.decorateRequest('classifyBuilt', async function classifyBuilt (
-    this: FastifyRequest, run: (signal: AbortSignal) => Promise<{ predictions: Prediction[], notifications: readonly Notification[] }>): Promise<Prediction[]> {
+  fastify.decorateRequest('classifyBuilt', async function classifyBuilt<T extends { predictions: Prediction[], notifications: readonly Notification[] }> (
+    this: FastifyRequest, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const started = performance.now()
-    const { predictions, notifications } = await timed(this, run)
-    this.classified = { requestId: this.id, notifications, predictions, seconds: (performance.now() - started) / 1000 }
-    return predictions
+    const answer = await timed(this, run)
+    this.classified = { requestId: this.id, notifications: answer.notifications, predictions: answer.predictions, seconds: (performance.now() - started) / 1000 }
+    return answer
   })
 
   /** Runs a classification of a route that declared it, telling subscribers when the classifier fails. */

@@ -24,7 +24,8 @@ function send (reply: FastifyReply, statusCode: number, message: string, code?: 
 export default fp(async function errors (fastify) {
   const pressureRetryAfter = fastify.config.PRESSURE_RETRY_AFTER_S
   fastify.setErrorHandler(function (thrown: FastifyError, request, reply) {
-    const error = fromFastify(thrown, request.headers['content-type'], e => validationMessageOf(e, request)) as FastifyError
+    const route = { bodyLimit: request.routeOptions.bodyLimit, path: request.url.split('?')[0] }
+    const error = fromFastify(thrown, request.headers['content-type'], e => validationMessageOf(e, request), route) as FastifyError
     const handling = handlingOf(error)
     const statusCode = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode <= 599 ? error.statusCode : 500
     if (statusCode < 500) {

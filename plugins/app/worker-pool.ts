@@ -6,6 +6,8 @@ import { parseJsonBody } from '../../input/body.js'
 import { createWorkerPool, type WorkerPool } from '../../workers/pool.js'
 import { AJV_OPTIONS } from '../../schemas/ajv.js'
 import type { Prediction } from '../../schemas/predictions.js'
+import type { Scored } from '../../classifier/types.js'
+import type { WorkerTask } from '../../workers/worker.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -24,7 +26,9 @@ declare module 'fastify' {
      * Classifies a body kept as bytes in a worker thread, which parses and checks it as the main
      * thread would and builds its notifications as planned here; records it like `request.classify`.
      */
-    classifyPooled(body: Buffer): Promise<Prediction[]>
+    classifyPooled(body: Buffer, opts?: { json?: 'split' | 'mlflow' }): Promise<Prediction[]>
+    /** The same for `/api/scores`: the worker answers the probabilities (and unfamiliarity) too. */
+    scorePooled(body: Buffer): Promise<Scored>
   }
 }
 
@@ -68,8 +72,9 @@ function passBytes (fastify: FastifyInstance): FastifySchemaCompiler<unknown> {
  * The worker path, in one place: worker threads, each with the embedded model, for the bodies large
  * enough to hold up the event loop (WORKER_MIN_BYTES); the app's one `application/json` parser, which
  * keeps those bodies as bytes on pooled routes and parses every other JSON body of every route the
- * same way (input/body.ts: Fastify's parser, with the depth scan); `pooledRoute` for the routes;
- * and `request.classifyPooled`, which plans the notifications and runs the pool. Threads start with the
+ * same way (input/body.ts: Fastify's parser, with the depth scan); `pooledRoute` for the routes
+ * (/api/predictions, /api/scores, /invocations); and `request.classifyPooled` (`scorePooled` for
+ * /api/scores), which plan the notifications and run the pool. Threads start with the
  * first such body and end with the app.
  */
 export default fp(async function workerPool (fastify) {
@@ -102,15 +107,24 @@ export default fp(async function workerPool (fastify) {
     fastify.addHook('onClose', async () => await pool.close())
   }
 
-  fastify.decorateRequest('classifyPooled', async function classifyPooled (this: FastifyRequest, body: Buffer): Promise<Prediction[]> {
-    if (pool === null) throw new Error(`${this.routeOptions.url ?? 'this route'} kept a body for a worker thread, but there is no pool`)
+  /** Runs a kept body in a worker, recorded as a classification of this request; the worker's whole answer. */
+  async function runPooled (request: FastifyRequest, body: Buffer, shape: Pick<WorkerTask, 'json' | 'answer'>) {
+    if (pool === null) throw new Error(`${request.routeOptions.url ?? 'this route'} kept a body for a worker thread, but there is no pool`)
     // Who receives which notifications is known here, not in the worker: it builds them as told.
-    const notify = { kind: fastify.notifications.kind(), grouping: fastify.notifications.grouping, model: fastify.classifier.describe().name, requestId: this.id }
-    const path = this.url.split('?')[0]
-    return await this.classifyBuilt(async signal => {
-      const result = await pool.run(body, { path, notify }, signal)
+    const notify = { kind: fastify.notifications.kind(), grouping: fastify.notifications.grouping, model: fastify.classifier.describe().name, requestId: request.id }
+    const path = request.url.split('?')[0]
+    return await request.classifyBuilt(async signal => {
+      const result = await pool.run(body, { path, notify, ...shape }, signal)
       if (result.drift !== undefined) fastify.classifier.drift?.merge(result.drift)
-      return { predictions: Array.from(result.predictions) as Prediction[], notifications: result.notifications }
+      return { ...result, predictions: Array.from(result.predictions) as Prediction[] }
     })
+  }
+
+  fastify.decorateRequest('classifyPooled', async function classifyPooled (this: FastifyRequest, body: Buffer, opts: { json?: 'split' | 'mlflow' } = {}): Promise<Prediction[]> {
+    return (await runPooled(this, body, { json: opts.json ?? 'split' })).predictions
+  })
+  fastify.decorateRequest('scorePooled', async function scorePooled (this: FastifyRequest, body: Buffer): Promise<Scored> {
+    const { predictions, scores, novelty } = await runPooled(this, body, { answer: 'scores' })
+    return { predictions, scores: Array.from(scores!), ...(novelty === undefined ? {} : { novelty: Array.from(novelty) }) }
   })
 }, { name: 'worker-pool', dependencies: ['env', 'classifier', 'classifications', 'notifications'] })

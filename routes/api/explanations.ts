@@ -6,10 +6,15 @@ import { apiSecurity, errorResponses } from '../../schemas/common.js'
 import { ExplanationQuery, Explanations } from '../../schemas/explanations.js'
 
 const routes: FastifyPluginAsyncTypebox = async function (fastify) {
-  const { BODY_LIMIT, MAX_ROWS, EXPLAIN_MAX_ROWS } = fastify.config
+  const { BODY_LIMIT, MAX_ROWS, EXPLAIN_MAX_ROWS, EXPLAIN_BODY_LIMIT } = fastify.config
   // Explaining costs far more than predicting: a limit of its own, never above the predictions' one.
   const maxRows = Math.min(MAX_ROWS, EXPLAIN_MAX_ROWS)
-  const input = flowInput({ BODY_LIMIT, MAX_ROWS: maxRows })
+  // Refused early rather than pooled: at most EXPLAIN_MAX_ROWS rows are explained, and they fit in
+  // EXPLAIN_BODY_LIMIT (2 MiB), whose JSON.parse and validation take ~100 ms at worst (bench/README.md).
+  // A larger body could only be a 413 for its rows after a parse of up to BODY_LIMIT on the event loop,
+  // and a worker would spend a thread and a copy to give the same 413; here it is answered unread.
+  const bodyLimit = Math.min(BODY_LIMIT, EXPLAIN_BODY_LIMIT)
+  const input = flowInput({ BODY_LIMIT: bodyLimit, MAX_ROWS: maxRows })
 
   fastify.post('/explanations', {
     ...input,
@@ -36,7 +41,7 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
         'Exact path-dependent TreeSHAP, equal to XGBoost\'s `predict(..., pred_contribs=True)`. `top=N` keeps the N ' +
         'largest. With the model\'s unfamiliar-flow detector, each row also carries its unfamiliarity score (`novelty`) and whether it ' +
         'reaches `NOVELTY_THRESHOLD`, else the detector\'s threshold (`unfamiliar`). ' +
-        `At most ${maxRows} rows per request. Embedded model only: 501 with SageMaker.`,
+        `At most ${maxRows} rows and ${bodyLimit} bytes per request. Embedded model only: 501 with SageMaker.`,
       querystring: ExplanationQuery,
       body: flowBody(),
       response: {

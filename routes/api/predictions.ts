@@ -33,7 +33,8 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
   })
 
   fastify.post('/scores', {
-    config: { classifies: true },
+    // Large JSON bodies are parsed, checked and scored in a worker thread, as on /predictions.
+    ...pooledRoute(fastify),
     ...flowInput(fastify.config),
     schema: {
       operationId: 'score',
@@ -51,7 +52,9 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
       },
     },
   }, async function (request) {
-    const { scores, predictions, novelty } = await request.classify(framesOf(request), (frame, signal) => fastify.classifier.score(frame, { signal }))
+    const { scores, predictions, novelty } = Buffer.isBuffer(request.body)
+      ? await request.scorePooled(request.body)
+      : await request.classify(framesOf(request), (frame, signal) => fastify.classifier.score(frame, { signal }))
     const { name } = fastify.classifier.describe()
     const { threshold, noveltyThreshold } = fastify.classifier
     if (novelty === undefined || noveltyThreshold === undefined) return { model: name, threshold, scores, predictions }
