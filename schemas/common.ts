@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http'
 import { Type, type Static } from '@sinclair/typebox'
 import {
-  BodyStalledError, InvalidInputError, OverloadedError, RateLimitedError, ScoresUnavailableError, TooManyRowsError, UnauthorizedError,
+  BodyStalledError, BodyTooLargeError, InvalidInputError, OverloadedError, RateLimitedError, ScoresUnavailableError, TooManyRowsError, UnauthorizedError,
   UnsupportedMediaTypeError, UpstreamError, UpstreamTimeoutError,
 } from '../errors.js'
 
@@ -35,15 +35,19 @@ function bodyOf (error: Error & { statusCode?: number, code: string }): ErrorRes
 }
 
 /**
- * One example per status, each with its own code and message as the catalogue writes them, so that
+ * Examples per status, each with its own code and message as the catalogue writes them, so that
  * Swagger UI and generated docs do not show a 400 under every status. The messages are those the
- * service answers in the situation the summary names.
+ * service answers in the situation the summary names; a status with two causes (413) shows both.
  */
-const ERROR_EXAMPLES: Record<number, { summary: string, error: Error & { code: string } }> = {
+type ErrorExample = { summary: string, error: Error & { code: string } }
+const ERROR_EXAMPLES: Record<number, ErrorExample | ErrorExample[]> = {
   400: { summary: 'A row of the wrong length', error: new InvalidInputError('row 3 has 78 values but there are 79 columns') },
   401: { summary: 'No API key, while API_KEYS is set', error: new UnauthorizedError('an API key is required: send Authorization: Bearer <key> or x-api-key: <key>') },
   408: { summary: 'The body stopped arriving', error: new BodyStalledError(10000) },
-  413: { summary: 'More rows than MAX_ROWS', error: new TooManyRowsError('10001 rows exceed the limit of 10000 rows per request') },
+  413: [
+    { summary: 'More rows than MAX_ROWS', error: new TooManyRowsError('10001 rows exceed the limit of 10000 rows per request') },
+    { summary: 'A body over BODY_LIMIT (answered unread)', error: new BodyTooLargeError(6291456, '/api/predictions') },
+  ],
   415: { summary: 'A content type no flow route reads', error: new UnsupportedMediaTypeError('unsupported content type "text/plain": send "application/json; format=pandas-split" or "application/json" or "text/csv"') },
   429: { summary: 'Over RATE_LIMIT_MAX requests in the window', error: new RateLimitedError('more than 100 requests in 60 s: retry in 1 minute') },
   501: { summary: 'Scores from a SageMaker endpoint that answers labels', error: new ScoresUnavailableError('the SageMaker endpoint ids-endpoint answers labels, not probabilities: deploy a model that returns the attack probability (e.g. predict_proba) to get scores') },
@@ -54,9 +58,9 @@ const ERROR_EXAMPLES: Record<number, { summary: string, error: Error & { code: s
 
 /** The example of an error status, as OpenAPI Example Objects named by its code (plugins/external/swagger.ts adds it). */
 export function errorExample (status: number): Record<string, { summary: string, value: ErrorResponse }> | undefined {
-  const example = ERROR_EXAMPLES[status]
-  if (example === undefined) return undefined
-  return { [example.error.code]: { summary: example.summary, value: bodyOf(example.error) } }
+  const examples = ERROR_EXAMPLES[status]
+  if (examples === undefined) return undefined
+  return Object.fromEntries([examples].flat().map(example => [example.error.code, { summary: example.summary, value: bodyOf(example.error) }]))
 }
 
 /** Response schemas for the error statuses a route can answer, all of the one ErrorResponse shape. */
