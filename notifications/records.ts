@@ -24,6 +24,16 @@ export const MAX_ID = 0x7fffffff
 
 /** Opens for reading without following a symlink: the folder is the service's own. */
 export const openNoFollow = (path: PathLike) => open(path, constants.O_RDONLY | constants.O_NOFOLLOW)
+
+/** openNoFollow, or undefined when the file is gone (acknowledged and deleted meanwhile, say). */
+async function openIfPresent (path: string): Promise<FileHandle | undefined> {
+  try {
+    return await openNoFollow(path)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+}
 /** Opens for appending (created 0600) without following a symlink. */
 export const openAppendNoFollow = (path: PathLike) =>
   openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600)
@@ -55,13 +65,8 @@ export interface ReadRecord { id: number, attributes: string, message: string, b
  * skipped (a torn or corrupt record), with its offset and length.
  */
 export async function * readRecords (path: string, maxBodyBytes: number, onDamage: (at: number, bytes: number) => void): AsyncGenerator<ReadRecord> {
-  let file: FileHandle
-  try {
-    file = await openNoFollow(path)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
-    throw err
-  }
+  const file = await openIfPresent(path)
+  if (file === undefined) return
   try {
     const size = (await file.stat()).size
     const capacity = Math.max(1024 * 1024, HEADER_BYTES + maxBodyBytes)
@@ -128,13 +133,8 @@ export async function * readRecords (path: string, maxBodyBytes: number, onDamag
  * `onTooLong`) without being built. For the acknowledgement files and the files of earlier versions.
  */
 export async function * readBoundedLines (path: string, maxLineBytes: number, onTooLong: () => void = () => {}): AsyncGenerator<string> {
-  let file: FileHandle
-  try {
-    file = await openNoFollow(path)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
-    throw err
-  }
+  const file = await openIfPresent(path)
+  if (file === undefined) return
   try {
     const chunk = Buffer.allocUnsafe(64 * 1024)
     let parts: Buffer[] = []
