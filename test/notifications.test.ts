@@ -7,23 +7,9 @@ import { createApp } from '../app.js'
 import { build, examples, post, splitFrame } from './helper.js'
 import { sizeOf, snsServer } from './support/sns.js'
 import { journalFiles, onDisk, rowsOf } from './support/journal.js'
+import { rows, snsEnv, TOPIC, until } from './support/notifications.js'
 
-const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:ml-ids-predictions'
 const { benign, attack } = examples
-
-function snsEnv (url: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return {
-    AWS_SNS_PREDICTIONS_TOPIC: TOPIC,
-    AWS_SNS_HOST: url,
-    AWS_ACCESS_KEY: 'AKIDEXAMPLE',
-    AWS_SECRET_KEY: 'secret',
-    NOTIFY_DATA_DIR: mkdtempSync(join(tmpdir(), 'ml-ids-notify-')),
-    NOTIFY_RETRY_BASE_MS: '5',
-    NOTIFY_RETRY_MAX_MS: '40',
-    NOTIFY_GROUPING: 'row',
-    ...extra,
-  }
-}
 
 /**
  * A service that answers `count` rows while SNS refuses every call, then stops: their notifications are
@@ -38,21 +24,6 @@ async function answeredWhileSnsDown (t: Test, dataDir: string, count: number, ex
   return { down, app, res }
 }
 
-async function until (t: Test, what: string, condition: () => boolean, timeoutMs = 10000) {
-  const started = Date.now()
-  while (!condition()) {
-    if (Date.now() - started > timeoutMs) {
-      t.fail(`timed out waiting for ${what}`)
-      return
-    }
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
-}
-
-/** Rows that differ (so each message is recognisable), alternating benign and attack. */
-function rows (count: number) {
-  return Array.from({ length: count }, (_, i) => ({ ...(i % 2 === 0 ? benign : attack), flow_iat_min: 1000 + i }))
-}
 const rowOf = (message: string) => JSON.parse(message).data[0]
 
 t.test('one notification per row: the row as a one-row split frame plus prediction, and its attributes', async t => {

@@ -1,47 +1,16 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createApp } from '../app.js'
-import { build, examples, post, splitFrame } from './helper.js'
+import { build, post, splitFrame } from './helper.js'
 import { snsServer } from './support/sns.js'
 import { journalFiles, onDisk, rowsOf } from './support/journal.js'
+import { rows, snsEnv, until } from './support/notifications.js'
 
 /** The publisher's delivery guarantees (issue 19): migration, confirmation, replay on time, the dead-letter cap. */
 
-const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:ml-ids-predictions'
-const { benign, attack } = examples
 const publishedRows = rowsOf
-
-function snsEnv (url: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return {
-    AWS_SNS_PREDICTIONS_TOPIC: TOPIC,
-    AWS_SNS_HOST: url,
-    AWS_ACCESS_KEY: 'AKIDEXAMPLE',
-    AWS_SECRET_KEY: 'secret',
-    NOTIFY_DATA_DIR: mkdtempSync(join(tmpdir(), 'ml-ids-publisher-')),
-    NOTIFY_RETRY_BASE_MS: '5',
-    NOTIFY_RETRY_MAX_MS: '40',
-    NOTIFY_GROUPING: 'row',
-    ...extra,
-  }
-}
-
-async function until (t: Test, what: string, condition: () => boolean, timeoutMs = 10000) {
-  const started = Date.now()
-  while (!condition()) {
-    if (Date.now() - started > timeoutMs) {
-      t.fail(`timed out waiting for ${what}`)
-      return
-    }
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
-}
-
-/** Rows that differ (so each message is recognisable), alternating benign and attack. */
-function rows (count: number) {
-  return Array.from({ length: count }, (_, i) => ({ ...(i % 2 === 0 ? benign : attack), flow_iat_min: 1000 + i }))
-}
 
 t.test('segments of the line-based journal are migrated on start: unacknowledged records published, files removed', async t => {
   const dataDir = mkdtempSync(join(tmpdir(), 'ml-ids-migrate-'))

@@ -1,20 +1,10 @@
 import t from 'tap'
 import { setMaxListeners } from 'node:events'
-import type { Config } from '../schemas/config.js'
 import type { Notification } from '../notifications/message.js'
 import { createThreadSender } from '../notifications/sender-thread.js'
 import { build, examples, post, splitFrame } from './helper.js'
 import { snsServer } from './support/sns.js'
-
-const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:ml-ids-predictions'
-const config = (url: string) => ({
-  AWS_SNS_PREDICTIONS_TOPIC: TOPIC,
-  AWS_SNS_HOST: url,
-  AWS_ACCESS_KEY: 'AKIDEXAMPLE',
-  AWS_SECRET_KEY: 'secret',
-  NOTIFY_CONCURRENCY: 4,
-  SNS_TIMEOUT_MS: 5000,
-}) as unknown as Config & { AWS_SNS_PREDICTIONS_TOPIC: string }
+import { senderConfig as config, TOPIC } from './support/notifications.js'
 
 const note = (k: number, prediction: 'attack' | 'benign' = 'attack'): Notification =>
   ({ message: `{"columns":["a","prediction"],"index":[${k}],"data":[[${k},1]]}`, attributes: { prediction, model: 'm', request_id: `r${k}` } })

@@ -5,21 +5,11 @@ import { setMaxListeners } from 'node:events'
 import { PublishBatchCommand, PublishCommand, SNSClient, type PublishBatchInput, type PublishInput } from '@aws-sdk/client-sns'
 import { SignatureV4 } from '@smithy/signature-v4'
 import { HttpRequest } from '@smithy/core/protocols'
-import type { Config } from '../schemas/config.js'
 import type { Notification } from '../notifications/message.js'
 import { createSender, createSnsClient } from '../notifications/sender.js'
 import { SnsQueryProtocol, encodeQueryValue, publishBody } from '../notifications/sns-query.js'
 import { snsServer } from './support/sns.js'
-
-const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:ml-ids-predictions'
-const config = (url: string) => ({
-  AWS_SNS_PREDICTIONS_TOPIC: TOPIC,
-  AWS_SNS_HOST: url,
-  AWS_ACCESS_KEY: 'AKIDEXAMPLE',
-  AWS_SECRET_KEY: 'secret',
-  NOTIFY_CONCURRENCY: 4,
-  SNS_TIMEOUT_MS: 5000,
-}) as unknown as Config & { AWS_SNS_PREDICTIONS_TOPIC: string }
+import { senderConfig as config, TOPIC } from './support/notifications.js'
 
 class Captured extends Error {
   constructor (readonly body: Buffer) { super('captured') }
