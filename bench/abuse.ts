@@ -9,25 +9,16 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, openSync } from 'node:fs'
-import { createServer } from 'node:net'
-import { once } from 'node:events'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import { projectRoot } from '../project.js'
 import { frameOf } from './flows.js'
+import { freePort, untilReady } from './service.js'
 
 const LIMIT = 6 * 1024 * 1024
 const children = new Set<ChildProcess>()
 process.on('exit', () => { for (const child of children) child.kill() })
-
-async function freePort (): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  return port
-}
 
 async function startService (env: NodeJS.ProcessEnv) {
   const port = await freePort()
@@ -37,13 +28,7 @@ async function startService (env: NodeJS.ProcessEnv) {
   })
   children.add(child)
   const url = `http://127.0.0.1:${port}`
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`${url}/ready`)).ok) break
-    } catch {}
-    if (i > 300) throw new Error('the service did not start')
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
+  await untilReady(url, 'abuse', 300)
   return { child, url }
 }
 

@@ -11,13 +11,13 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
-import { createServer } from 'node:net'
 import { once } from 'node:events'
 import autocannon from 'autocannon'
 import { projectRoot } from '../project.js'
 import { commandLine } from '../scripts/cli.js'
 import { ratiosOf } from './ratios.js'
 import { frameOf } from './flows.js'
+import { freePort, untilReady } from './service.js'
 
 const USAGE = `usage: npm run bench -- [--short | --duration <s>] [--only <text>] [--profile]
 
@@ -47,14 +47,6 @@ const results = join(root, 'bench', 'results')
 mkdirSync(results, { recursive: true })
 const children = new Set<ChildProcess>()
 
-async function freePort (): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  return port
-}
-
 /** A script of this suite in its own process; its first stdout line is JSON. */
 async function startScript (script: string, env: NodeJS.ProcessEnv = {}) {
   const child = spawn(process.execPath, [join(root, 'dist', 'bench', script)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
@@ -75,19 +67,13 @@ async function startService (env: NodeJS.ProcessEnv, name: string) {
   })
   children.add(child)
   const url = `http://127.0.0.1:${port}`
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`${url}/ready`)).ok) break
-    } catch {}
-    if (i > 200) throw new Error(`${name}: the service did not start`)
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
+  await untilReady(url, name, 200)
   return { child, url, dataDir }
 }
 
-/** Bytes of notifications left on disk (journal segments) in a data folder. */
+/** Bytes of notifications left on disk (journal segments, `journal-<n>.rec`, or of the earlier `.jsonl` format) in a data folder. */
 function spillBytes (dir: string): number {
-  return readdirSync(dir).filter(f => f.endsWith('.jsonl') && f !== 'dead-letter.jsonl').reduce((sum, f) => sum + statSync(join(dir, f)).size, 0)
+  return readdirSync(dir).filter(f => /^journal-\d+\.(rec|jsonl)$/.test(f)).reduce((sum, f) => sum + statSync(join(dir, f)).size, 0)
 }
 
 async function stop (child: ChildProcess) {
