@@ -2,6 +2,7 @@ import { Worker } from 'node:worker_threads'
 import type { Config } from '../schemas/config.js'
 import type { Notification } from './message.js'
 import type { CallFailure, Outcome, Sender } from './sender.js'
+import { threadOptions } from '../threads.js'
 
 // The compiled worker next to this file, or the TypeScript source when the tests run the sources.
 const workerFile = new URL(import.meta.url.endsWith('.ts') ? './sender-worker.ts' : './sender-worker.js', import.meta.url)
@@ -37,7 +38,7 @@ export function createThreadSender (config: Config & { AWS_SNS_PREDICTIONS_TOPIC
 
   function thread (): Worker {
     if (worker !== undefined) return worker
-    const started = new Worker(workerFile, { workerData: { mlIdsSnsSender: { config } } satisfies SenderWorkerData })
+    const started = new Worker(workerFile, { ...threadOptions(), workerData: { mlIdsSnsSender: { config } } satisfies SenderWorkerData })
     // Calls in flight do not keep a process alive that has nothing else to do; the journal has them.
     started.unref()
     started.on('message', ({ id, result }: SenderReply) => {
