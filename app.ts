@@ -10,6 +10,7 @@ import errors from './plugins/app/errors.js'
 import shutdown from './plugins/app/shutdown.js'
 import requestLog from './plugins/app/request-log.js'
 import pressure from './plugins/app/pressure.js'
+import probes from './plugins/app/probes.js'
 import bodies from './plugins/app/bodies.js'
 import classifier from './plugins/app/classifier.js'
 import flowInput from './input/flow-input.js'
@@ -71,6 +72,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(shutdown)
   await fastify.register(requestLog)
   await fastify.register(pressure)
+  await fastify.register(probes)
   await fastify.register(bodies)
   await fastify.register(classifier)
   await fastify.register(flowInput)

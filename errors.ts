@@ -75,6 +75,8 @@ export const UpstreamError = define<[string]>('UPSTREAM_ERROR', '%s', 502, { exp
 export const UpstreamUnavailableError = define<[string]>('UPSTREAM_UNAVAILABLE', '%s', 503, { exposed: true, expected: true, retryAfter: 1 })
 /** Load shedding (event loop, heap, resident memory) or too many request bodies in flight. */
 export const OverloadedError = define<[string]>('OVERLOADED', '%s', 503, { exposed: true, expected: true, retryAfter: 'pressure' })
+/** More probe or scrape requests waiting than PROBE_QUEUE_MAX: a flood of the operational endpoints. */
+export const ProbesBusyError = define<[string]>('PROBES_BUSY', '%s', 503, { exposed: true, expected: true, retryAfter: 1 })
 /** A prediction could be neither published nor journaled: routes that classify pause. */
 export const NotificationsBackloggedError = define<[string]>('NOTIFICATIONS_BACKLOGGED', 'predictions are paused: %s', 503, { exposed: true, expected: true, retryAfter: 'pressure' })
 export const UpstreamTimeoutError = define<[string]>('UPSTREAM_TIMEOUT', '%s', 504, { exposed: true })

@@ -2,10 +2,10 @@
  * Issue 20's abusive bodies against the service as `npm start` runs it (compiled, its own process):
  * for each input path and shape at BODY_LIMIT, the answer and the worst event-loop hold it caused,
  * seen from outside as the slowest `GET /health` answered while the body was handled (a client
- * polls /health back to back). Then predictions' throughput alone and while /metrics is flooded, with
- * /metrics on PORT and on METRICS_PORT.
+ * polls /health back to back). Then predictions' throughput alone and while the operational endpoints
+ * are flooded (/metrics on PORT and on METRICS_PORT, /health on PORT, past PROBE_QUEUE_MAX too).
  *
- *   npm run build:tools && node dist/bench/abuse.js [bodies]
+ *   npm run build:tools && node dist/bench/abuse.js [bodies|flood]
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, openSync } from 'node:fs'
@@ -103,20 +103,26 @@ async function bodies () {
 async function flood () {
   const body = JSON.stringify(frameOf(1))
   const rows = []
-  for (const [name, env] of [['/metrics on PORT', {}], ['/metrics on METRICS_PORT', { METRICS_PORT: String(await freePort()) }]] as const) {
+  const floods = [
+    ['/metrics on PORT', '/metrics', 50, {}],
+    ['/health on PORT', '/health', 50, {}],
+    ['/health on PORT', '/health', 400, {}],
+    ['/metrics on METRICS_PORT', '/metrics', 50, { METRICS_PORT: String(await freePort()) }],
+  ] as const
+  for (const [name, path, connections, env] of floods) {
     const { child, url } = await startService({ WORKERS: '1', ...env })
-    const metricsUrl = 'METRICS_PORT' in env ? `http://127.0.0.1:${env.METRICS_PORT}` : url
+    const floodUrl = `${'METRICS_PORT' in env ? `http://127.0.0.1:${env.METRICS_PORT}` : url}${path}`
     const predictions = () => autocannon({ url: `${url}/api/predictions`, method: 'POST', headers: { 'content-type': 'application/json' }, body, connections: 10, duration: 5 })
     await predictions()
     const alone = await predictions()
-    const [during, scrapes] = await Promise.all([predictions(), autocannon({ url: `${metricsUrl}/metrics`, connections: 50, duration: 5 })])
-    rows.push({ setup: name, 'predictions alone (req/s)': Math.round(alone.requests.average), 'during flood (req/s)': Math.round(during.requests.average), 'p99 during (ms)': during.latency.p99, 'scrapes (req/s)': Math.round(scrapes.requests.average) })
+    const [during, scrapes] = await Promise.all([predictions(), autocannon({ url: floodUrl, connections, duration: 5 })])
+    rows.push({ flood: name, connections, 'predictions alone (req/s)': Math.round(alone.requests.average), 'during flood (req/s)': Math.round(during.requests.average), kept: `${Math.round(100 * during.requests.average / alone.requests.average)}%`, 'p99 during (ms)': during.latency.p99, 'flood answered 200 (req/s)': Math.round(scrapes['2xx'] / 5), 'flood answered 503 (req/s)': Math.round(scrapes.non2xx / 5) })
     child.kill()
   }
   console.table(rows)
 }
 
-await bodies()
-// `node dist/bench/abuse.js bodies`: the bodies only.
+// `node dist/bench/abuse.js bodies` (or `flood`): that part only.
+if (process.argv[2] !== 'flood') await bodies()
 if (process.argv[2] !== 'bodies') await flood()
 process.exit(0)

@@ -79,6 +79,8 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
 /** A bare Fastify server for the scraper and the probes: no body parsing, no guards, nothing else. */
 function operationalListener (app: FastifyInstance, exposition: () => Promise<string>, contentType: string) {
   const ops = Fastify({ logger: false, return503OnClosing: false })
+  // One budget with the API's probe routes: a flood of this port paces like a flood of those.
+  ops.addHook('onRequest', app.paceProbe)
   ops.get('/metrics', async (_request, reply) => reply.type(contentType).send(await exposition()))
   ops.get('/health', async () => ({ status: 'ok' as const }))
   ops.get('/ready', readiness(app))
@@ -86,4 +88,4 @@ function operationalListener (app: FastifyInstance, exposition: () => Promise<st
 }
 
 // Not encapsulated: `metricsServer` is the app's, for the server's log line and the tests.
-export default fp(routes, { name: 'metrics-routes', dependencies: ['metrics'] })
+export default fp(routes, { name: 'metrics-routes', dependencies: ['metrics', 'probes'] })

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { Health } from '../schemas/health.js'
+import { ErrorResponse } from '../schemas/common.js'
 
 const routes: FastifyPluginAsyncTypebox = async function (fastify) {
   fastify.get('/', {
@@ -35,7 +36,8 @@ export const readinessSchema = {
   tags: ['health'],
   response: {
     200: Type.Ref(Health, { description: 'Ready to classify' }),
-    503: Type.Ref(Health, { description: 'Not ready: the reason says why' }),
+    // Not ready (Health, with the reason), or the probe refused by the pacer (PROBES_BUSY, an ErrorResponse).
+    503: Type.Union([Type.Ref(Health), Type.Ref(ErrorResponse)], { description: 'Not ready: the reason says why; or PROBES_BUSY: too many probe requests wait (retry after Retry-After)' }),
   },
 }
 

@@ -13,6 +13,10 @@ export const ConfigSchema = Type.Object({
   HOST: Type.String({ default: '0.0.0.0', minLength: 1 }),
   // Unset: /metrics on PORT. Set: /metrics (and /health, /ready) on a listener of their own, off the API's port.
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  // Operational requests (/health, /ready, /ping, /metrics) answered a second, on every listener together;
+  // more wait their turn, up to PROBE_QUEUE_MAX, past which 503. Kubelet probes and a scraper need a few.
+  PROBES_PER_SECOND: Type.Integer({ default: 100, minimum: 1 }),
+  PROBE_QUEUE_MAX: Type.Integer({ default: 64, minimum: 1 }),
   LOG_LEVEL: Type.Union(LOG_LEVELS.map(l => Type.Literal(l)), { default: 'info' }),
   // 6 MB is SageMaker's real-time payload limit: a body that fits here fits the endpoint.
   BODY_LIMIT: Type.Integer({ default: 6 * 1024 * 1024, minimum: 1024 }),

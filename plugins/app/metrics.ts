@@ -116,6 +116,24 @@ function driftMetrics (fastify: FastifyInstance, registry: Registry) {
   })
 }
 
+/** Operational requests by how the pacer took them: a flood of /health or /metrics shows here. */
+function probeMetrics (fastify: FastifyInstance, registry: Registry) {
+  const seen: Record<string, number> = {}
+  new Counter({ // eslint-disable-line no-new
+    name: 'mlids_probe_requests_total',
+    help: 'Probe and scrape requests by how the pacer (PROBES_PER_SECOND) took them: immediate, waited, refused (queue full), dropped (client gone while waiting)',
+    labelNames: ['outcome'],
+    registers: [registry],
+    collect () {
+      const counts = fastify.probePacer.counts
+      for (const outcome of ['immediate', 'waited', 'refused', 'dropped'] as const) {
+        this.inc({ outcome }, counts[outcome] - (seen[outcome] ?? 0))
+        seen[outcome] = counts[outcome]
+      }
+    },
+  })
+}
+
 /**
  * Prometheus metrics: HTTP requests and latency by route and status, rows and predictions by class,
  * classifier latency and errors by backend, the notification pipeline, and Node's own (event-loop
@@ -128,5 +146,6 @@ export default fp(async function metrics (fastify) {
   classifierMetrics(fastify, registry)
   notificationMetrics(fastify, registry)
   driftMetrics(fastify, registry)
+  probeMetrics(fastify, registry)
   fastify.decorate('metrics', registry)
-}, { name: 'metrics', dependencies: ['classifier', 'classifications', 'notifications'] })
+}, { name: 'metrics', dependencies: ['classifier', 'classifications', 'notifications', 'probes'] })
