@@ -8,6 +8,9 @@ import { snsServer } from './support/sns.js'
 import { startServer } from './support/server-process.js'
 import { onDisk, rowsOf } from './support/journal.js'
 
+// Long enough for hundreds of requests in flight and notifications in every state.
+const LOAD_MS = 500
+
 t.test('SIGTERM under load: requests in flight complete, no 5xx but 503s for latecomers, every notification published or spilled', async t => {
   const sns = await snsServer(t, { delayMs: 30 })
   const dataDir = mkdtempSync(join(tmpdir(), 'ml-ids-shutdown-'))
@@ -46,7 +49,7 @@ t.test('SIGTERM under load: requests in flight complete, no 5xx but 503s for lat
   }
 
   const clients = Array.from({ length: 20 }, client)
-  await new Promise(resolve => setTimeout(resolve, 1000))
+  await new Promise(resolve => setTimeout(resolve, LOAD_MS))
   state.stopping = true
   server.child.kill('SIGTERM')
   const [code] = await once(server.child, 'exit')
@@ -76,7 +79,8 @@ t.test('SIGKILL under load with SNS slow: no answered row is lost, the next star
     // SNS far slower than the load: most notifications are queued in memory when the process dies.
     NOTIFY_CONCURRENCY: '1',
   }
-  const first = startServer({ ...env, AWS_SNS_HOST: slow.url })
+  // SIGKILLed: it never writes its coverage, so it starts without tap's loaders.
+  const first = startServer({ ...env, AWS_SNS_HOST: slow.url }, { coverage: false })
   t.teardown(() => { first.child.kill('SIGKILL') })
   const url = await first.listening
   const body = JSON.stringify(splitFrame([examples.benign, examples.attack]))
@@ -93,7 +97,7 @@ t.test('SIGKILL under load with SNS slow: no answered row is lost, the next star
     }
   }
   const clients = Array.from({ length: 10 }, client)
-  await new Promise(resolve => setTimeout(resolve, 1000))
+  await new Promise(resolve => setTimeout(resolve, LOAD_MS))
   state.killed = true
   first.child.kill('SIGKILL')
   await once(first.child, 'exit')
