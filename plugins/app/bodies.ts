@@ -106,7 +106,23 @@ export default fp(async function bodies (fastify) {
     return new OverloadedError(`too many request bodies in flight (${MAX_BODY_BYTES_IN_FLIGHT} bytes): retry in ${PRESSURE_RETRY_AFTER_S} s`)
   }
 
-  fastify.addHook('preParsing', async (request, reply, payload) => {
+  // Callback style (an async hook costs every request a promise). The request's hooks before this one
+  // are synchronous, so this runs as its headers are parsed, before the bytes that came with them are
+  // pushed: the guard waits for the end of that parse (a microtask) to find a small body whole.
+  fastify.addHook('preParsing', (request, reply, payload, done) => {
+    if (!hasBody(request)) return done(null, payload)
+    queueMicrotask(() => {
+      let read: Readable
+      try {
+        read = guard(request, reply, payload)
+      } catch (err) {
+        return done(err as Error)
+      }
+      done(null, read)
+    })
+  })
+
+  function guard (request: FastifyRequest, reply: FastifyReply, payload: Readable): Readable {
     if (!hasBody(request)) return payload
     const declared = Number(request.headers['content-length'])
     const known = Number.isFinite(declared) && request.headers['transfer-encoding'] === undefined
@@ -170,5 +186,5 @@ export default fp(async function bodies (fastify) {
     payload.on('error', err => guarded.destroy(err))
     payload.pipe(guarded)
     return guarded
-  })
+  }
 }, { name: 'bodies', dependencies: ['env'] })

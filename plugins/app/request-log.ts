@@ -73,7 +73,8 @@ export const logSerializers = {
  * route that matched (what to aggregate by; absent for a 404) and the URL as sent, logged with credential-like query parameters redacted: a key sent as `?api_key=` stays out.
  */
 export default fp(async function requestLog (fastify) {
-  fastify.addHook('onResponse', async (request, reply) => {
+  fastify.addHook('onResponse', (request, reply, done) => {
     request.log.info({ method: request.method, route: request.routeOptions.url, url: redactUrl(request.url), statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request')
+    done()
   })
 }, { name: 'request-log' })
