@@ -1,0 +1,32 @@
+import t from 'tap'
+import fc from 'fast-check'
+import { escapedBytes, MAX_SQS_BODY_BYTES, SQS_ENVELOPE_FIXED_BYTES } from '../notifications/sizes.js'
+import { envelopeBytes, fitsOnTheWire, MAX_PAYLOAD_BYTES, payloadBytes, type Notification } from '../notifications/message.js'
+
+// The shortcuts of issue 21 answer what the exact measures answer (notifications/sizes.ts, message.ts).
+const exactEscaped = (text: string) => Buffer.byteLength(JSON.stringify(text)) - 2
+const text = fc.oneof(fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme' }), fc.string(), fc.string({ unit: fc.constantFrom('"', '\\', '\n', '\u0000', '\u007f', '\u2028', '\ud800', 'é', 'a', '1', ',') }))
+
+t.test('escapedBytes: the escaped size of any string', async t => {
+  fc.assert(fc.property(text, s => escapedBytes(s) === exactEscaped(s)), { numRuns: 5000 })
+  for (const s of ['', '[1,2.5,-3e-7,null]', '"', '\\', '\u001f', '\u007f', '\ud83d\ude00', '\udc00', '\u2028']) t.equal(escapedBytes(s), exactEscaped(s), JSON.stringify(s))
+})
+
+t.test('fitsOnTheWire: the exact limits, measured or not', async t => {
+  const exactFits = (n: Notification) => payloadBytes(n) <= MAX_PAYLOAD_BYTES && envelopeBytes(n) <= MAX_SQS_BODY_BYTES
+  const notification = (message: string, attributes: Record<string, string>) => ({ message, attributes } as unknown as Notification)
+  fc.assert(fc.property(text, fc.nat({ max: 300_000 }), fc.constantFrom('a', '"', '\u0001', 'é', '\ud83d\ude00'), fc.dictionary(fc.constantFrom('prediction', 'model', 'request_id', 'rows', 'unfamiliar'), text),
+    (s, pad, unit, attributes) => {
+      const n = notification(s + unit.repeat(Math.floor(pad / unit.length / 4)), attributes)
+      return fitsOnTheWire(n) === exactFits(n)
+    }), { numRuns: 300 })
+  // Around each limit.
+  const attributes = { prediction: 'attack', model: 'm', request_id: 'r' }
+  for (const unit of ['a', '"', '\u0001', 'é']) {
+    for (let length = Math.floor((MAX_SQS_BODY_BYTES - SQS_ENVELOPE_FIXED_BYTES) / exactEscaped(unit)) - 200; length < (MAX_SQS_BODY_BYTES - SQS_ENVELOPE_FIXED_BYTES) / exactEscaped(unit); length += 7) {
+      const n = notification(unit.repeat(length), attributes)
+      if (fitsOnTheWire(n) !== exactFits(n)) t.fail(`${JSON.stringify(unit)} x ${length}`)
+    }
+  }
+  t.pass('the same answers around the envelope limit')
+})
