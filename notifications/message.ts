@@ -49,7 +49,15 @@ export const envelopeBytes = (n: Notification) => escapedBytes(n.message) + enve
  * Whether SNS takes a notification (256 KiB, body and attributes) and a queue at 256 KiB takes its
  * envelope. The envelope is the stricter bound (escaping only adds), so messages are sized by it.
  */
-export const fitsOnTheWire = (n: Notification) => surelyFits(n) || (payloadBytes(n) <= MAX_PAYLOAD_BYTES && envelopeBytes(n) <= MAX_SQS_BODY_BYTES)
+export const fitsOnTheWire = (n: Notification) => sized.has(n) || surelyFits(n) || (payloadBytes(n) <= MAX_PAYLOAD_BYTES && envelopeBytes(n) <= MAX_SQS_BODY_BYTES)
+
+/**
+ * Messages notificationsFor sized within the envelope's limit as it built them (an upper bound of the
+ * envelope, which bounds SNS's count too: escaping and the envelope's attribute JSON only add), so a
+ * request's 50 KB message is not escaped again to be measured. Objects, not copies: a message that
+ * crossed from a worker thread or came back from the journal is measured.
+ */
+const sized = new WeakSet<Notification>()
 
 /**
  * True when a notification fits whatever its characters: a UTF-16 unit takes at most 6 bytes escaped
@@ -144,10 +152,12 @@ export function notificationsFor (frame: PandasSplitFrame, predictions: readonly
     let bytes = fixed
     const flush = () => {
       if (rows.length === 0) return
-      out.push({
+      const notification = {
         message: `${head}${labels.join(',')}],"data":[${rows.join(',')}]}`,
         attributes: { prediction: labelOf(prediction), model: context.model, request_id: context.requestId, rows: String(rows.length) },
-      })
+      }
+      if (bytes <= MAX_SQS_BODY_BYTES) sized.add(notification)
+      out.push(notification)
       labels = []
       rows = []
       bytes = fixed

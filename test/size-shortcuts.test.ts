@@ -1,7 +1,7 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { escapedBytes, MAX_SQS_BODY_BYTES, SQS_ENVELOPE_FIXED_BYTES } from '../notifications/sizes.js'
-import { envelopeBytes, fitsOnTheWire, MAX_PAYLOAD_BYTES, payloadBytes, type Notification } from '../notifications/message.js'
+import { envelopeBytes, fitsOnTheWire, MAX_PAYLOAD_BYTES, notificationsFor, payloadBytes, type Notification } from '../notifications/message.js'
 
 // The shortcuts of issue 21 answer what the exact measures answer (notifications/sizes.ts, message.ts).
 const exactEscaped = (text: string) => Buffer.byteLength(JSON.stringify(text)) - 2
@@ -29,4 +29,20 @@ t.test('fitsOnTheWire: the exact limits, measured or not', async t => {
     }
   }
   t.pass('the same answers around the envelope limit')
+})
+
+t.test('fitsOnTheWire on the messages notificationsFor sized as it built them', async t => {
+  const exactFits = (n: Notification) => payloadBytes(n) <= MAX_PAYLOAD_BYTES && envelopeBytes(n) <= MAX_SQS_BODY_BYTES
+  const cell = fc.oneof(fc.double(), fc.constant(null), fc.string({ unit: fc.constantFrom('a', '"', '\\', '\n', 'é', '\ud83d\ude00'), maxLength: 40 }).map(s => s.repeat(600)))
+  let messages = 0
+  fc.assert(fc.property(fc.array(fc.array(cell, { minLength: 2, maxLength: 2 }), { minLength: 1, maxLength: 40 }), data => {
+    const frame = { columns: ['a', 'b'], data }
+    const predictions = data.map((_, i) => (i % 3 === 0 ? 1 : 0) as 0 | 1)
+    for (const n of notificationsFor(frame, predictions, 'all', { model: 'm', requestId: 'r' }, 'request')) {
+      messages++
+      if (fitsOnTheWire(n) !== exactFits(n)) return false
+    }
+    return true
+  }), { numRuns: 60 })
+  t.ok(messages > 60)
 })
