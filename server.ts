@@ -1,15 +1,16 @@
 import closeWithGrace from 'close-with-grace'
 import { createApp } from './app.js'
 import { LOG_LEVELS } from './schemas/config.js'
-import { logSerializers } from './plugins/app/request-log.js'
+import { logRedaction, logSerializers } from './plugins/app/request-log.js'
 import { ConfigError, ModelLoadError } from './errors.js'
 
 // The logger exists before the config plugin runs, so its level is read here; a wrong value is left
 // to the config plugin, which names it. Credentials are redacted wherever a log line could carry
-// them: headers, the URL's query string (logSerializers), the AWS keys of the configuration.
+// them: headers, the URL's query string (logSerializers), the AWS keys and API keys of the configuration
+// (logRedaction).
 const logger = {
   level: (LOG_LEVELS as readonly string[]).includes(process.env.LOG_LEVEL ?? '') ? process.env.LOG_LEVEL : 'info',
-  redact: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers["proxy-authorization"]', 'req.headers.cookie', '*.AWS_SECRET_KEY', '*.AWS_ACCESS_KEY', '*.API_KEYS'],
+  ...logRedaction,
   serializers: logSerializers,
 }
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import fp from 'fastify-plugin'
 import { Type } from '@sinclair/typebox'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { csvToFrame } from './csv.js'
 import { checkFlows, checkMlflowBody, checkSplitBody, mlflowFrame } from './body.js'
 import { UnsupportedMediaTypeError } from '../errors.js'
@@ -81,8 +81,9 @@ export function flowInput (config: Pick<Config, 'BODY_LIMIT' | 'MAX_ROWS'>, opts
   const { MAX_ROWS } = config
   return {
     bodyLimit: config.BODY_LIMIT,
-    // Before the body is read: refuse what is neither JSON nor CSV without reading it.
-    onRequest: async (request: FastifyRequest) => {
+    // Before the body is read: refuse what is neither JSON nor CSV without reading it. These hooks are
+    // callback style (a throw is the hook's error): an async hook costs every request a promise.
+    onRequest: (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) => {
       const header = request.headers['content-type']
       if (flowMediaType(header) === undefined) {
         const given = header ? `unsupported content type ${JSON.stringify(header)}` : 'no content type'
@@ -94,30 +95,34 @@ export function flowInput (config: Pick<Config, 'BODY_LIMIT' | 'MAX_ROWS'>, opts
         throw new UnsupportedMediaTypeError('Unrecognized content type parameters: format. /invocations speaks MLflow 2.x\'s scoring protocol: ' +
           'send Content-Type: application/json with {"dataframe_split": {...}}, or text/csv')
       }
+      done()
     },
     // Before schema validation walks every cell: an MLflow body sent to a split route is named as
     // such, and a frame over the row limit is refused at once.
-    preValidation: async (request: FastifyRequest) => {
+    preValidation: (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) => {
       const body = request.body
       // Bytes kept for a worker thread (plugins/app/worker-pool.ts) are checked there, by the same functions.
-      if (typeof body !== 'object' || body === null || Array.isArray(body) || Buffer.isBuffer(body)) return
-      if (opts.json === 'split') return checkSplitBody(body, MAX_ROWS, request.url.split('?')[0])
-      checkMlflowBody(body, MAX_ROWS)
+      if (typeof body === 'object' && body !== null && !Array.isArray(body) && !Buffer.isBuffer(body)) {
+        if (opts.json === 'split') checkSplitBody(body, MAX_ROWS, request.url.split('?')[0])
+        else checkMlflowBody(body, MAX_ROWS)
+      }
+      done()
     },
     // After validation: every body becomes the checked split frame the handler reads.
-    preHandler: async (request: FastifyRequest) => {
-      if (Buffer.isBuffer(request.body)) return
-      let frame: PandasSplitFrame
+    preHandler: (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) => {
+      if (Buffer.isBuffer(request.body)) return done()
       if (typeof request.body === 'string') {
         const text = request.body
-        frame = await request.hold(signal => csvToFrame(text, { maxRows: MAX_ROWS, signal }))
-      } else if (opts.json === 'mlflow') {
-        frame = mlflowFrame(request.body as MlflowRequest, MAX_ROWS)
-      } else {
-        frame = request.body as PandasSplitFrame
+        request.hold(signal => csvToFrame(text, { maxRows: MAX_ROWS, signal })).then(frame => {
+          checkFlows(frame)
+          request.body = frame
+        }).then(() => done(), done)
+        return
       }
+      const frame = opts.json === 'mlflow' ? mlflowFrame(request.body as MlflowRequest, MAX_ROWS) : request.body as PandasSplitFrame
       checkFlows(frame)
       request.body = frame
+      done()
     },
   }
 }

@@ -1,6 +1,6 @@
 import type { Config } from '../schemas/config.js'
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
-import { escapedBytes, MAX_SQS_BODY_BYTES, SQS_ENVELOPE_FIXED_BYTES } from './sizes.js'
+import { escapedBytes, MAX_SQS_BODY_BYTES, sameStrings, SQS_ENVELOPE_FIXED_BYTES } from './sizes.js'
 
 export type PredictionLabel = 'attack' | 'benign'
 
@@ -49,7 +49,31 @@ export const envelopeBytes = (n: Notification) => escapedBytes(n.message) + enve
  * Whether SNS takes a notification (256 KiB, body and attributes) and a queue at 256 KiB takes its
  * envelope. The envelope is the stricter bound (escaping only adds), so messages are sized by it.
  */
-export const fitsOnTheWire = (n: Notification) => payloadBytes(n) <= MAX_PAYLOAD_BYTES && envelopeBytes(n) <= MAX_SQS_BODY_BYTES
+export const fitsOnTheWire = (n: Notification) => sized.has(n) || surelyFits(n) || (payloadBytes(n) <= MAX_PAYLOAD_BYTES && envelopeBytes(n) <= MAX_SQS_BODY_BYTES)
+
+/**
+ * Messages notificationsFor sized within the envelope's limit as it built them (an upper bound of the
+ * envelope, which bounds SNS's count too: escaping and the envelope's attribute JSON only add), so a
+ * request's 50 KB message is not escaped again to be measured. Objects, not copies: a message that
+ * crossed from a worker thread or came back from the journal is measured.
+ */
+const sized = new WeakSet<Notification>()
+
+/**
+ * True when a notification fits whatever its characters: a UTF-16 unit takes at most 6 bytes escaped
+ * (`\u001f`) and 3 in UTF-8, so most messages, far below the limits, are not measured exactly.
+ */
+function surelyFits (n: Notification): boolean {
+  let units = n.message.length
+  let names = 0
+  for (const [name, value] of Object.entries(n.attributes)) {
+    if (typeof value !== 'string') return false
+    units += name.length + value.length
+    names++
+  }
+  return 6 * units + names * '"":{"Type":"String","Value":""},'.length + '"MessageAttributes":{},'.length + SQS_ENVELOPE_FIXED_BYTES <= MAX_SQS_BODY_BYTES &&
+    3 * units + names * 'Number'.length <= MAX_PAYLOAD_BYTES
+}
 
 const labelOf = (p: Prediction): PredictionLabel => p === 1 ? 'attack' : 'benign'
 
@@ -68,6 +92,19 @@ function rowWith (row: readonly unknown[], prediction: Prediction, at: number): 
   if (row.length === 0) return `[${prediction}]`
   const json = JSON.stringify(row)
   return `${json.slice(0, -1)},${prediction}]`
+}
+
+// The last column list's JSON (with `prediction`) and its message head's escaped size: clients send
+// the same ~80 names request after request, compared here rather than written and escaped again.
+let lastNames: readonly string[] = []
+let lastColumns: { columns: string, headBytes: number } | undefined
+
+function columnsOf (names: readonly string[], at: number): { columns: string, headBytes: number } {
+  if (lastColumns !== undefined && sameStrings(names, lastNames)) return lastColumns
+  const columns = JSON.stringify(at >= 0 ? names : [...names, 'prediction'])
+  lastColumns = { columns, headBytes: escapedBytes(`{"columns":${columns},"index":[`) }
+  lastNames = names.slice()
+  return lastColumns
 }
 
 /**
@@ -90,7 +127,7 @@ export function notificationsFor (frame: PandasSplitFrame, predictions: readonly
   // A request that already has a `prediction` column (a frame that went through a model before) keeps
   // it in place with this model's values, as the earlier service's `df["prediction"] = preds` did.
   const at = frame.columns.indexOf('prediction')
-  const columns = JSON.stringify(at >= 0 ? frame.columns : [...frame.columns, 'prediction'])
+  const { columns, headBytes } = columnsOf(frame.columns, at)
   const label = (i: number) => JSON.stringify(frame.index?.[i] ?? i)
   const out: Notification[] = []
   if (grouping === 'row') {
@@ -108,17 +145,19 @@ export function notificationsFor (frame: PandasSplitFrame, predictions: readonly
     const head = `{"columns":${columns},"index":[`
     // Sized as the SQS envelope carries it (escaped), the stricter of the two limits; attributes with
     // the longest row count a message could have, so the estimate never falls short.
-    const fixed = escapedBytes(head) + '],"data":['.length + ']}'.length + SQS_ENVELOPE_FIXED_BYTES +
+    const fixed = headBytes + '],"data":['.length + ']}'.length + SQS_ENVELOPE_FIXED_BYTES +
       envelopeAttributeBytes({ prediction: labelOf(prediction), model: context.model, request_id: context.requestId, rows: String(predictions.length) })
     let labels: string[] = []
     let rows: string[] = []
     let bytes = fixed
     const flush = () => {
       if (rows.length === 0) return
-      out.push({
+      const notification = {
         message: `${head}${labels.join(',')}],"data":[${rows.join(',')}]}`,
         attributes: { prediction: labelOf(prediction), model: context.model, request_id: context.requestId, rows: String(rows.length) },
-      })
+      }
+      if (bytes <= MAX_SQS_BODY_BYTES) sized.add(notification)
+      out.push(notification)
       labels = []
       rows = []
       bytes = fixed

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { createHash, timingSafeEqual } from 'node:crypto'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { UnauthorizedError } from '../../errors.js'
 
 const digest = (value: string) => createHash('sha256').update(value).digest()
@@ -46,17 +46,23 @@ export default fp(async function auth (fastify) {
     return { caller: `key:${presented.toString('hex', 0, 8)}` }
   }
 
-  fastify.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+  // Callback style, and the limiter only when there is a limit: this runs for every /api request.
+  const limiting = fastify.config.RATE_LIMIT_MAX > 0
+  fastify.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
     const { caller, refusal } = identify(request)
     request.caller = caller
     // A refused request's body is never read: close its connection rather than drain the body.
     const unreadBody = request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length']) > 0
     if (unreadBody) reply.header('connection', 'close')
-    await fastify.limitCaller(request, reply)
-    if (refusal !== undefined) {
-      reply.header('www-authenticate', refusal.challenge)
-      throw new UnauthorizedError(refusal.message)
+    const admitted = () => {
+      if (refusal !== undefined) {
+        reply.header('www-authenticate', refusal.challenge)
+        return done(new UnauthorizedError(refusal.message))
+      }
+      if (unreadBody) reply.removeHeader('connection')
+      done()
     }
-    if (unreadBody) reply.removeHeader('connection')
+    if (!limiting) return admitted()
+    fastify.limitCaller(request, reply).then(admitted, done)
   })
 }, { name: 'auth', dependencies: ['env', 'rate-limit'] })

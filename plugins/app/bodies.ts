@@ -1,6 +1,8 @@
 import fp from 'fastify-plugin'
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { Socket } from 'node:net'
+import { setMaxListeners } from 'node:events'
 import { MAX_JSON_DEPTH, shapeScanner } from '../../input/body.js'
 import { BodyStalledError, ClientGoneError, JsonTooDeepError, OverloadedError, TooManyRowsError } from '../../errors.js'
 
@@ -26,8 +28,32 @@ interface Reservation {
   holds: number
   /** The response is over: sent, or its client gone. */
   closed: boolean
-  /** Aborted when the client goes before the answer is sent. */
-  readonly gone: AbortController
+  /** Aborted when the client goes before the answer is sent: its connection's (connectionGone). */
+  readonly gone: AbortSignal
+  /** The request's own, where the socket is not a network socket (an injected request). */
+  readonly own?: AbortController
+}
+
+const goneOf = Symbol('connection gone')
+
+/**
+ * One signal per connection, aborted when it closes: a request's client has gone when its connection
+ * has (a response that ends before finishing is its socket closing). Made with the connection's first
+ * body and shared by the requests that follow on it, rather than an AbortController per request (~3 µs
+ * each, half a 1-row request's own hooks).
+ */
+function connectionGone (socket: Socket): AbortSignal {
+  const holder = socket as Socket & { [goneOf]?: AbortController }
+  let gone = holder[goneOf]
+  if (gone === undefined) {
+    const controller = new AbortController()
+    // Each request's waiting work (pool queue, batcher) listens while it waits: pipelined requests can be more than ten.
+    setMaxListeners(0, controller.signal)
+    holder[goneOf] = gone = controller
+    if (socket.destroyed) controller.abort(new ClientGoneError())
+    else socket.once('close', () => controller.abort(new ClientGoneError()))
+  }
+  return gone.signal
 }
 
 const reservationOf = Symbol('body reservation')
@@ -86,10 +112,10 @@ export default fp(async function bodies (fastify) {
     const reservation = (this as unknown as { [reservationOf]: Reservation | null })[reservationOf]
     if (reservation === null) return await work(neverAborted)
     // The client went between two steps: the next one does not start.
-    reservation.gone.signal.throwIfAborted()
+    reservation.gone.throwIfAborted()
     reservation.holds++
     try {
-      return await work(reservation.gone.signal)
+      return await work(reservation.gone)
     } finally {
       reservation.holds--
       settle(reservation)
@@ -106,13 +132,31 @@ export default fp(async function bodies (fastify) {
     return new OverloadedError(`too many request bodies in flight (${MAX_BODY_BYTES_IN_FLIGHT} bytes): retry in ${PRESSURE_RETRY_AFTER_S} s`)
   }
 
-  fastify.addHook('preParsing', async (request, reply, payload) => {
+  // Callback style (an async hook costs every request a promise). The request's hooks before this one
+  // are synchronous, so this runs as its headers are parsed, before the bytes that came with them are
+  // pushed: the guard waits for the end of that parse (a microtask) to find a small body whole.
+  fastify.addHook('preParsing', (request, reply, payload, done) => {
+    if (!hasBody(request)) return done(null, payload)
+    queueMicrotask(() => {
+      let read: Readable
+      try {
+        read = guard(request, reply, payload)
+      } catch (err) {
+        return done(err as Error)
+      }
+      done(null, read)
+    })
+  })
+
+  function guard (request: FastifyRequest, reply: FastifyReply, payload: Readable): Readable {
     if (!hasBody(request)) return payload
     const declared = Number(request.headers['content-length'])
     const known = Number.isFinite(declared) && request.headers['transfer-encoding'] === undefined
     // Over the route's limit it is answered 413 unread: nothing to reserve.
     if (known && declared > (request.routeOptions.bodyLimit ?? Infinity)) return payload
-    const reservation: Reservation = { bytes: 0, holds: 0, closed: false, gone: new AbortController() }
+    const socket = request.raw.socket
+    const own = socket instanceof Socket ? undefined : new AbortController()
+    const reservation: Reservation = { bytes: 0, holds: 0, closed: false, gone: own?.signal ?? connectionGone(socket), own }
     const reserve = (bytes: number) => {
       if (inFlight + bytes > MAX_BODY_BYTES_IN_FLIGHT) return false
       inFlight += bytes
@@ -123,7 +167,7 @@ export default fp(async function bodies (fastify) {
     ;(request as unknown as { [reservationOf]: Reservation })[reservationOf] = reservation
     reply.raw.once('close', () => {
       reservation.closed = true
-      if (!reply.raw.writableFinished) reservation.gone.abort(new ClientGoneError())
+      if (!reply.raw.writableFinished) reservation.own?.abort(new ClientGoneError())
       settle(reservation)
     })
     if (request.headers.expect?.toLowerCase() === '100-continue') reply.raw.writeContinue()
@@ -170,5 +214,5 @@ export default fp(async function bodies (fastify) {
     payload.on('error', err => guarded.destroy(err))
     payload.pipe(guarded)
     return guarded
-  })
+  }
 }, { name: 'bodies', dependencies: ['env'] })

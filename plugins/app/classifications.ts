@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { Notification } from '../../notifications/message.js'
 import type { PandasSplitFrame, Prediction } from '../../schemas/predictions.js'
 
@@ -99,16 +99,18 @@ export default fp(async function classifications (fastify) {
     }
   }
 
-  fastify.addHook('preSerialization', async (request, reply, payload) => {
+  fastify.addHook('preSerialization', (request, reply, payload, done) => {
     // Routes in contexts made before this decorator (Swagger UI's) have no `classified` at all.
-    if (request.classified == null || reply.statusCode !== 200) return payload
-    for (const listener of listeners.classified) listener(request.classified)
-    return payload
+    if (request.classified != null && reply.statusCode === 200) for (const listener of listeners.classified) listener(request.classified)
+    done(null, payload)
   })
   // Before the body is read, so a refused request costs nothing.
   fastify.addHook('onRoute', route => {
     if (route.config?.classifies !== true) return
-    const guard = async (request: FastifyRequest) => { for (const check of guards) check(request) }
+    const guard = (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) => {
+      for (const check of guards) check(request)
+      done()
+    }
     route.onRequest = [...(Array.isArray(route.onRequest) ? route.onRequest : route.onRequest ? [route.onRequest] : []), guard]
   })
 }, { name: 'classifications', dependencies: ['bodies'] })

@@ -92,8 +92,8 @@ export default fp(async function pressure (fastify) {
   })
 
   fastify.decorate('isUnderPressure', () => reason !== undefined)
-  fastify.addHook('onRequest', async (request) => {
-    if (reason === undefined || request.routeOptions.config.probe === true) return
-    throw new OverloadedError(`the server is overloaded (${reason}): retry in ${PRESSURE_RETRY_AFTER_S} s`)
+  fastify.addHook('onRequest', (request, _reply, done) => {
+    if (reason === undefined || request.routeOptions.config.probe === true) return done()
+    done(new OverloadedError(`the server is overloaded (${reason}): retry in ${PRESSURE_RETRY_AFTER_S} s`))
   })
 }, { name: 'pressure', dependencies: ['env'] })

@@ -149,7 +149,8 @@ export default fp(async function probes (fastify) {
   }
   fastify.decorate('paceProbe', paceProbe)
   fastify.decorate('probePacer', pacer)
-  fastify.addHook('onRequest', async (request, reply) => {
-    if (request.routeOptions.config.probe === true) await paceProbe(request, reply)
+  fastify.addHook('onRequest', (request, reply, done) => {
+    if (request.routeOptions.config.probe !== true) return done()
+    paceProbe(request, reply).then(() => done(), done)
   })
 }, { name: 'probes', dependencies: ['env'] })

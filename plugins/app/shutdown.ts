@@ -9,8 +9,9 @@ import fp from 'fastify-plugin'
 export default fp(async function shutdown (fastify) {
   let closing = false
   let reaper: NodeJS.Timeout | undefined
-  fastify.addHook('onSend', async (_request, reply) => {
+  fastify.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) reply.header('connection', 'close')
+    done(null, payload)
   })
   fastify.addHook('preClose', async () => {
     closing = true
