@@ -1,5 +1,26 @@
 import t from 'tap'
 import { build, metadata } from './helper.js'
+import { createApp } from '../app.js'
+import { compiledSerializers } from '../schemas/serializers.js'
+
+// First in this file: the first app of the process compiles them.
+t.test('response serializers are compiled once per distinct schema and shared by the apps of a process', async t => {
+  const first = createApp({ env: { WORKERS: '0', NOTIFY_SENDER: 'inline' } })
+  t.teardown(() => first.close())
+  let responses = 0
+  first.addHook('onRoute', route => { responses += Object.keys(route.schema?.response ?? {}).length })
+  const before = compiledSerializers()
+  await first.ready()
+  const compiled = compiledSerializers() - before
+  t.ok(compiled < responses / 2, `${compiled} serializers compiled for ${responses} route responses`)
+  const second = await build(t)
+  t.equal(compiledSerializers() - before, compiled, 'a second app compiles none')
+  // They still serialize by their schema: an error and a success.
+  const bad = await second.inject({ method: 'POST', url: '/api/predictions', headers: { 'content-type': 'application/json' }, payload: '{"columns":["a"],"data":[[1]]}' })
+  t.equal(bad.statusCode, 400)
+  t.same(Object.keys(bad.json()).sort(), ['code', 'error', 'message', 'statusCode'])
+  t.same((await first.inject('/health')).json(), { status: 'ok' })
+})
 
 t.test('GET / answers the service name', async t => {
   const app = await build(t)
