@@ -24,7 +24,7 @@ import apiRoutes from './routes/api/index.js'
 import dashboardRoutes from './routes/dashboard.js'
 import invocationRoutes from './routes/invocations.js'
 import { AJV_OPTIONS } from './schemas/ajv.js'
-import { sharedSerializers } from './schemas/serializers.js'
+import { sharedSerializers, sharedValidators } from './schemas/compilers.js'
 import { ErrorResponse } from './schemas/common.js'
 import { Evaluation, FamilyRate, ModelInfo, OperatingPoint, Preprocessing } from './schemas/model.js'
 import { DriftSummary, NoveltyCard, NoveltyEvaluation, NoveltyInfo } from './schemas/novelty.js'
@@ -46,8 +46,9 @@ export const serverOptions = {
     return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID()
   },
   return503OnClosing: true,
-  // Response serializers compiled once per distinct schema, not once per route and status.
-  schemaController: { compilersFactory: { buildSerializer: sharedSerializers() } },
+  // Response serializers compiled once per distinct schema, not once per route and status; validators
+  // from one Ajv per set of shared schemas in the process (Fastify's default makes one per app).
+  schemaController: { compilersFactory: { buildSerializer: sharedSerializers(), buildValidator: sharedValidators } },
   // plugins/app/request-log.ts writes one line per request instead of two.
   logController: new LogController({ disableRequestLogging: true }),
 } satisfies FastifyServerOptions

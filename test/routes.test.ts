@@ -1,7 +1,7 @@
 import t from 'tap'
 import { build, metadata } from './helper.js'
 import { createApp } from '../app.js'
-import { compiledSerializers } from '../schemas/serializers.js'
+import { compiledSerializers } from '../schemas/compilers.js'
 
 // First in this file: the first app of the process compiles them.
 t.test('response serializers are compiled once per distinct schema and shared by the apps of a process', async t => {
