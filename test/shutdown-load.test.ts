@@ -8,8 +8,11 @@ import { snsServer } from './support/sns.js'
 import { startServer } from './support/server-process.js'
 import { onDisk, rowsOf } from './support/journal.js'
 
-// Long enough for hundreds of requests in flight and notifications in every state.
-const LOAD_MS = 500
+/** Load until `enough()` (at least 300 ms, so requests are in flight and notifications in every state), or 10 s. */
+async function loadUntil (enough: () => boolean): Promise<void> {
+  const started = Date.now()
+  while ((Date.now() - started < 300 || !enough()) && Date.now() - started < 10_000) await new Promise(resolve => setTimeout(resolve, 20))
+}
 
 t.test('SIGTERM under load: requests in flight complete, no 5xx but 503s for latecomers, every notification published or spilled', async t => {
   const sns = await snsServer(t, { delayMs: 30 })
@@ -49,7 +52,7 @@ t.test('SIGTERM under load: requests in flight complete, no 5xx but 503s for lat
   }
 
   const clients = Array.from({ length: 20 }, client)
-  await new Promise(resolve => setTimeout(resolve, LOAD_MS))
+  await loadUntil(() => outcomes.ok > 40)
   state.stopping = true
   server.child.kill('SIGTERM')
   const [code] = await once(server.child, 'exit')
@@ -97,7 +100,7 @@ t.test('SIGKILL under load with SNS slow: no answered row is lost, the next star
     }
   }
   const clients = Array.from({ length: 10 }, client)
-  await new Promise(resolve => setTimeout(resolve, LOAD_MS))
+  await loadUntil(() => answered.length > 200)
   state.killed = true
   first.child.kill('SIGKILL')
   await once(first.child, 'exit')
