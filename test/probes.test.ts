@@ -98,7 +98,8 @@ t.test('a flood of /metrics and /health on both listeners is answered at PROBES_
   t.ok(answers.ok <= 20 + 20 * seconds + 2, `${answers.ok} probes answered in ${seconds.toFixed(2)} s (burst 20 + 20 a second)`)
   t.ok(answers.ok >= 20, 'the burst and then the rate are answered')
   t.ok(answers.busy > 0, `${answers.busy} refused past the queue of 8`)
-  t.ok(answers.busy <= 16 * Math.ceil(seconds + 1), 'each connection past the queue is refused at most once a second')
+  // Any of the 24 connections may find the queue full, but each waits a second for its refusal.
+  t.ok(answers.busy <= 24 * Math.ceil(seconds + 1), 'each connection is refused at most once a second')
   t.same(others, [], 'nothing else')
   t.equal(busyRetryAfter, '1', 'a refusal says when to retry')
   t.equal(busyBody.code, 'PROBES_BUSY')
