@@ -45,9 +45,14 @@ export function splitFrame (flows: Array<Record<string, unknown>>, opts: { index
 
 /** POSTs a frame (or a raw string) to /api/predictions; `contentType: null` sends none. */
 export function post (app: FastifyInstance, body: unknown, contentType: string | null = PANDAS_SPLIT) {
+  return postTo(app, '/api/predictions', body, contentType)
+}
+
+/** POSTs a body (a value, or raw text) to a route of an app, as JSON unless said. */
+export function postTo (app: FastifyInstance, url: string, body: unknown, contentType: string | null = 'application/json') {
   return app.inject({
     method: 'POST',
-    url: '/api/predictions',
+    url,
     headers: contentType === null ? {} : { 'content-type': contentType },
     payload: typeof body === 'string' ? body : JSON.stringify(body),
   })

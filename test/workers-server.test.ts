@@ -1,7 +1,8 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createApp } from '../app.js'
 import { frameOf } from '../bench/flows.js'
-import { build, examples, post, splitFrame, PANDAS_SPLIT } from './helper.js'
+import type { WorkerTask } from '../workers/worker.js'
+import { build, examples, post, splitFrame, PANDAS_SPLIT, postTo } from './helper.js'
 
 /**
  * The worker path through a real listening server with bodies near BODY_LIMIT (the rest of the worker
@@ -10,26 +11,27 @@ import { build, examples, post, splitFrame, PANDAS_SPLIT } from './helper.js'
 
 const { attack } = examples
 
-/** POSTs a body (a value, or raw text) as JSON to a route of an app. */
-const postTo = (app: Awaited<ReturnType<typeof build>>, url: string, body: unknown) => app.inject({
-  method: 'POST', url, headers: { 'content-type': 'application/json' }, payload: typeof body === 'string' ? body : JSON.stringify(body),
-})
-
-t.test('through a real server: a 10,000-row body goes to a worker and answers as on the main thread', async t => {
+/** An app on every body's main thread, and a listening one with two worker threads whose tasks are recorded. */
+async function pooledServer (t: Test, tasks: Array<Omit<WorkerTask, 'body'>>) {
   const main = await build(t, { WORKERS: '0' })
   const app = createApp({ env: { WORKERS: '2' } })
   t.teardown(() => app.close())
   const url = await app.listen({ port: 0, host: '127.0.0.1' })
   const run = app.workerPool!.run
-  let taken = 0
-  app.workerPool!.run = (...args) => { taken++; return run(...args) }
+  app.workerPool!.run = (body, task, signal) => { tasks.push(task); return run(body, task, signal) }
+  return { main, app, url }
+}
+
+t.test('through a real server: a 10,000-row body goes to a worker and answers as on the main thread', async t => {
+  const tasks: Array<Omit<WorkerTask, 'body'>> = []
+  const { main, url } = await pooledServer(t, tasks)
   const big = frameOf(10000)
   const ask = (body: unknown) => fetch(`${url}/api/predictions`, { method: 'POST', headers: { 'content-type': PANDAS_SPLIT }, body: JSON.stringify(body) })
   const res = await ask(big)
   t.equal(res.status, 200)
   const expected = await post(main, big)
   t.equal(await res.text(), expected.body)
-  t.equal(taken, 1)
+  t.equal(tasks.length, 1)
   // A bad cell in the last row: the same 400, naming row and column.
   const bad = { ...big, data: big.data.map((r, i) => i === 9999 ? r.map((v, c) => c === 7 ? 'oops' : v) : r) }
   const refused = await ask(bad)
@@ -39,17 +41,12 @@ t.test('through a real server: a 10,000-row body goes to a worker and answers as
   t.match(JSON.parse(text).message, new RegExp(`^row 9999, column "${big.columns[7]}": "oops" is not a number`))
   // A small body stays on the main thread.
   t.equal((await ask(splitFrame([attack]))).status, 200)
-  t.equal(taken, 2)
+  t.equal(tasks.length, 2)
 })
 
 t.test('through a real server: 6 MB bodies to /api/scores and /invocations go to a worker and answer as on the main thread', async t => {
-  const main = await build(t, { WORKERS: '0' })
-  const app = createApp({ env: { WORKERS: '2' } })
-  t.teardown(() => app.close())
-  const url = await app.listen({ port: 0, host: '127.0.0.1' })
-  const run = app.workerPool!.run
-  const shapes: string[] = []
-  app.workerPool!.run = (body, task, signal) => { shapes.push(`${task.json ?? 'split'}/${task.answer ?? 'predictions'}`); return run(body, task, signal) }
+  const tasks: Array<Omit<WorkerTask, 'body'>> = []
+  const { main, app, url } = await pooledServer(t, tasks)
   const big = frameOf(10000)
   const ask = (path: string, body: unknown) => fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
   const mainAsk = (path: string, body: unknown) => postTo(main, path, body)
@@ -71,7 +68,7 @@ t.test('through a real server: 6 MB bodies to /api/scores and /invocations go to
   const refused = await ask('/invocations', bad)
   t.equal(refused.status, 400)
   t.equal(await refused.text(), (await mainAsk('/invocations', bad)).body)
-  t.same(shapes, ['split/scores', 'mlflow/predictions', 'mlflow/predictions', 'mlflow/predictions'])
+  t.same(tasks.map(task => `${task.json ?? 'split'}/${task.answer ?? 'predictions'}`), ['split/scores', 'mlflow/predictions', 'mlflow/predictions', 'mlflow/predictions'])
 })
 
 t.test('through a real server: /api/explanations refuses a body over EXPLAIN_BODY_LIMIT unread, naming the limit', async t => {

@@ -7,7 +7,7 @@ import { createApp } from '../app.js'
 import { MAX_JSON_DEPTH } from '../input/body.js'
 import { createWorkerPool } from '../workers/pool.js'
 import { projectRoot } from '../project.js'
-import { build, examples, parity, post, splitFrame } from './helper.js'
+import { build, examples, parity, post, splitFrame, postTo } from './helper.js'
 import { snsServer } from './support/sns.js'
 
 const { benign, attack } = examples
@@ -87,11 +87,6 @@ t.test('random frames, valid or not, answer the same on both paths', async t => 
       const [a, b] = [await post(main, body), await post(pooled, body)]
       return a.statusCode === b.statusCode && a.body === b.body
     }), { numRuns: 60 })
-})
-
-/** POSTs a body (a value, or raw text) as JSON to a route of an app. */
-const postTo = (app: typeof main, url: string, body: unknown) => app.inject({
-  method: 'POST', url, headers: { 'content-type': 'application/json' }, payload: typeof body === 'string' ? body : JSON.stringify(body),
 })
 
 t.test('/api/scores: the pool answers every body as the main thread does (scores, predictions, unfamiliarity; each error)', async t => {
