@@ -55,21 +55,10 @@ function classifierMetrics (fastify: FastifyInstance, registry: Registry) {
 function notificationMetrics (fastify: FastifyInstance, registry: Registry) {
   // Notification counters live in the publisher; these read them at scrape time.
   const sns = () => fastify.notifications.stats().sns
-  const seen: Record<string, number> = {}
-  new Counter({ // eslint-disable-line no-new
-    name: 'mlids_notifications_total',
-    help: 'SNS notifications by outcome: published, retried, spilled (left on disk), dead_lettered, dead_letter_refused (not kept: the dead-letter file is full), replayed, lost',
-    labelNames: ['outcome'],
-    registers: [registry],
-    collect () {
-      const stats = sns()
-      if (stats === null) return
-      for (const outcome of ['published', 'retried', 'spilled', 'dead_lettered', 'dead_letter_refused', 'replayed', 'lost'] as const) {
-        this.inc({ outcome }, stats[outcome] - (seen[outcome] ?? 0))
-        seen[outcome] = stats[outcome]
-      }
-    },
-  })
+  outcomeCounter(registry, 'mlids_notifications_total',
+    'SNS notifications by outcome: published, retried, spilled (left on disk), dead_lettered, dead_letter_refused (not kept: the dead-letter file is full), replayed, lost',
+    ['published', 'retried', 'spilled', 'dead_lettered', 'dead_letter_refused', 'replayed', 'lost'], sns)
+  let failuresSeen = 0
   new Counter({ // eslint-disable-line no-new
     name: 'mlids_notifications_spill_write_failures_total',
     help: 'Journal/spill writes that failed: disk full, read-only or missing folder, over NOTIFY_SPILL_MAX_BYTES',
@@ -77,8 +66,8 @@ function notificationMetrics (fastify: FastifyInstance, registry: Registry) {
     collect () {
       const stats = sns()
       if (stats === null) return
-      this.inc(stats.spill_write_failures - (seen.spill_write_failures ?? 0))
-      seen.spill_write_failures = stats.spill_write_failures
+      this.inc(stats.spill_write_failures - failuresSeen)
+      failuresSeen = stats.spill_write_failures
     },
   })
   const gauge = (name: string, help: string, read: (stats: NonNullable<ReturnType<typeof sns>>) => number) =>
@@ -119,17 +108,29 @@ function driftMetrics (fastify: FastifyInstance, registry: Registry) {
 
 /** Operational requests by how the pacer took them: a flood of /health or /metrics shows here. */
 function probeMetrics (fastify: FastifyInstance, registry: Registry) {
-  const seen: Record<string, number> = {}
+  outcomeCounter(registry, 'mlids_probe_requests_total',
+    'Probe and scrape requests by how the pacer (PROBES_PER_SECOND) took them: immediate, waited, refused (queue full), dropped (client gone while waiting)',
+    ['immediate', 'waited', 'refused', 'dropped'], () => fastify.probePacer.counts)
+}
+
+/**
+ * A counter labelled by `outcome` whose values are totals kept elsewhere (the publisher's stats, the
+ * pacer's counts), read at scrape time: prom-client counters only take increments, so each scrape adds
+ * what changed since the last. `read` answers null while there is nothing to count.
+ */
+function outcomeCounter<K extends string> (registry: Registry, name: string, help: string, outcomes: readonly K[], read: () => Record<K, number> | null) {
+  const seen = new Map<K, number>()
   new Counter({ // eslint-disable-line no-new
-    name: 'mlids_probe_requests_total',
-    help: 'Probe and scrape requests by how the pacer (PROBES_PER_SECOND) took them: immediate, waited, refused (queue full), dropped (client gone while waiting)',
+    name,
+    help,
     labelNames: ['outcome'],
     registers: [registry],
     collect () {
-      const counts = fastify.probePacer.counts
-      for (const outcome of ['immediate', 'waited', 'refused', 'dropped'] as const) {
-        this.inc({ outcome }, counts[outcome] - (seen[outcome] ?? 0))
-        seen[outcome] = counts[outcome]
+      const totals = read()
+      if (totals === null) return
+      for (const outcome of outcomes) {
+        this.inc({ outcome }, totals[outcome] - (seen.get(outcome) ?? 0))
+        seen.set(outcome, totals[outcome])
       }
     },
   })
