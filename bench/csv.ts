@@ -15,6 +15,7 @@ import { csvToFrame } from '../input/csv.js'
 import { snakeCase } from '../classifier/features.js'
 import { projectRoot } from '../project.js'
 import { frameOf } from './flows.js'
+import { holdMeter } from './service.js'
 
 const TARGET_BYTES = 6 * 1024 * 1024
 const RUNS = 5
@@ -38,22 +39,14 @@ async function measure (fn: () => unknown) {
   let best = Infinity
   let worst = 0
   for (let i = 0; i < RUNS; i++) {
-    // A 1 ms ticker: the longest gap between its ticks is the longest hold.
-    let last = performance.now()
-    let held = 0
-    const ticker = setInterval(() => {
-      const now = performance.now()
-      held = Math.max(held, now - last)
-      last = now
-    }, 1)
+    const meter = holdMeter()
     await new Promise(resolve => setTimeout(resolve, 5))
-    last = performance.now()
+    meter.restart()
     const started = performance.now()
     await fn()
     best = Math.min(best, performance.now() - started)
     await new Promise(resolve => setTimeout(resolve, 5))
-    clearInterval(ticker)
-    worst = Math.max(worst, held)
+    worst = Math.max(worst, meter.stop())
   }
   return { best_ms: Math.round(best), longest_hold_ms: Math.round(worst) }
 }

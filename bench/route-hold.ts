@@ -8,6 +8,7 @@
  */
 import { createApp } from '../app.js'
 import { frameOf } from './flows.js'
+import { holdMeter } from './service.js'
 
 const app = createApp({ env: { WORKERS: '1', LOG_LEVEL: 'warn' } })
 const url = await app.listen({ port: 0, host: '127.0.0.1' })
@@ -27,17 +28,10 @@ for (const [shape, path, body] of shapes) {
   let worst = 0
   let status = ''
   for (let run = 0; run < 5; run++) {
-    let last = performance.now()
-    let gap = 0
-    const timer = setInterval(() => {
-      const now = performance.now()
-      gap = Math.max(gap, now - last)
-      last = now
-    }, 1)
+    const meter = holdMeter()
     const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
     const text = await res.text()
-    clearInterval(timer)
-    worst = Math.max(worst, gap)
+    worst = Math.max(worst, meter.stop())
     status = `${res.status} ${/"code":"([A-Z_]+)"/.exec(text)?.[1] ?? ''}`.trim()
   }
   rows.push({ shape, path, MB: (body.length / 1e6).toFixed(1), status, worstGapMs: Math.round(worst) })

@@ -20,3 +20,24 @@ export async function untilReady (url: string, name: string, attempts: number): 
     await new Promise(resolve => setTimeout(resolve, 50))
   }
 }
+
+/**
+ * A 1 ms ticker on this process's event loop: the longest gap between its ticks is the longest the loop
+ * was held. `restart()` starts the gap anew (after a warm-up); `stop()` ends it and answers the gap (ms).
+ */
+export function holdMeter () {
+  let last = performance.now()
+  let held = 0
+  const ticker = setInterval(() => {
+    const now = performance.now()
+    held = Math.max(held, now - last)
+    last = now
+  }, 1)
+  return {
+    restart () { last = performance.now() },
+    stop () {
+      clearInterval(ticker)
+      return held
+    },
+  }
+}
