@@ -9,7 +9,7 @@ export default [
   },
   // Folders depend one way: the classifier knows nothing of HTTP, input or notifications; input knows
   // nothing of the workers or notifications; only workers/ (and the plugins and routes that wire the
-  // app) bring them together. A wrong arrow fails `npm run lint` (test/boundaries.test.ts shows it).
+  // app) bring them together. A wrong arrow fails `npm run lint` (test/unit/boundaries.test.ts shows it).
   {
     files: ['classifier/**/*.ts'],
     rules: {

@@ -14,7 +14,7 @@ import type { MessageAttributeValue, PublishBatchInput } from '@aws-sdk/client-s
  * Everything else is the SDK's: `Action` and `Version`, the endpoint, headers and the HTTP request
  * come from its own serializeRequest (called without the members); the answer, errors, signing and
  * retries are untouched. An input with something this builder does not write (a binary attribute
- * value, a member it does not know) goes to the SDK's serializer whole. test/sns-query.test.ts proves
+ * value, a member it does not know) goes to the SDK's serializer whole. test/unit/sns-query.test.ts proves
  * the bytes equal the SDK's over random inputs.
  *
  * One difference, on purpose: after a value it cannot encode (a lone surrogate), the SDK's serializer

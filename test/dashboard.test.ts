@@ -45,7 +45,7 @@ t.test('the page needs no key, the API behind it does', async t => {
 /** The service on a real port, and headless Chromium on the dashboard, watching what the page does. */
 async function openDashboard (t: Test, env: Record<string, string> = {}) {
   // No load shedding on event-loop delay: on a busy test machine a starved service would answer the page
-  // 503 and its retries back off past the test's waits; shedding is tested in test/hardening.test.ts.
+  // 503 and its retries back off past the test's waits; shedding is tested in test/app/hardening.test.ts.
   const app = createApp({ env: { PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0', ...env } })
   t.teardown(() => app.close())
   const url = await app.listen({ port: 0, host: '127.0.0.1' })

@@ -8,7 +8,7 @@ import { defaultModelDir } from '../classifier/model.js'
 /**
  * The app as the server builds it, on the given environment (nothing from process.env), closed at
  * teardown. SNS calls run inline unless a test asks for NOTIFY_SENDER=thread: the calls and the wire are
- * the same (test/sender-thread.test.ts runs both), and a thread per app would cost every test its start.
+ * the same (test/app/sender-thread.test.ts runs both), and a thread per app would cost every test its start.
  */
 export async function build (t: Test, env: NodeJS.ProcessEnv = {}) {
   const app = createApp({ env: { NOTIFY_SENDER: 'inline', ...env } })
