@@ -3,6 +3,7 @@ import { awsClientConfig } from '../aws-clients.js'
 import type { Config } from '../schemas/config.js'
 import type { Notification } from './message.js'
 import { SnsQueryProtocol } from './sns-query.js'
+import { handlerConfig, leanStack } from './sns-stack.js'
 
 /** SNS's limits: 10 entries per PublishBatch, 256 KiB per message and per batch (body plus attributes). */
 export const MAX_BATCH_ENTRIES = 10
@@ -48,7 +49,7 @@ const attributesOf = (n: Notification): Record<string, MessageAttributeValue> =>
  * the benchmark's comparison).
  */
 export function createSnsClient (config: Config & { AWS_SNS_PREDICTIONS_TOPIC: string }, opts: { sdkSerializer?: boolean } = {}) {
-  return new SNSClient({
+  const client = new SNSClient({
     ...(opts.sdkSerializer === true ? {} : { protocol: SnsQueryProtocol }),
     ...awsClientConfig(config, {
       region: config.AWS_REGION ?? config.AWS_SNS_PREDICTIONS_TOPIC.split(':')[3],
@@ -63,6 +64,7 @@ export function createSnsClient (config: Config & { AWS_SNS_PREDICTIONS_TOPIC: s
     // Retries are the publisher's own: it knows about batches, the journal and shutdown.
     maxAttempts: 1,
   })
+  return opts.sdkSerializer === true ? client : leanStack(client)
 }
 
 /**
@@ -75,18 +77,19 @@ export function createSender (client: SNSClient, topicArn: string): Sender {
   // the handler is resolved once per operation and signal (the publisher has one signal) and reused, as
   // the SDK's own `cacheMiddleware` option does for calls without options. The stack, the client's
   // config and so signing, endpoint and errors are the same.
+  const configuration = handlerConfig(client)
   let publishHandler: { signal: AbortSignal, run: (c: PublishCommand) => Promise<PublishCommandOutput> } | undefined
   let batchHandler: { signal: AbortSignal, run: (c: PublishBatchCommand) => Promise<PublishBatchCommandOutput> } | undefined
   const publish = (command: PublishCommand, signal: AbortSignal) => {
     if (publishHandler?.signal !== signal) {
-      const handler = command.resolveMiddleware(client.middlewareStack, client.config, { abortSignal: signal })
+      const handler = command.resolveMiddleware(client.middlewareStack, configuration, { abortSignal: signal })
       publishHandler = { signal, run: c => handler(c).then(r => r.output) }
     }
     return publishHandler.run(command)
   }
   const publishBatch = (command: PublishBatchCommand, signal: AbortSignal) => {
     if (batchHandler?.signal !== signal) {
-      const handler = command.resolveMiddleware(client.middlewareStack, client.config, { abortSignal: signal })
+      const handler = command.resolveMiddleware(client.middlewareStack, configuration, { abortSignal: signal })
       batchHandler = { signal, run: c => handler(c).then(r => r.output) }
     }
     return batchHandler.run(command)
