@@ -7,11 +7,18 @@
  * one-row messages in a PublishBatch) and the floor per KB for the same bytes (encodeURIComponent and
  * SHA-256 of the encoded form, in this process).
  *
- *   npm run bench:sns                       # 3,000 calls per case
+ * Then the same PublishBatch of 10 one-row messages (what 1,000 one-row requests a second make, 100
+ * times a second) at a fixed pace instead of back to back, through the service's client and through a
+ * bare signed POST (node:http and node:crypto, the same form and SigV4): what a call costs at the pace a
+ * deployment sees, and what of it any client would pay.
+ *
+ *   npm run bench:sns                       # 3,000 calls per case, then 5 s at 100 calls/s
+ *   npm run bench:sns -- --rate 50 --seconds 10
  *   node --cpu-prof dist/bench/sns.js       # and a CPU profile of where the time goes
  */
 import { spawn } from 'node:child_process'
-import { createHash } from 'node:crypto'
+import { createHash, createHmac } from 'node:crypto'
+import { Agent, request } from 'node:http'
 import { once, setMaxListeners } from 'node:events'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -19,12 +26,15 @@ import { projectRoot } from '../project.js'
 import { notificationsFor, type Notification } from '../notifications/message.js'
 import { PublishBatchCommand, PublishCommand, type SNSClient } from '@aws-sdk/client-sns'
 import { createSender, createSnsClient, type Sender } from '../notifications/sender.js'
+import { encodeQueryValue } from '../notifications/sns-query.js'
 import type { Config } from '../schemas/config.js'
 import type { PandasSplitFrame } from '../schemas/predictions.js'
 import { frameOf } from './flows.js'
 
-const { values } = parseArgs({ options: { calls: { type: 'string' } } })
+const { values } = parseArgs({ options: { calls: { type: 'string' }, rate: { type: 'string' }, seconds: { type: 'string' } } })
 const calls = Number(values.calls ?? 3000)
+const rate = Number(values.rate ?? 100)
+const seconds = Number(values.seconds ?? 5)
 const stubs = spawn(process.execPath, [join(projectRoot(), 'dist', 'bench', 'stubs.js')], { stdio: ['ignore', 'pipe', 'inherit'] })
 const [line] = await once(stubs.stdout!, 'data') as [Buffer]
 const ports = JSON.parse(line.toString().split('\n')[0]) as { sns: number }
@@ -129,4 +139,84 @@ const summary = {
   lean: { us_per_kb: round(perKb('lean')), us_per_call: Math.round(results.lean[cases[0].name]), x_floor: round(perKb('lean') / floor) },
 }
 console.log(JSON.stringify(summary))
+
+/**
+ * A PublishBatch as a bare signed POST: the Query form (as sns-query.ts writes it), SHA-256 of it,
+ * SigV4's canonical request, string to sign and one HMAC with a signing key derived once (as the SDK
+ * caches it), a keep-alive socket, the answer read whole. Not a client (no retries, no errors, no
+ * credential refresh): the floor a call costs in this process whatever the client.
+ */
+function bareSender (): Sender {
+  const agent = new Agent({ keepAlive: true, maxSockets: 16 })
+  const host = `127.0.0.1:${ports.sns}`
+  const signingKey = createHmac('sha256', 'AWS4bench').update('derived once').digest()
+  return {
+    async send (batch) {
+      let form = `Action=PublishBatch&TopicArn=${encodeQueryValue(topic)}`
+      batch.forEach((n, i) => {
+        const entry = `&PublishBatchRequestEntries.member.${i + 1}.`
+        form += `${entry}Id=${i}${entry}Message=${encodeQueryValue(n.message)}`
+        Object.entries(n.attributes).forEach(([name, value], k) => {
+          const attribute = `${entry}MessageAttributes.entry.${k + 1}.`
+          form += `${attribute}Name=${name}${attribute}Value.DataType=${name === 'rows' ? 'Number' : 'String'}${attribute}Value.StringValue=${encodeQueryValue(String(value))}`
+        })
+      })
+      const body = Buffer.from(`${form}&Version=2010-03-31`)
+      const date = new Date().toISOString().replace(/[:-]|\.\d{3}/g, '')
+      const scope = `${date.slice(0, 8)}/us-east-1/sns/aws4_request`
+      const canonical = `POST\n/\n\ncontent-type:application/x-www-form-urlencoded\nhost:${host}\nx-amz-date:${date}\n\ncontent-type;host;x-amz-date\n${createHash('sha256').update(body).digest('hex')}`
+      const signature = createHmac('sha256', signingKey).update(`AWS4-HMAC-SHA256\n${date}\n${scope}\n${createHash('sha256').update(canonical).digest('hex')}`).digest('hex')
+      const answer = await new Promise<string>((resolve, reject) => {
+        const req = request({
+          host: '127.0.0.1',
+          port: ports.sns,
+          method: 'POST',
+          path: '/',
+          agent,
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': body.length, 'x-amz-date': date, authorization: `AWS4-HMAC-SHA256 Credential=AKIDBENCH/${scope}, SignedHeaders=content-type;host;x-amz-date, Signature=${signature}` },
+        }, res => {
+          let text = ''
+          res.setEncoding('utf8')
+          res.on('data', chunk => { text += chunk })
+          res.on('end', () => resolve(text))
+        })
+        req.on('error', reject)
+        req.end(body)
+      })
+      if (!answer.includes('<Successful>')) throw new Error(`not answered: ${answer.slice(0, 200)}`)
+      return batch.map(() => ({ status: 'published' as const }))
+    },
+    async close () { agent.destroy() },
+  }
+}
+
+// At a fixed pace: CPU per call when calls come `rate` a second, not back to back.
+const paced = cases[1]
+const pace: Record<string, number> = {}
+for (const [variant, make] of [['lean', senders.lean], ['bare POST', bareSender]] as Array<[string, () => Sender]>) {
+  const sender = make()
+  const aborter = new AbortController()
+  setMaxListeners(0, aborter.signal)
+  for (let i = 0; i < 500; i++) await sender.send(paced.batch, aborter.signal) // warm-up, back to back
+  let done = 0
+  const cpu = process.cpuUsage()
+  const started = performance.now()
+  await new Promise<void>((resolve, reject) => {
+    let sent = 0
+    const tick = setInterval(() => {
+      // As many calls as the pace asks by now: timers may fire late, the pace holds on average.
+      const due = Math.floor((performance.now() - started) / 1000 * rate)
+      for (; sent < due; sent++) sender.send(paced.batch, aborter.signal).then(() => { done++ }, reject)
+      if (performance.now() - started >= seconds * 1000) {
+        clearInterval(tick)
+        const wait = setInterval(() => { if (done === sent) { clearInterval(wait); resolve() } }, 5)
+      }
+    }, 5)
+  })
+  const used = process.cpuUsage(cpu)
+  pace[variant] = Math.round((used.user + used.system) / done)
+  console.log(JSON.stringify({ case: `${paced.name}, ${rate} calls/s`, client: variant, calls: done, cpu_us_per_call: pace[variant] }))
+  await sender.close()
+}
+console.log(JSON.stringify({ paced_calls_per_s: rate, lean_us_per_call: pace.lean, bare_post_us_per_call: pace['bare POST'], lean_x_bare: round(pace.lean / pace['bare POST']) }))
 stubs.kill('SIGTERM')
