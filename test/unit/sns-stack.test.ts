@@ -1,15 +1,15 @@
 import t from 'tap'
-import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { setMaxListeners } from 'node:events'
 import type { ServerResponse } from 'node:http'
-import { ListTopicsCommand, PublishBatchCommand, PublishCommand, SNSClient, type SNSClientConfig } from '@aws-sdk/client-sns'
-import { SignatureV4 } from '@smithy/signature-v4'
 import { HttpRequest } from '@smithy/core/protocols'
+import { ListTopicsCommand, PublishBatchCommand, PublishCommand, SNSClient, type SNSClientConfig } from '@aws-sdk/client-sns'
 import type { Notification } from '../../notifications/message.js'
 import { createSender, createSnsClient } from '../../notifications/sender.js'
 import { SnsQueryProtocol } from '../../notifications/sns-query.js'
 import { handlerConfig, leanStack } from '../../notifications/sns-stack.js'
-import { loopback, type RecordedRequest } from '../support/loopback.js'
+import { loopback } from '../support/loopback.js'
+import { signatureMatches } from '../support/sigv4.js'
 import { senderConfig as config, TOPIC } from '../support/notifications.js'
 
 const NS = 'xmlns="http://sns.amazonaws.com/doc/2010-03-31/"'
@@ -32,31 +32,6 @@ const answers: Array<{ name: string, status: number, body: string, headers?: Rec
   { name: '200 with an empty body', status: 200, body: '' },
   { name: '404 with an empty body', status: 404, body: '' },
 ]
-
-/** Node's hash for the signer (an HMAC when given a key). */
-const bytes = (d: string | ArrayBuffer | ArrayBufferView) => typeof d === 'string' ? d : d instanceof ArrayBuffer ? new Uint8Array(d) : new Uint8Array(d.buffer, d.byteOffset, d.byteLength)
-class Sha256 {
-  private readonly hash: Hash | Hmac
-  constructor (key?: string | ArrayBuffer | ArrayBufferView) { this.hash = key === undefined ? createHash('sha256') : createHmac('sha256', bytes(key)) }
-  update (data: string | ArrayBuffer | ArrayBufferView) { this.hash.update(bytes(data)) }
-  async digest () { return new Uint8Array(this.hash.digest()) }
-}
-
-/** Recomputes a request's SigV4 signature from what the server received, with the secret of the key it names. */
-async function signatureMatches (request: RecordedRequest, secretOf: (accessKeyId: string) => string) {
-  const auth = String(request.headers.authorization)
-  const accessKeyId = /Credential=([^/]+)\//.exec(auth)![1]
-  const signed = /SignedHeaders=([^,]+)/.exec(auth)![1].split(';')
-  const headers: Record<string, string> = {}
-  for (const name of signed) headers[name] = String(request.headers[name])
-  const date = String(request.headers['x-amz-date'])
-  const signer = new SignatureV4({ service: 'sns', region: 'eu-west-1', credentials: { accessKeyId, secretAccessKey: secretOf(accessKeyId), sessionToken: headers['x-amz-security-token'] }, sha256: Sha256 })
-  const [host, port] = headers.host.split(':')
-  const resigned = await signer.sign(new HttpRequest({ method: request.method, protocol: 'http:', hostname: host, port: Number(port), path: request.url, headers, body: request.body }), {
-    signingDate: new Date(`${date.slice(0, 4)}-${date.slice(4, 6)}-${date.slice(6, 8)}T${date.slice(9, 11)}:${date.slice(11, 13)}:${date.slice(13, 15)}Z`),
-  })
-  return resigned.headers.authorization === auth
-}
 
 /** An error as a caller sees it: its class, fields, metadata and the answer it came with. */
 function describe (err: unknown) {
