@@ -25,8 +25,8 @@ import { parseArgs } from 'node:util'
 import { projectRoot } from '../project.js'
 import { notificationsFor, type Notification } from '../notifications/message.js'
 import { PublishBatchCommand, PublishCommand, type SNSClient } from '@aws-sdk/client-sns'
-import { createSender, createSnsClient, type Sender } from '../notifications/sender.js'
-import { encodeQueryValue } from '../notifications/sns-query.js'
+import { attributesOf, createSender, createSnsClient, type Sender } from '../notifications/sender.js'
+import { publishBody } from '../notifications/sns-query.js'
 import type { Config } from '../schemas/config.js'
 import type { PandasSplitFrame } from '../schemas/predictions.js'
 import { frameOf } from './flows.js'
@@ -64,13 +64,12 @@ const cases: Array<{ name: string, batch: Notification[] }> = [
 
 /** The SDK as it comes: its Query serializer and client.send per call (the sender before sns-query.ts). */
 function sdkSender (client: SNSClient): Sender {
-  const attributes = (n: Notification) => Object.fromEntries(Object.entries(n.attributes).map(([name, value]) => [name, { DataType: name === 'rows' ? 'Number' : 'String', StringValue: value as string }]))
   return {
     async send (batch, signal) {
       if (batch.length === 1) {
-        await client.send(new PublishCommand({ TopicArn: topic, Message: batch[0].message, MessageAttributes: attributes(batch[0]) }), { abortSignal: signal })
+        await client.send(new PublishCommand({ TopicArn: topic, Message: batch[0].message, MessageAttributes: attributesOf(batch[0]) }), { abortSignal: signal })
       } else {
-        await client.send(new PublishBatchCommand({ TopicArn: topic, PublishBatchRequestEntries: batch.map((n, i) => ({ Id: String(i), Message: n.message, MessageAttributes: attributes(n) })) }), { abortSignal: signal })
+        await client.send(new PublishBatchCommand({ TopicArn: topic, PublishBatchRequestEntries: batch.map((n, i) => ({ Id: String(i), Message: n.message, MessageAttributes: attributesOf(n) })) }), { abortSignal: signal })
       }
       return batch.map(() => ({ status: 'published' as const }))
     },
@@ -141,7 +140,7 @@ const summary = {
 console.log(JSON.stringify(summary))
 
 /**
- * A PublishBatch as a bare signed POST: the Query form (as sns-query.ts writes it), SHA-256 of it,
+ * A PublishBatch as a bare signed POST: the Query form sns-query.ts writes, SHA-256 of it,
  * SigV4's canonical request, string to sign and one HMAC with a signing key derived once (as the SDK
  * caches it), a keep-alive socket, the answer read whole. Not a client (no retries, no errors, no
  * credential refresh): the floor a call costs in this process whatever the client.
@@ -152,16 +151,9 @@ function bareSender (): Sender {
   const signingKey = createHmac('sha256', 'AWS4bench').update('derived once').digest()
   return {
     async send (batch) {
-      let form = `Action=PublishBatch&TopicArn=${encodeQueryValue(topic)}`
-      batch.forEach((n, i) => {
-        const entry = `&PublishBatchRequestEntries.member.${i + 1}.`
-        form += `${entry}Id=${i}${entry}Message=${encodeQueryValue(n.message)}`
-        Object.entries(n.attributes).forEach(([name, value], k) => {
-          const attribute = `${entry}MessageAttributes.entry.${k + 1}.`
-          form += `${attribute}Name=${name}${attribute}Value.DataType=${name === 'rows' ? 'Number' : 'String'}${attribute}Value.StringValue=${encodeQueryValue(String(value))}`
-        })
-      })
-      const body = Buffer.from(`${form}&Version=2010-03-31`)
+      // The bytes the service's client sends (sns-query.ts), without the SDK around them.
+      const entries = batch.map((n, i) => ({ Id: String(i), Message: n.message, MessageAttributes: attributesOf(n) }))
+      const body = publishBody('PublishBatch', { TopicArn: topic, PublishBatchRequestEntries: entries }, 'Action=PublishBatch&Version=2010-03-31')!
       const date = new Date().toISOString().replace(/[:-]|\.\d{3}/g, '')
       const scope = `${date.slice(0, 8)}/us-east-1/sns/aws4_request`
       const canonical = `POST\n/\n\ncontent-type:application/x-www-form-urlencoded\nhost:${host}\nx-amz-date:${date}\n\ncontent-type;host;x-amz-date\n${createHash('sha256').update(body).digest('hex')}`

@@ -37,7 +37,8 @@ function errorCode (err: unknown): string {
   return e.Code ?? e.name ?? e.code ?? 'Error'
 }
 
-const attributesOf = (n: Notification): Record<string, MessageAttributeValue> => {
+/** A notification's attributes as SNS message attributes (`rows` a Number, the rest Strings). */
+export const attributesOf = (n: Notification): Record<string, MessageAttributeValue> => {
   const out: Record<string, MessageAttributeValue> = {}
   for (const [name, value] of Object.entries(n.attributes)) out[name] = { DataType: name === 'rows' ? 'Number' : 'String', StringValue: value as string }
   return out
