@@ -47,20 +47,20 @@ function serdeOf (config: Config) {
 }
 
 /** The SDK's schemaSerializationMiddleware, without the copy of the config. */
-const serializer = (config: Config): SerializeMiddleware<object, object> => (next, context: Context) => async args => {
+const serializer = (config: Config, serde: ReturnType<typeof serdeOf>): SerializeMiddleware<object, object> => (next, context: Context) => async args => {
   const v2 = context.endpointV2
   const endpoint = v2 !== undefined ? async () => toEndpointV1(v2) : config.endpoint!
-  const request = await (config.protocol as unknown as Protocol).serializeRequest(operationOf(context), args.input, { ...serdeOf(config), endpoint })
+  const request = await (config.protocol as unknown as Protocol).serializeRequest(operationOf(context), args.input, { ...serde, endpoint })
   return next({ ...args, request: request as HttpRequest })
 }
 
 const findHeader = (pattern: RegExp, headers: Array<[string, string]>) => headers.find(([name]) => pattern.test(name))?.[1]
 
 /** The SDK's schemaDeserializationMiddleware, without the copy of the config; errors decorated as it does. */
-const deserializer = (config: Config): DeserializeMiddleware<object, object> => (next, context) => async args => {
+const deserializer = (config: Config, serde: ReturnType<typeof serdeOf>): DeserializeMiddleware<object, object> => (next, context) => async args => {
   const { response } = await next(args)
   try {
-    const output = await (config.protocol as unknown as Protocol).deserializeResponse(operationOf(context), serdeOf(config), response as HttpResponse)
+    const output = await (config.protocol as unknown as Protocol).deserializeResponse(operationOf(context), serde, response as HttpResponse)
     return { response, output }
   } catch (err) {
     const error = err as Error & { $metadata?: object, $responseBodyText?: string, $response?: HttpResponse }
@@ -98,8 +98,10 @@ export function leanStack (client: SNSClient): SNSClient {
     signer ??= make(authScheme).catch(err => { signer = undefined; throw err })
     return signer
   }
-  client.middlewareStack.add(serializer(config) as never, serializerMiddlewareOption as never)
-  client.middlewareStack.add(deserializer(config) as never, deserializerMiddlewareOption as never)
+  // The client's serde functions are fixed once it is built: gathered once, not per call.
+  const serde = serdeOf(config)
+  client.middlewareStack.add(serializer(config, serde) as never, serializerMiddlewareOption as never)
+  client.middlewareStack.add(deserializer(config, serde) as never, deserializerMiddlewareOption as never)
   return client
 }
 
