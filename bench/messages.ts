@@ -1,7 +1,8 @@
 /**
- * The event-loop CPU a notified row costs before SNS: building its message (the parsed row written
- * anew with JSON.stringify) and appending it to the journal, per row of 100-row requests of realistic
- * flows (bench/flows.ts), with JSON.parse of the same body for scale.
+ * The event-loop CPU a notified row costs before SNS: building its message (from the client's text of
+ * the row, notifications/row-text.ts, or the parsed row written anew with JSON.stringify where that
+ * text is unknown) and appending it to the journal, per row of 100-row requests of realistic flows
+ * (bench/flows.ts), with JSON.parse of the same body for scale.
  *
  *   npm run bench:messages                  # 2,000 requests per case
  *   npm run bench:messages -- --requests 500
@@ -42,8 +43,11 @@ const dir = mkdtempSync(join(tmpdir(), 'ml-ids-bench-messages-'))
 const journal = createJournal({ dir, maxBytes: 1024 ** 4, segmentBytes: 16 * 1024 * 1024, fsync: false })
 const results: Array<[string, number]> = []
 results.push(['JSON.parse of the body (for scale)', measure(k => { JSON.parse(bodies[k % bodies.length]) })])
+// The same frames as copies: no text is known for them, so their rows are written anew.
+const copies = frames.map(f => ({ ...f }))
 for (const grouping of ['request', 'row'] as const) {
   results.push([`messages, ${grouping} grouping`, measure(k => { notificationsFor(frames[k % frames.length], predictions, 'all', context, grouping) })])
+  results.push([`messages, ${grouping} grouping, rows written anew (JSON.stringify)`, measure(k => { notificationsFor(copies[k % copies.length], predictions, 'all', context, grouping) })])
 }
 const grouped = frames.map(f => notificationsFor(f, predictions, 'all', context, 'request'))
 const single = frames.map(f => notificationsFor(f, predictions, 'all', context, 'row'))

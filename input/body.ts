@@ -9,6 +9,7 @@ import { InvalidInputError, JsonTooDeepError, MlflowBodyError, TooManyRowsError,
 import { checkFrame } from '../classifier/frame.js'
 import { oversizedRow } from '../notifications/sizes.js'
 import { MLFLOW_FIELDS, mlflowRows, mlflowToFrame } from './mlflow.js'
+import { rememberSource } from '../notifications/row-text.js'
 import { MlflowRequest } from '../schemas/mlflow.js'
 
 /**
@@ -69,7 +70,8 @@ const PARSE_OPTIONS = { protoAction: 'error', constructorAction: 'error' } as co
 /**
  * Fastify's default JSON body parser, as a function: same result, same errors; first, nesting past
  * MAX_JSON_DEPTH is refused from a scan of the bytes. `depthChecked`: the main thread's bodies were
- * scanned as they arrived (plugins/app/bodies.ts); a worker's were not.
+ * scanned as they arrived (plugins/app/bodies.ts); a worker's were not. The text is kept beside the
+ * parsed object (rememberSource) until that is dropped.
  */
 export function parseJsonBody (body: Buffer, opts: { depthChecked: boolean }): unknown {
   if (body.length === 0) throw new errorCodes.FST_ERR_CTP_EMPTY_JSON_BODY()
@@ -81,6 +83,8 @@ export function parseJsonBody (body: Buffer, opts: { depthChecked: boolean }): u
   } catch {
     throw new errorCodes.FST_ERR_CTP_INVALID_JSON_BODY()
   }
+  // Its notifications reuse the text of its rows where that is proven to say the same (row-text.ts).
+  rememberSource(parsed, text)
   return parsed
 }
 

@@ -1,6 +1,7 @@
 import type { Config } from '../schemas/config.js'
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
 import { escapedBytes, MAX_SQS_BODY_BYTES, sameStrings, SQS_ENVELOPE_FIXED_BYTES } from './sizes.js'
+import { restatable, rowTexts } from './row-text.js'
 
 export type PredictionLabel = 'attack' | 'benign'
 
@@ -78,19 +79,21 @@ function surelyFits (n: Notification): boolean {
 const labelOf = (p: Prediction): PredictionLabel => p === 1 ? 'attack' : 'benign'
 
 /**
- * A row with its prediction, as JSON: the parsed row written anew (JSON.stringify), never the client's
- * text, so the row announced is the row classified whatever the body's spelling (whitespace, escapes,
- * repeated keys) and a message holds no raw newline. `at` is the request's own `prediction` column,
- * whose value is replaced where it stands (pandas' `df["prediction"] = p`), or -1: appended.
+ * A row with its prediction, as JSON: the parsed row written anew (JSON.stringify), or the client's
+ * own text of it where input/row-text.ts proves that parses to the same values (`text`, and every cell
+ * null or a finite number). Either way the row announced is the row classified whatever the body's
+ * spelling (whitespace, escapes, repeated keys) and a message holds no raw newline. `at` is the
+ * request's own `prediction` column, whose value is replaced where it stands (pandas'
+ * `df["prediction"] = p`), or -1: appended.
  */
-function rowWith (row: readonly unknown[], prediction: Prediction, at: number): string {
+function rowWith (row: readonly unknown[], prediction: Prediction, at: number, text: string | undefined): string {
   if (at >= 0) {
     const copy = row.slice()
     copy[at] = prediction
     return JSON.stringify(copy)
   }
   if (row.length === 0) return `[${prediction}]`
-  const json = JSON.stringify(row)
+  const json = text !== undefined && restatable(row) ? text : JSON.stringify(row)
   return `${json.slice(0, -1)},${prediction}]`
 }
 
@@ -129,13 +132,15 @@ export function notificationsFor (frame: PandasSplitFrame, predictions: readonly
   const at = frame.columns.indexOf('prediction')
   const { columns, headBytes } = columnsOf(frame.columns, at)
   const label = (i: number) => JSON.stringify(frame.index?.[i] ?? i)
+  // A row's own text is reused only where it is appended to: a replaced `prediction` cell is written anew.
+  const texts = at >= 0 ? undefined : rowTexts(frame)
   const out: Notification[] = []
   if (grouping === 'row') {
     for (let i = 0; i < predictions.length; i++) {
       const prediction = predictions[i]
       if (mode === 'attacks' && prediction !== 1) continue
       out.push({
-        message: `{"columns":${columns},"index":[${label(i)}],"data":[${rowWith(frame.data[i], prediction, at)}]}`,
+        message: `{"columns":${columns},"index":[${label(i)}],"data":[${rowWith(frame.data[i], prediction, at, texts?.[i])}]}`,
         attributes: { prediction: labelOf(prediction), model: context.model, request_id: context.requestId },
       })
     }
@@ -165,7 +170,7 @@ export function notificationsFor (frame: PandasSplitFrame, predictions: readonly
     for (let i = 0; i < predictions.length; i++) {
       if (predictions[i] !== prediction) continue
       const l = label(i)
-      const r = rowWith(frame.data[i], prediction, at)
+      const r = rowWith(frame.data[i], prediction, at, texts?.[i])
       // Two commas at most: one before the label, one before the row.
       const size = escapedBytes(l) + escapedBytes(r) + 2
       if (rows.length > 0 && bytes + size > MAX_SQS_BODY_BYTES) flush()

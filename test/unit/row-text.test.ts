@@ -1,0 +1,113 @@
+import t from 'tap'
+import fc from 'fast-check'
+import { parseJsonBody } from '../../input/body.js'
+import { notificationsFor } from '../../notifications/message.js'
+import { rememberSource, rowTexts } from '../../notifications/row-text.js'
+import type { PandasSplitFrame, Prediction } from '../../schemas/predictions.js'
+
+// A row's text is reused in its notification only where that is proven to say what was parsed
+// (notifications/row-text.ts): these tests hold the reuse to "the same values, cell for cell".
+
+/** Equal values, -0 and 0 told apart: what "parses to the same" means here. */
+function sameValues (a: unknown, b: unknown): boolean {
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, k) => sameValues(x, b[k]))
+  if (a !== null && b !== null && typeof a === 'object' && typeof b === 'object') {
+    const keys = Object.keys(a)
+    return keys.length === Object.keys(b).length && keys.every(k => sameValues((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
+  }
+  return Object.is(a, b)
+}
+
+const parse = (text: string) => parseJsonBody(Buffer.from(text), { depthChecked: false }) as PandasSplitFrame
+
+/** A number as clients may spell it, each spelling parsing to the same double. */
+const numberText = fc.oneof(
+  fc.double({ noNaN: true, noDefaultInfinity: true }).chain(v => fc.constantFrom(
+    JSON.stringify(v),
+    v.toExponential(),
+    v.toExponential().toUpperCase(),
+    Number.isInteger(v) && Math.abs(v) < 1e15 ? `${v}.0` : JSON.stringify(v))),
+  fc.integer().map(String),
+  fc.constantFrom('0.0', '-0', '-0.0', '1e400', '-1E+400', '1e-400', '0.30000000000000004', '2000000.0', '1.0E2')
+)
+const stringText = fc.oneof(
+  fc.string({ unit: 'binary', maxLength: 12 }).map(s => JSON.stringify(s)),
+  fc.constantFrom('"21/02/2018 10:15:06"', '"é😀"', '"\\u0041"', '"a\\"b"', '"\\\\"', '""', '"\u2028"')
+)
+const cellText = fc.oneof({ weight: 4, arbitrary: numberText }, { weight: 1, arbitrary: fc.constant('null') }, { weight: 1, arbitrary: stringText })
+const gap = fc.constantFrom('', '', '', ' ', '\n', '\r\n\t')
+
+/** A body's text: rows of cells as spelt, gaps where JSON allows them, decoys JSON.parse drops or ignores. */
+const bodyText = fc.record({
+  rows: fc.array(fc.array(cellText, { maxLength: 6 }), { maxLength: 6 }),
+  gaps: fc.array(gap, { minLength: 1, maxLength: 4 }),
+  decoy: fc.constantFrom('none', 'earlier data', 'nested data', 'escaped key', 'later data'),
+}).map(({ rows, gaps, decoy }) => {
+  let k = 0
+  const g = () => gaps[k++ % gaps.length]
+  const data = `[${g()}${rows.map(row => `[${g()}${row.join(`${g()},${g()}`)}${g()}]`).join(`,${g()}`)}${g()}]`
+  const keys = [`"columns"${g()}:${g()}["a","b"]`, `"data"${g()}:${g()}${data}`]
+  if (decoy === 'earlier data') keys.unshift('"data":[[1,2],[3]]')
+  if (decoy === 'nested data') keys.unshift('"meta":{"data":[[9]],"s":"]\\"}"}')
+  if (decoy === 'escaped key') keys.push('"d\\u0061ta":[[7,7]]')
+  if (decoy === 'later data') keys.push('"data":[[5,"x"],[6]]')
+  return `${g()}{${g()}${keys.join(`,${g()}`)}${g()}}${g()}`
+})
+
+t.test('property: a reused row text parses to the parsed row, cell for cell', async t => {
+  let reused = 0
+  let rows = 0
+  fc.assert(fc.property(bodyText, text => {
+    const frame = parse(text)
+    const texts = rowTexts(frame)
+    if (texts === undefined) return true
+    if (texts.length !== frame.data.length) return false
+    texts.forEach((row, i) => {
+      rows++
+      if (row === undefined) return
+      reused++
+      if (!sameValues(JSON.parse(row), frame.data[i])) throw new Error(`row ${i}: ${row} is not ${JSON.stringify(frame.data[i])}`)
+    })
+    return true
+  }), { numRuns: 3000 })
+  // Compact bodies are most of those drawn: most rows must have been reused, or the test proves nothing.
+  t.ok(reused > rows / 4, `${reused} of ${rows} rows reused`)
+})
+
+t.test('property: notifications built from the text say what those written anew say', async t => {
+  const predictions = [1, 0, 1, 1, 0, 0] as Prediction[]
+  let differentSpelling = 0
+  fc.assert(fc.property(bodyText, fc.constantFrom('row', 'request') as fc.Arbitrary<'row' | 'request'>, (text, grouping) => {
+    const frame = parse(text)
+    // A copy is not the object the text was kept for: its rows are written anew with JSON.stringify.
+    const anew = notificationsFor({ ...frame }, predictions.slice(0, frame.data.length), 'all', { model: 'm', requestId: 'r' }, grouping)
+    const reused = notificationsFor(frame, predictions.slice(0, frame.data.length), 'all', { model: 'm', requestId: 'r' }, grouping)
+    if (reused.length !== anew.length) return false
+    reused.forEach((n, k) => {
+      if (n.message !== anew[k].message) differentSpelling++
+      if (/[\n\r]/.test(n.message)) throw new Error(`a raw newline in ${n.message}`)
+      if (!sameValues(JSON.parse(n.message), JSON.parse(anew[k].message)) || !sameValues(n.attributes, anew[k].attributes)) {
+        throw new Error(`${n.message} is not ${anew[k].message}`)
+      }
+    })
+    return true
+  }), { numRuns: 2000 })
+  t.ok(differentSpelling > 0, `${differentSpelling} messages kept a client's spelling`)
+})
+
+t.test('what is reused and what is written anew', async t => {
+  const messageOf = (text: string) => notificationsFor(parse(text), [1], 'all', { model: 'm', requestId: 'r' }, 'request')[0].message
+  t.equal(messageOf('{"columns":["a","b"],"data":[[0.0,"21/02/2018 10:15:06"]]}'), '{"columns":["a","b","prediction"],"index":[0],"data":[[0.0,"21/02/2018 10:15:06",1]]}',
+    'a compact row keeps its spelling (pandas writes 0.0)')
+  t.equal(messageOf('{"columns":["a","b"],"data":[[0.0, 2]]}'), '{"columns":["a","b","prediction"],"index":[0],"data":[[0,2,1]]}', 'whitespace in a row: written anew')
+  t.equal(messageOf('{"columns":["a","b"],"data":[[-0,1e400]]}'), '{"columns":["a","b","prediction"],"index":[0],"data":[[0,null,1]]}', '-0 and an overflowing number: written anew')
+  t.equal(messageOf('{"columns":["a"],"data":[["\\u0041"]]}'), '{"columns":["a","prediction"],"index":[0],"data":[["A",1]]}', 'an escape in a string: written anew')
+  t.equal(messageOf('{"columns":["a"],"data":[[1.50]],"d\\u0061ta":[[2.50]]}'), '{"columns":["a","prediction"],"index":[0],"data":[[2.5,1]]}',
+    'an escaped key (JSON.parse\'s last data): no row of the body reused')
+  t.equal(messageOf('{"data":[[1.50]],"columns":["a"],"data":[[2.50]]}'), '{"columns":["a","prediction"],"index":[0],"data":[[2.50,1]]}', 'repeated keys: the last data, as JSON.parse')
+  t.equal(messageOf('{"columns":["prediction"],"data":[[0.50]]}'), '{"columns":["prediction"],"index":[0],"data":[[1]]}', 'a prediction column of its own: written anew')
+  t.equal(rowTexts({ data: [[1]] }), undefined, 'a frame built in code has no text')
+  const frame = { columns: ['a'], data: [[1], [2]] }
+  rememberSource(frame, '{"columns":["a"],"data":[[1]]}')
+  t.equal(rowTexts(frame), undefined, 'a text with another number of rows than parsed vouches for none')
+})
