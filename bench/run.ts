@@ -19,7 +19,7 @@ import { ratiosOf } from './ratios.js'
 import { frameOf } from './flows.js'
 import { freePort, untilReady } from './service.js'
 
-const USAGE = `usage: npm run bench -- [--short | --duration <s>] [--only <text>] [--profile]
+const USAGE = `usage: npm run bench -- [--short | --duration <s>] [--warmup <s>] [--only <text>] [--profile]
 
 Drives the service over loopback (SageMaker and SNS are stand-ins) and prints, per scenario, req/s,
 rows/s, latency, errors and peak memory, then the ratios between the scenarios that ran; writes the
@@ -27,6 +27,8 @@ results as JSON to bench/results/.
 
   --duration <s>   seconds per scenario (default 10)
   --short          3 s per scenario, for a quick check
+  --warmup <s>     seconds of flat-out load before measuring each scenario (default 5, or half the
+                   duration when longer): the JIT is still compiling the service's code for seconds
   --only <text>    only the scenarios whose name contains <text> (the limit of the machine always
                    runs); \`--only mixed\`: only the mixed scenario, 1-row requests alone and beside
                    10,000-row ones, with 0, 1, 2 and all worker threads
@@ -34,14 +36,21 @@ results as JSON to bench/results/.
   -h, --help       this text
 `
 const { values } = commandLine('bench', USAGE, {
-  options: { short: { type: 'boolean' }, duration: { type: 'string' }, profile: { type: 'boolean' }, only: { type: 'string' } },
+  options: { short: { type: 'boolean' }, duration: { type: 'string' }, warmup: { type: 'string' }, profile: { type: 'boolean' }, only: { type: 'string' } },
 })
 const duration = Number(values.duration ?? (values.short ? 3 : 10))
 if (!(duration > 0)) {
   console.error(`bench: --duration ${values.duration} is not a positive number of seconds (see bench --help)`)
   process.exit(2)
 }
-const warmup = Math.max(1, Math.round(duration / 4))
+// Long enough for V8 to finish optimising the service's code: measured at a fixed load right after a
+// 1 s warm-up, its compiler threads still took 60-100 µs per 1-row request (gone with
+// --no-concurrent-recompilation), which a deployment running for hours does not pay.
+const warmup = Number(values.warmup ?? Math.max(5, Math.round(duration / 2)))
+if (!(warmup >= 0)) {
+  console.error(`bench: --warmup ${values.warmup} is not a number of seconds (see bench --help)`)
+  process.exit(2)
+}
 const root = projectRoot()
 const results = join(root, 'bench', 'results')
 mkdirSync(results, { recursive: true })
@@ -74,6 +83,21 @@ async function startService (env: NodeJS.ProcessEnv, name: string) {
 /** Bytes of notifications left on disk (journal segments, `journal-<n>.rec`, or of the earlier `.jsonl` format) in a data folder. */
 function spillBytes (dir: string): number {
   return readdirSync(dir).filter(f => /^journal-\d+\.(rec|jsonl)$/.test(f)).reduce((sum, f) => sum + statSync(join(dir, f)).size, 0)
+}
+
+/**
+ * Until the service has published every notification it was given (none queued, in flight or left on
+ * disk unpublished): a flat-out phase leaves a backlog SNS's stand-in takes seconds to absorb, whose
+ * publishing would otherwise be counted against the next phase's rows. Gives up after a minute.
+ */
+async function settled (url: string): Promise<void> {
+  const deadline = Date.now() + 60_000
+  while (Date.now() < deadline) {
+    const { sns } = await (await fetch(`${url}/api/notifications/stats`)).json() as { sns: { queued: number, in_flight: number, oldest_unpublished_seconds: number } | null }
+    if (sns === null || (sns.queued === 0 && sns.in_flight === 0 && sns.oldest_unpublished_seconds === 0)) return
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  console.error(`bench: ${url} still had notifications to publish after a minute; measuring anyway`)
 }
 
 async function stop (child: ChildProcess) {
@@ -203,7 +227,8 @@ try {
       const target = scenario.limit ? await startScript('limit.js') : await startService(scenario.env ?? {}, label)
       const url = 'url' in target ? target.url : `http://127.0.0.1:${target.info.port}`
       const body = JSON.stringify(frameOf(rows))
-      await load(url, body, scenario.connections, warmup)
+      if (warmup > 0) await load(url, body, scenario.connections, warmup)
+      if (!scenario.limit) await settled(url)
       const cpuNow = () => [cpuSeconds(target.child.pid!), cpuSeconds(target.child.pid!, true), cpuSeconds(stubs.child.pid!)]
       const perRow = (before: number[], after: number[], flows: number): CpuPerRow =>
         ({ service_us: usPerRow(before[0], after[0], flows), main_thread_us: usPerRow(before[1], after[1], flows), stand_ins_us: usPerRow(before[2], after[2], flows) })
@@ -216,7 +241,7 @@ try {
         const cpuAtEnd = cpuNow()
         const answered = Math.round(fixed['2xx'] / duration)
         fixedLoad = { offered_req_per_s: rate, req_per_s: answered, p50_ms: fixed.latency.p50, p99_ms: fixed.latency.p99, cpu_per_row: perRow(cpuAtStart, cpuAtEnd, fixed['2xx'] * rows), saturated: answered < rate * 0.95 }
-        if (!scenario.limit) await new Promise(resolve => setTimeout(resolve, 500))
+        if (!scenario.limit) await settled(url)
       }
       const before = await counts()
       const cpuBefore = cpuNow()
