@@ -63,6 +63,14 @@ export function createQueue<E extends QueueEntry> (opts: QueueOptions<E>) {
     return batch
   }
 
+  /** Whether a lane's entries fill a call: 10 of them, or more than 256 KiB together. */
+  function fillsACall (lane: E[]): boolean {
+    if (lane.length >= MAX_BATCH_ENTRIES) return true
+    let bytes = 0
+    for (const entry of lane) if ((bytes += entry.bytes) > MAX_PAYLOAD_BYTES) return true
+    return false
+  }
+
   function start (batch: E[], fromReplay: boolean): void {
     inFlight += batch.length
     calls++
@@ -79,8 +87,8 @@ export function createQueue<E extends QueueEntry> (opts: QueueOptions<E>) {
     const now = Date.now()
     if (now < pausedUntil) return schedule(pausedUntil - now)
     let wakeAt = Infinity
-    // Live first: a few notifications that have not waited long wait for company.
-    const lingering = !flushing && live.length > 0 && live.length < MAX_BATCH_ENTRIES && now - live[0].enqueuedAt < opts.lingerMs
+    // Live first: a few notifications that have not waited long wait for company, unless they fill a call already.
+    const lingering = !flushing && live.length > 0 && now - live[0].enqueuedAt < opts.lingerMs && !fillsACall(live)
     if (lingering) wakeAt = live[0].enqueuedAt + opts.lingerMs
     // While replayed notifications wait, their share of the calls is kept for them.
     const liveLimit = replay.length > 0 ? opts.concurrency - Math.min(opts.replayShare, opts.concurrency - 1) : opts.concurrency

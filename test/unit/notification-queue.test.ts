@@ -47,3 +47,24 @@ t.test('replayed notifications get a bounded, reserved share of the calls: live 
   await queue.drained()
   t.pass('drained')
 })
+
+t.test('live notifications linger for company only while they do not fill a call', async t => {
+  const sent: QueueEntry[][] = []
+  const queue = createQueue({ concurrency: 4, replayShare: 1, lingerMs: 60_000, send: async batch => { sent.push(batch) } })
+  t.teardown(() => queue.close())
+  const settled = () => new Promise(resolve => setTimeout(resolve, 20))
+  queue.push(entry(false, 1))
+  queue.push(entry(false, 2))
+  await settled()
+  t.equal(sent.length, 0, 'two small ones wait for more')
+  for (let i = 3; i <= 10; i++) queue.push(entry(false, i))
+  await settled()
+  t.same(sent.map(b => b.length), [10], 'ten: a full call, sent at once')
+  // Two of 150 KB: together past SNS's 256 KiB per call, so each fills a call of its own.
+  queue.push({ ...entry(false, 11), bytes: 150 * 1024 })
+  await settled()
+  t.equal(sent.length, 1, 'one large one waits for company')
+  queue.push({ ...entry(false, 12), bytes: 150 * 1024 })
+  await settled()
+  t.same(sent.slice(1).map(b => b.map(e => e.notification.attributes.request_id)), [['11'], ['12']], 'past 256 KiB together: sent at once, one per call')
+})
