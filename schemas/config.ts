@@ -81,7 +81,7 @@ export const ConfigSchema = Type.Object({
   NOTIFY_QUEUE_SIZE: Type.Integer({ default: 10000, minimum: 10 }),
   // SNS answers in tens of milliseconds: 16 calls in flight carry several thousand notifications a second.
   NOTIFY_CONCURRENCY: Type.Integer({ default: 16, minimum: 1, maximum: 128 }),
-  NOTIFY_LINGER_MS: Type.Integer({ default: 10, minimum: 0 }),
+  NOTIFY_LINGER_MS: Type.Integer({ default: 50, minimum: 0 }),
   // SNS calls (encoding, signing, sockets) in a thread of their own, off the event loop that answers requests.
   NOTIFY_SENDER: Type.Union([Type.Literal('thread'), Type.Literal('inline')], { default: 'thread' }),
   NOTIFY_MAX_ATTEMPTS: Type.Integer({ default: 10, minimum: 1 }),
