@@ -12,12 +12,21 @@ import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { once } from 'node:events'
-import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { projectRoot } from '../project.js'
+import { commandLine } from '../scripts/cli.js'
 import { frameOf } from './flows.js'
 
-const { values } = parseArgs({ options: { rows: { type: 'string' }, rounds: { type: 'string' }, requests: { type: 'string' } } })
+const USAGE = `usage: npm run bench:cost -- [--rows <n>] [--rounds <n>] [--requests <n>]
+
+Server CPU time per request, the service against a bare node:http server, from /proc.
+
+  --rows <n>       rows per request (default 1)
+  --rounds <n>     rounds per server (default 3)
+  --requests <n>   requests per round (default 20000)
+  -h, --help       this text
+`
+const { values } = commandLine('bench:cost', USAGE, { options: { rows: { type: 'string' }, rounds: { type: 'string' }, requests: { type: 'string' } } })
 const rows = Number(values.rows ?? 1)
 const rounds = Number(values.rounds ?? 3)
 const requests = Number(values.requests ?? 20000)

@@ -7,12 +7,20 @@
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { chromium } from 'playwright-core'
 import { createApp } from '../app.js'
 import { projectRoot } from '../project.js'
+import { commandLine } from '../scripts/cli.js'
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, clients: { type: 'string', default: '4' } } })
+const USAGE = `usage: npm run bench:dashboard -- [--seconds <s>] [--clients <n>]
+
+The dashboard in headless Chromium while clients post 100-row frames as fast as the service answers.
+
+  --seconds <s>    how long (default 10)
+  --clients <n>    posting clients (default 4)
+  -h, --help       this text
+`
+const { values } = commandLine('bench:dashboard', USAGE, { options: { seconds: { type: 'string', default: '10' }, clients: { type: 'string', default: '4' } } })
 const seconds = Number(values.seconds)
 
 const example = JSON.parse(readFileSync(join(projectRoot(), 'examples', 'flows.json'), 'utf8'))

@@ -10,18 +10,21 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { commandLine } from '../scripts/cli.js'
 import { parseJsonBody } from '../input/body.js'
 import { createJournal } from '../notifications/journal.js'
 import { notificationsFor } from '../notifications/message.js'
 import type { PandasSplitFrame } from '../schemas/predictions.js'
 import { frameOf } from './flows.js'
 
-const { values } = parseArgs({ options: { requests: { type: 'string' }, help: { type: 'boolean' } } })
-if (values.help === true) {
-  console.log('usage: npm run bench:messages [-- --requests N]')
-  process.exit(0)
-}
+const USAGE = `usage: npm run bench:messages -- [--requests <n>]
+
+Event-loop CPU per notified row before SNS: building messages and appending them to the journal.
+
+  --requests <n>   100-row requests per case (default 2000)
+  -h, --help       this text
+`
+const { values } = commandLine('bench:messages', USAGE, { options: { requests: { type: 'string' } } })
 const requests = Number(values.requests ?? 2000)
 const ROWS = 100
 const bodies = Array.from({ length: 8 }, (_, k) => JSON.stringify(frameOf(ROWS, k * ROWS)))

@@ -10,14 +10,21 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { cpus } from 'node:os'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { createApp } from '../app.js'
 import { createEmbeddedClassifier } from '../classifier/embedded.js'
 import { defaultModelDir, loadModel } from '../classifier/model.js'
 import { fillFeatures, planFeatures } from '../classifier/features.js'
 import { createDriftMonitor } from '../classifier/drift.js'
+import { commandLine } from '../scripts/cli.js'
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '2' } } })
+const USAGE = `usage: npm run bench:model -- [--seconds <s>]
+
+The embedded model's speed, alone and through HTTP, predictions and explanations.
+
+  --seconds <s>    per measurement (default 2)
+  -h, --help       this text
+`
+const { values } = commandLine('bench:model', USAGE, { options: { seconds: { type: 'string', default: '2' } } })
 const seconds = Number(values.seconds)
 
 // Synthetic flows (the parity fixture's), at the precision CICFlowMeter writes (about 7 digits).

@@ -21,8 +21,8 @@ import { createHash, createHmac } from 'node:crypto'
 import { Agent, request } from 'node:http'
 import { once, setMaxListeners } from 'node:events'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { projectRoot } from '../project.js'
+import { commandLine } from '../scripts/cli.js'
 import { notificationsFor, type Notification } from '../notifications/message.js'
 import { PublishBatchCommand, PublishCommand, type SNSClient } from '@aws-sdk/client-sns'
 import { attributesOf, createSender, createSnsClient, type Sender } from '../notifications/sender.js'
@@ -31,7 +31,17 @@ import type { Config } from '../schemas/config.js'
 import type { PandasSplitFrame } from '../schemas/predictions.js'
 import { frameOf } from './flows.js'
 
-const { values } = parseArgs({ options: { calls: { type: 'string' }, rate: { type: 'string' }, seconds: { type: 'string' } } })
+const USAGE = `usage: npm run bench:sns -- [--calls <n>] [--rate <n>] [--seconds <s>]
+
+CPU per SNS call and per KB through @aws-sdk/client-sns, as it comes and as the service uses it,
+against a loopback SNS; then a PublishBatch at a fixed pace, beside a bare signed POST.
+
+  --calls <n>      calls per case, back to back (default 3000)
+  --rate <n>       calls per second of the paced part (default 100)
+  --seconds <s>    length of the paced part (default 5)
+  -h, --help       this text
+`
+const { values } = commandLine('bench:sns', USAGE, { options: { calls: { type: 'string' }, rate: { type: 'string' }, seconds: { type: 'string' } } })
 const calls = Number(values.calls ?? 3000)
 const rate = Number(values.rate ?? 100)
 const seconds = Number(values.seconds ?? 5)

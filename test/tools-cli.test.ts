@@ -22,7 +22,7 @@ t.test('readCommandLine: usage on --help, one line naming an unknown option, a m
 })
 
 /** Runs a tool of the project as this test runs (compiled under `npm test`), with this process's flags. */
-function runTool (file: 'bench/run' | 'scripts/evaluate', args: string[]) {
+function runTool (file: string, args: string[]) {
   const result = spawnSync(process.execPath, [...process.execArgv, projectModule(file), ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 })
   return { status: result.status, stdout: result.stdout, stderr: result.stderr }
 }
@@ -36,6 +36,20 @@ t.test('bench --help prints its usage; an unknown option is one line naming it, 
   t.equal(bad.status, 2)
   t.equal(bad.stderr, 'bench: unknown option --bogus (see bench --help)\n')
   t.equal(bad.stdout, '')
+})
+
+t.test('the other benchmarks: --help prints the usage, an unknown option is one line naming it, exit 2', async t => {
+  for (const [file, tool] of [['bench/sns', 'bench:sns'], ['bench/messages', 'bench:messages'], ['bench/cost', 'bench:cost'], ['bench/model', 'bench:model'], ['bench/dashboard', 'bench:dashboard']]) {
+    const help = runTool(file, ['--help'])
+    t.equal(help.status, 0, `${tool} --help`)
+    t.match(help.stdout, new RegExp(`^usage: npm run ${tool} -- `), `${tool}'s usage`)
+    const bad = runTool(file, ['--bogus'])
+    t.equal(bad.status, 2, `${tool} --bogus`)
+    t.equal(bad.stderr, `${tool}: unknown option --bogus (see ${tool} --help)\n`)
+  }
+  const warmup = runTool('bench/run', ['--warmup', 'soon'])
+  t.equal(warmup.status, 2)
+  t.equal(warmup.stderr, 'bench: --warmup soon is not a number of seconds (see bench --help)\n')
 })
 
 t.test('evaluate --help prints its usage; an unknown option is one line naming it, exit 2', async t => {
