@@ -7,10 +7,10 @@
  * one-row messages in a PublishBatch) and the floor per KB for the same bytes (encodeURIComponent and
  * SHA-256 of the encoded form, in this process).
  *
- * Then the same PublishBatch of 10 one-row messages (what 1,000 one-row requests a second make, 100
- * times a second) at a fixed pace instead of back to back, through the service's client and through a
- * bare signed POST (node:http and node:crypto, the same form and SigV4): what a call costs at the pace a
- * deployment sees, and what of it any client would pay.
+ * Then the PublishBatch of 10 one-row messages (what 1,000 one-row requests a second make, 100 times
+ * a second) as a bare signed POST (node:http and node:crypto, the same form and SigV4: what of a call
+ * any client pays) back to back, and through both at a fixed pace: what a call costs at the pace a
+ * deployment sees.
  *
  *   npm run bench:sns                       # 3,000 calls per case, then 5 s at 100 calls/s
  *   npm run bench:sns -- --rate 50 --seconds 10
@@ -102,25 +102,30 @@ for (const c of cases) {
     const signal = aborter.signal
     const rows = c.batch.reduce((sum, n) => sum + Number(n.attributes.rows ?? 1), 0)
     const n = c.batch.length === 1 ? calls * 2 : calls
-    const run = async (k: number) => {
-      let next = 0
-      await Promise.all(Array.from({ length: 16 }, async () => {
-        while (next++ < k) {
-          const outcome = await sender.send(c.batch, signal)
-          if (!Array.isArray(outcome)) throw new Error(`${outcome.code}: ${outcome.message}`)
-        }
-      }))
-    }
-    await run(Math.min(500, n)) // warm-up
-    const cpu = process.cpuUsage()
-    const started = performance.now()
-    await run(n)
-    const used = process.cpuUsage(cpu)
-    const us = (used.user + used.system) / n
+    const { us, callsPerS } = await backToBack(sender, c.batch, n, signal)
     results[variant][c.name] = us
-    console.log(JSON.stringify({ case: c.name, serializer: variant, calls: n, cpu_us_per_call: Math.round(us), cpu_us_per_row: Math.round(us / rows * 10) / 10, kb_per_call: Math.round(kb(c.batch) * 10) / 10, calls_per_s: Math.round(n / ((performance.now() - started) / 1000)) }))
+    console.log(JSON.stringify({ case: c.name, serializer: variant, calls: n, cpu_us_per_call: Math.round(us), cpu_us_per_row: Math.round(us / rows * 10) / 10, kb_per_call: Math.round(kb(c.batch) * 10) / 10, calls_per_s: callsPerS }))
     await sender.close()
   }
+}
+
+/** CPU microseconds per call of `n` calls, 16 at a time, after a warm-up. */
+async function backToBack (sender: Sender, batch: Notification[], n: number, signal: AbortSignal) {
+  const run = async (k: number) => {
+    let next = 0
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      while (next++ < k) {
+        const outcome = await sender.send(batch, signal)
+        if (!Array.isArray(outcome)) throw new Error(`${outcome.code}: ${outcome.message}`)
+      }
+    }))
+  }
+  await run(Math.min(500, n)) // warm-up
+  const cpu = process.cpuUsage()
+  const started = performance.now()
+  await run(n)
+  const used = process.cpuUsage(cpu)
+  return { us: (used.user + used.system) / n, callsPerS: Math.round(n / ((performance.now() - started) / 1000)) }
 }
 
 // The floor for the same bytes, in this process: URL-encoding the messages and hashing the encoded form.
@@ -191,6 +196,14 @@ function bareSender (): Sender {
     async close () { agent.destroy() },
   }
 }
+
+// The same 10-message PublishBatch back to back as a bare signed POST: what of a call any client pays.
+const bare = bareSender()
+const bareSignal = new AbortController().signal
+setMaxListeners(0, bareSignal)
+const bareUs = (await backToBack(bare, cases[1].batch, calls, bareSignal)).us
+await bare.close()
+console.log(JSON.stringify({ case: `${cases[1].name}, back to back`, lean_us_per_call: Math.round(results.lean[cases[1].name]), bare_post_us_per_call: Math.round(bareUs), lean_x_bare: round(results.lean[cases[1].name] / bareUs) }))
 
 // At a fixed pace: CPU per call when calls come `rate` a second, not back to back.
 const paced = cases[1]
