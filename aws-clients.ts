@@ -33,7 +33,7 @@ export interface AwsClientOptions {
 /**
  * The SDK's HTTP handler, with a cap on what an answer may hold: the SDK reads answers whole into
  * memory, so an endpoint answering 50 MB would cost 50 MB (times the calls in flight). A declared
- * length over the cap fails at once; a chunked answer is counted and fails as the cap is passed; either way the
+ * length over the cap fails at once; a chunked answer fails as the cap is passed; either way the
  * connection is destroyed, the rest unread, and the call fails with UpstreamError (502).
  */
 export class CappedHttpHandler extends NodeHttpHandler {
@@ -52,9 +52,6 @@ export class CappedHttpHandler extends NodeHttpHandler {
       body.destroy()
       throw refusal()
     }
-    // Within a declared length the body is bounded already: Node's parser ends it there. Only an
-    // answer of unknown length (chunked) needs counting, and pays for a stream around it.
-    if (Number.isFinite(declared)) return answer
     let seen = 0
     const capped = new Transform({
       transform (chunk: Buffer, _encoding, done) {
