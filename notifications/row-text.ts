@@ -17,7 +17,9 @@
  *   Infinity, and `-0` are written anew).
  *
  * Numbers may be spelled otherwise than JSON.stringify would (`0.0`, `1E3`), never with another
- * value: pandas writes `0.0`.
+ * value: pandas writes `0.0`. A longer spelling must not make a row too large to announce: the
+ * message builder reuses a text only within the input checks' bound on the row (notifications/sizes.ts,
+ * rowBound), and those checks drop the text of a row they measured exactly (dropRowText).
  */
 
 // One JSON number (RFC 8259's grammar), null, or a string without escapes.
@@ -38,11 +40,25 @@ export function rememberSource (parsed: unknown, text: string): void {
  * not plain; undefined for the whole frame when its text is unknown (a CSV or MLflow body, a frame
  * built in code) or the walk cannot vouch for where each row is.
  */
-export function rowTexts (frame: { data: readonly unknown[] }): Array<string | undefined> | undefined {
-  const text = sources.get(frame)
-  if (text === undefined) return undefined
-  const rows = dataRows(text)
-  return rows !== undefined && rows.length === frame.data.length ? rows : undefined
+export function rowTexts (frame: { data: readonly unknown[] }): ReadonlyArray<string | undefined> | undefined {
+  let rows = found.get(frame)
+  if (rows === undefined) {
+    const text = sources.get(frame)
+    if (text === undefined) return undefined
+    const walked = dataRows(text)
+    rows = walked !== undefined && walked.length === frame.data.length ? walked : []
+    found.set(frame, rows)
+  }
+  return rows.length === frame.data.length ? rows : undefined
+}
+
+/** Each frame's row texts, found once (the input checks may ask before the notifications do). */
+const found = new WeakMap<object, Array<string | undefined>>()
+
+/** The row is written anew rather than reused: its text is larger than a message may carry (sizes.ts). */
+export function dropRowText (frame: { data: readonly unknown[] }, row: number): void {
+  const rows = found.get(frame)
+  if (rows !== undefined && row < rows.length) rows[row] = undefined
 }
 
 const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09

@@ -1,4 +1,5 @@
 import type { PandasSplitFrame } from '../schemas/predictions.js'
+import { dropRowText, rowTexts } from './row-text.js'
 
 // How large an announcement may be, apart from how messages are built (message.ts): the input checks
 // (input/body.ts) refuse a row that could not travel in a message of its own, before it is answered.
@@ -59,6 +60,17 @@ export function sameStrings (a: readonly string[], b: readonly string[]): boolea
 }
 
 /**
+ * An upper bound of a row's bytes as JSON, escaped as the envelope carries it, cell by cell: a
+ * number or null at most 26 (`-2.2250738585072014e-308` and a comma), a string at most 7 per
+ * character (`\u001f` escaped again) and 8 more.
+ */
+export function rowBound (row: readonly unknown[]): number {
+  let bound = 2
+  for (const cell of row) bound += typeof cell === 'string' ? 7 * cell.length + 8 : 26
+  return bound
+}
+
+/**
  * Why a frame has a row that could not travel in a message of its own, or undefined: so that no
  * answered row ever needs more than one message, such a request is refused (400) before it is
  * answered. A quick upper bound per row first (every cell at its longest escaped spelling), the exact
@@ -70,13 +82,18 @@ export function oversizedRow (frame: PandasSplitFrame): string | undefined {
   if (room <= 0) return `the column names take ${head} bytes, more than a notification can carry (${MAX_SQS_BODY_BYTES} bytes in all)`
   for (let r = 0; r < frame.data.length; r++) {
     const row = frame.data[r]
-    let bound = 32 // the label (at most 256 characters is checked below) and the prediction
-    for (const cell of row) bound += typeof cell === 'string' ? 7 * cell.length + 8 : 26
+    // The label (at most 256 characters is checked below) and the prediction.
+    let bound = 30 + rowBound(row)
     const label = frame.index?.[r]
     if (typeof label === 'string') bound += 7 * label.length
+    // A reused row text is within rowBound too (message.ts reuses no other), so it fits where this says the row does.
     if (bound <= room) continue
-    const exact = escapedBytes(JSON.stringify(row)) + escapedBytes(JSON.stringify(label ?? r)) + 4
+    const labelBytes = escapedBytes(JSON.stringify(label ?? r)) + 4
+    const exact = escapedBytes(JSON.stringify(row)) + labelBytes
     if (exact > room) return `row ${r} takes ${exact} bytes as JSON, more than one notification can carry (${room} bytes with these columns)`
+    // Past the bound the client's spelling may not fit where JSON.stringify's does: then it is written anew.
+    const text = rowTexts(frame)?.[r]
+    if (text !== undefined && escapedBytes(text) + labelBytes > room) dropRowText(frame, r)
   }
   return undefined
 }

@@ -1,7 +1,8 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { parseJsonBody } from '../../input/body.js'
-import { notificationsFor } from '../../notifications/message.js'
+import { envelopeBytes, MAX_PAYLOAD_BYTES, notificationsFor, payloadBytes } from '../../notifications/message.js'
+import { MAX_SQS_BODY_BYTES, oversizedRow } from '../../notifications/sizes.js'
 import { rememberSource, rowTexts } from '../../notifications/row-text.js'
 import type { PandasSplitFrame, Prediction } from '../../schemas/predictions.js'
 
@@ -105,9 +106,28 @@ t.test('what is reused and what is written anew', async t => {
   t.equal(messageOf('{"columns":["a"],"data":[[1.50]],"d\\u0061ta":[[2.50]]}'), '{"columns":["a","prediction"],"index":[0],"data":[[2.5,1]]}',
     'an escaped key (JSON.parse\'s last data): no row of the body reused')
   t.equal(messageOf('{"data":[[1.50]],"columns":["a"],"data":[[2.50]]}'), '{"columns":["a","prediction"],"index":[0],"data":[[2.50,1]]}', 'repeated keys: the last data, as JSON.parse')
+  t.equal(messageOf('{"columns":["a"],"data":[[1.00000000000000000000000000]]}'), '{"columns":["a","prediction"],"index":[0],"data":[[1,1]]}',
+    'a number spelt longer than JSON.stringify ever writes one (25 characters): written anew')
   t.equal(messageOf('{"columns":["prediction"],"data":[[0.50]]}'), '{"columns":["prediction"],"index":[0],"data":[[1]]}', 'a prediction column of its own: written anew')
   t.equal(rowTexts({ data: [[1]] }), undefined, 'a frame built in code has no text')
   const frame = { columns: ['a'], data: [[1], [2]] }
   rememberSource(frame, '{"columns":["a"],"data":[[1]]}')
   t.equal(rowTexts(frame), undefined, 'a text with another number of rows than parsed vouches for none')
+})
+
+t.test('a row whose spelling would not fit a message where JSON.stringify\'s does is written anew, and fits', async t => {
+  // 300 numbers spelt in 24 characters (JSON.stringify: 5) beside k strings of 1,024: around k = 240
+  // the row's own text passes a message's limit while the row written anew does not.
+  const number = '0.0000000000000000000001'
+  let anew = 0
+  for (let k = 230; k <= 250; k++) {
+    const columns = Array.from({ length: k + 300 }, (_, c) => `c${c}`)
+    const row = `[${[...Array.from({ length: k }, () => `"${'x'.repeat(1024)}"`), ...Array.from({ length: 300 }, () => number)].join(',')}]`
+    const frame = parse(`{"columns":${JSON.stringify(columns)},"data":[${row}]}`)
+    if (oversizedRow(frame) !== undefined) continue // refused with a 400: nothing announced
+    const [n] = notificationsFor(frame, [1], 'all', { model: 'm', requestId: 'r' }, 'request')
+    if (!(payloadBytes(n) <= MAX_PAYLOAD_BYTES && envelopeBytes(n) <= MAX_SQS_BODY_BYTES)) t.fail(`k = ${k}: the message does not fit`)
+    if (!n.message.includes(number)) anew++
+  }
+  t.ok(anew > 0, `${anew} accepted rows written anew rather than past the limit`)
 })
