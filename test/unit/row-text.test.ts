@@ -42,16 +42,20 @@ const gap = fc.constantFrom('', '', '', ' ', '\n', '\r\n\t')
 const bodyText = fc.record({
   rows: fc.array(fc.array(cellText, { maxLength: 6 }), { maxLength: 6 }),
   gaps: fc.array(gap, { minLength: 1, maxLength: 4 }),
-  decoy: fc.constantFrom('none', 'earlier data', 'nested data', 'escaped key', 'later data'),
+  decoy: fc.constantFrom('none', 'earlier data', 'nested data', 'escaped key', 'later data', 'scalar keys', 'odd elements'),
 }).map(({ rows, gaps, decoy }) => {
   let k = 0
   const g = () => gaps[k++ % gaps.length]
-  const data = `[${g()}${rows.map(row => `[${g()}${row.join(`${g()},${g()}`)}${g()}]`).join(`,${g()}`)}${g()}]`
+  // Elements that are not rows (the walk must step over them as JSON.parse does, not vouch for them).
+  const elements = rows.map(row => `[${g()}${row.join(`${g()},${g()}`)}${g()}]`)
+  if (decoy === 'odd elements') elements.push('7', '{"a":[1,"]"]}', 'null', '"[1]"')
+  const data = `[${g()}${elements.join(`,${g()}`)}${g()}]`
   const keys = [`"columns"${g()}:${g()}["a","b"]`, `"data"${g()}:${g()}${data}`]
   if (decoy === 'earlier data') keys.unshift('"data":[[1,2],[3]]')
   if (decoy === 'nested data') keys.unshift('"meta":{"data":[[9]],"s":"]\\"}"}')
   if (decoy === 'escaped key') keys.push('"d\\u0061ta":[[7,7]]')
   if (decoy === 'later data') keys.push('"data":[[5,"x"],[6]]')
+  if (decoy === 'scalar keys') keys.splice(1, 0, `"n"${g()}:${g()}-1.5e3`, `"t":true${g()}`, '"z":null')
   return `${g()}{${g()}${keys.join(`,${g()}`)}${g()}}${g()}`
 })
 
@@ -71,8 +75,8 @@ t.test('property: a reused row text parses to the parsed row, cell for cell', as
     })
     return true
   }), { numRuns: 3000 })
-  // Compact bodies are most of those drawn: most rows must have been reused, or the test proves nothing.
-  t.ok(reused > rows / 4, `${reused} of ${rows} rows reused`)
+  // About a quarter of the rows drawn are compact: many must have been reused, or the test proves nothing.
+  t.ok(reused > rows / 8, `${reused} of ${rows} rows reused`)
 })
 
 t.test('property: notifications built from the text say what those written anew say', async t => {
@@ -80,6 +84,8 @@ t.test('property: notifications built from the text say what those written anew 
   let differentSpelling = 0
   fc.assert(fc.property(bodyText, fc.constantFrom('row', 'request') as fc.Arbitrary<'row' | 'request'>, (text, grouping) => {
     const frame = parse(text)
+    // Elements that are not rows fail validation: such a body is never announced.
+    fc.pre(frame.data.every(row => Array.isArray(row)))
     // A copy is not the object the text was kept for: its rows are written anew with JSON.stringify.
     const anew = notificationsFor({ ...frame }, predictions.slice(0, frame.data.length), 'all', { model: 'm', requestId: 'r' }, grouping)
     const reused = notificationsFor(frame, predictions.slice(0, frame.data.length), 'all', { model: 'm', requestId: 'r' }, grouping)
