@@ -128,10 +128,17 @@ function elements (text: string, i: number): { rows: Array<string | undefined>, 
   }
 }
 
+/** A compact array of strings without escapes (a column list, as clients send it), at the position given (sticky). */
+const PLAIN_STRINGS = /\[(?:"[^"\\]*"(?:,"[^"\\]*")*)?\]/y
+
 /** Where the JSON value starting at `i` ends (text JSON.parse accepted), or -1. */
 function valueEnd (text: string, i: number): number {
   const c = text.charCodeAt(i)
   if (c === 0x22) return stringEnd(text, i)
+  if (c === 0x5b) {
+    PLAIN_STRINGS.lastIndex = i
+    if (PLAIN_STRINGS.test(text)) return PLAIN_STRINGS.lastIndex
+  }
   if (c !== 0x5b && c !== 0x7b) {
     // A number or a literal: up to the next delimiter.
     while (i < text.length) {
@@ -158,12 +165,15 @@ function valueEnd (text: string, i: number): number {
 
 /** Where the string starting at `i` (its opening quote) ends, past its closing quote, or -1. */
 function stringEnd (text: string, i: number): number {
-  for (i++; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (c === 0x5c) i++
-    else if (c === 0x22) return i + 1
+  for (;;) {
+    const quote = text.indexOf('"', i + 1)
+    if (quote === -1) return -1
+    // Escaped when an odd number of backslashes stands before it.
+    let backslashes = 0
+    while (text.charCodeAt(quote - 1 - backslashes) === 0x5c) backslashes++
+    if (backslashes % 2 === 0) return quote + 1
+    i = quote
   }
-  return -1
 }
 
 /**
