@@ -115,6 +115,10 @@ t.test('what is reused and what is written anew', async t => {
   t.equal(messageOf('{"columns":["a"],"data":[[1.00000000000000000000000000]]}'), '{"columns":["a","prediction"],"index":[0],"data":[[1,1]]}',
     'a number spelt longer than JSON.stringify ever writes one (25 characters): written anew')
   t.equal(messageOf('{"columns":["prediction"],"data":[[0.50]]}'), '{"columns":["prediction"],"index":[0],"data":[[1]]}', 'a prediction column of its own: written anew')
+  // Escapes in the strings before the rows: the walk must end each string where JSON.parse does.
+  for (const columns of ['["a\\"]","b"]', '["a\\\\","b"]', '["a\\\\\\"]\\\\","b"]']) {
+    t.same(rowTexts(parse(`{"columns":${columns},"data":[[1,2]]}`)), ['[1,2]'], `found after the columns ${columns}`)
+  }
   t.equal(rowTexts({ data: [[1]] }), undefined, 'a frame built in code has no text')
   const frame = { columns: ['a'], data: [[1], [2]] }
   rememberSource(frame, '{"columns":["a"],"data":[[1]]}')
