@@ -1,7 +1,7 @@
 import type { Config } from '../schemas/config.js'
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
-import { escapedBytes, MAX_SQS_BODY_BYTES, rowBound, sameStrings, SQS_ENVELOPE_FIXED_BYTES } from './sizes.js'
-import { restatable, rowTexts } from './row-text.js'
+import { escapedBytes, MAX_SQS_BODY_BYTES, sameStrings, SQS_ENVELOPE_FIXED_BYTES } from './sizes.js'
+import { restates, rowTexts } from './row-text.js'
 
 export type PredictionLabel = 'attack' | 'benign'
 
@@ -93,19 +93,8 @@ function rowWith (row: readonly unknown[], prediction: Prediction, at: number, t
     return JSON.stringify(copy)
   }
   if (row.length === 0) return `[${prediction}]`
-  const json = text !== undefined && restatable(row) && withinBound(text, row) ? text : JSON.stringify(row)
+  const json = text !== undefined && restates(text, row) ? text : JSON.stringify(row)
   return `${json.slice(0, -1)},${prediction}]`
-}
-
-/**
- * Whether a row's text is within the input checks' bound on the row (sizes.ts, rowBound), so that a
- * longer spelling than JSON.stringify's (`1.000000000000000000000`) still fits wherever the row was
- * found to. A plain text takes at most 3 bytes a character escaped (UTF-8; a quote becomes 2; it holds
- * no backslash or control character), which decides most rows without measuring them.
- */
-function withinBound (text: string, row: readonly unknown[]): boolean {
-  const bound = rowBound(row)
-  return 3 * text.length <= bound || escapedBytes(text) <= bound
 }
 
 // The last column list's JSON (with `prediction`) and its message head's escaped size: clients send

@@ -11,20 +11,25 @@
  *   strings without a backslash, commas, no whitespace. That text is the very value JSON.parse read
  *   as the row, so it parses to the same values. A string without a backslash is written by
  *   JSON.stringify exactly as it stands (the text, decoded from UTF-8, holds no lone surrogate, and
- *   JSON.parse took no raw control character). The caller also requires every parsed number to be
- *   finite and not -0, which JSON.stringify writes back as themselves, so a message built from the
- *   text parses to exactly what one built with JSON.stringify parses to (`1e400`, parsed as
+ *   JSON.parse took no raw control character). The caller also requires (`restates`) every parsed
+ *   number to be finite and not -0, which JSON.stringify writes back as themselves, so a row built
+ *   from the text parses to exactly what one built with JSON.stringify parses to (`1e400`, parsed as
  *   Infinity, and `-0` are written anew).
  *
  * Numbers may be spelled otherwise than JSON.stringify would (`0.0`, `1E3`), never with another
- * value: pandas writes `0.0`. A longer spelling must not make a row too large to announce: the
- * message builder reuses a text only within the input checks' bound on the row (notifications/sizes.ts,
- * rowBound), and those checks drop the text of a row they measured exactly (dropRowText).
+ * value: pandas writes `0.0`. A longer spelling must not make a row too large to announce: a text is
+ * reused only when its numbers average at most 25 characters (`restates`), and the input checks drop
+ * the text of a row they had to measure exactly when it would not fit (dropRowText). Request grouping
+ * may then split a class's rows into messages at other rows than it would for JSON.stringify's
+ * spelling; the rows, their order and their labels are the same.
+ *
+ * These functions take a frame the schema and the input checks have passed (rows of numbers,
+ * strings and nulls, as many as the columns).
  */
 
 // One JSON number (RFC 8259's grammar), null, or a string without escapes.
 const CELL = String.raw`(?:-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|null|"[^"\\]*")`
-/** A row of numbers and nulls with nothing else in it, at the position given (sticky). */
+/** A row of numbers, nulls and strings without escapes, and nothing else, at the position given (sticky). */
 const PLAIN_ROW = new RegExp(String.raw`\[(?:${CELL}(?:,${CELL})*)?\]`, 'y')
 
 /** The text each parsed body came from, by the parsed object: read when its notifications are built. */
@@ -177,13 +182,25 @@ function stringEnd (text: string, i: number): number {
 }
 
 /**
- * Whether a parsed row (of a plain text) has only cells whose text, in any spelling, parses back to
- * what JSON.stringify writes for them: no infinite number, no -0.
+ * Whether a row's plain text may stand for the parsed row: no number in it infinite or -0 (whose text,
+ * in any spelling, would not parse back to what JSON.stringify writes), and its numbers at most 25
+ * characters on average, JSON.stringify's longest (`-0.0000010000000000000002`), its strings being
+ * spelt exactly as JSON.stringify spells them. So a reused text is at most 24 characters longer per
+ * number than the row written anew, and within the input checks' bound on the row (sizes.ts,
+ * rowBound: 26 bytes a number or null, 7 a string's character and 8 more), so it fits a message
+ * wherever the row was found to.
  */
-export function restatable (row: readonly unknown[]): boolean {
+export function restates (text: string, row: readonly unknown[]): boolean {
+  // Brackets, and a comma after each cell but the last.
+  let longest = 1
   for (let k = 0; k < row.length; k++) {
     const cell = row[k]
-    if (typeof cell === 'number' && (!Number.isFinite(cell) || Object.is(cell, -0))) return false
+    if (typeof cell === 'string') {
+      longest += cell.length + 3
+    } else {
+      if (typeof cell === 'number' && (!Number.isFinite(cell) || Object.is(cell, -0))) return false
+      longest += 26
+    }
   }
-  return true
+  return text.length <= longest
 }

@@ -64,14 +64,15 @@ export function sameStrings (a: readonly string[], b: readonly string[]): boolea
  * number or null at most 26 (`-2.2250738585072014e-308` and a comma), a string at most 7 per
  * character (`\u001f` escaped again) and 8 more.
  */
-export function rowBound (row: readonly unknown[]): number {
+function rowBound (row: readonly unknown[]): number {
   let bound = 2
   for (const cell of row) bound += typeof cell === 'string' ? 7 * cell.length + 8 : 26
   return bound
 }
 
 /**
- * Why a frame has a row that could not travel in a message of its own, or undefined: so that no
+ * Why a frame (one the schema passed: cells are numbers, strings or nulls, as many as the columns) has
+ * a row that could not travel in a message of its own, or undefined: so that no
  * answered row ever needs more than one message, such a request is refused (400) before it is
  * answered. A quick upper bound per row first (every cell at its longest escaped spelling), the exact
  * size only for rows near the limit.
@@ -86,7 +87,7 @@ export function oversizedRow (frame: PandasSplitFrame): string | undefined {
     let bound = 30 + rowBound(row)
     const label = frame.index?.[r]
     if (typeof label === 'string') bound += 7 * label.length
-    // A reused row text is within rowBound too (message.ts reuses no other), so it fits where this says the row does.
+    // A reused row text is within rowBound too (row-text.ts, restates), so it fits where this says the row does.
     if (bound <= room) continue
     const labelBytes = escapedBytes(JSON.stringify(label ?? r)) + 4
     const exact = escapedBytes(JSON.stringify(row)) + labelBytes
