@@ -28,7 +28,7 @@ results as JSON to bench/results/.
   --duration <s>   seconds per scenario (default 10)
   --short          3 s per scenario, for a quick check
   --warmup <s>     seconds of flat-out load before measuring each scenario (default 5, or half the
-                   duration when longer): the JIT is still compiling the service's code for seconds
+                   duration when longer): V8 goes on optimising the service's code for seconds
   --only <text>    only the scenarios whose name contains <text> (the limit of the machine always
                    runs); \`--only mixed\`: only the mixed scenario, 1-row requests alone and beside
                    10,000-row ones, with 0, 1, 2 and all worker threads
@@ -43,9 +43,9 @@ if (!(duration > 0)) {
   console.error(`bench: --duration ${values.duration} is not a positive number of seconds (see bench --help)`)
   process.exit(2)
 }
-// Long enough for V8 to finish optimising the service's code: measured at a fixed load right after a
-// 1 s warm-up, its compiler threads still took 60-100 µs per 1-row request (gone with
-// --no-concurrent-recompilation), which a deployment running for hours does not pay.
+// Long enough for V8 to have optimised most of the service's code, which a deployment running for
+// hours has: in a 4 s window at 1,000 req/s of 1 row, 92 functions were optimised after a 2 s
+// warm-up, 18 after 5 s (bench/README.md).
 const warmup = Number(values.warmup ?? Math.max(5, Math.round(duration / 2)))
 if (!(warmup >= 0)) {
   console.error(`bench: --warmup ${values.warmup} is not a number of seconds (see bench --help)`)
@@ -319,7 +319,7 @@ if (values.only === undefined || 'mixed'.includes(values.only)) {
     for (const workers of settings) {
       const label = `mixed, WORKERS=${workers}${workers === String(all) ? ' (all)' : ''}`
       const { child, url } = await startService({ NOTIFY: 'none', WORKERS: workers }, label)
-      await Promise.all([load(url, small, 10, warmup), load(url, big, 2, warmup)])
+      if (warmup > 0) await Promise.all([load(url, small, 10, warmup), load(url, big, 2, warmup)])
       const alone = await load(url, small, 10, duration)
       const [beside, bigs] = await Promise.all([load(url, small, 10, duration), load(url, big, 2, duration)])
       await stop(child)

@@ -80,11 +80,10 @@ const labelOf = (p: Prediction): PredictionLabel => p === 1 ? 'attack' : 'benign
 
 /**
  * A row with its prediction, as JSON: the parsed row written anew (JSON.stringify), or the client's
- * own text of it where input/row-text.ts proves that parses to the same values (`text`, and every cell
- * null or a finite number). Either way the row announced is the row classified whatever the body's
- * spelling (whitespace, escapes, repeated keys) and a message holds no raw newline. `at` is the
- * request's own `prediction` column, whose value is replaced where it stands (pandas'
- * `df["prediction"] = p`), or -1: appended.
+ * own text of it (`text`) where row-text.ts proves that parses to the same values (`restates`).
+ * Either way the row announced is the row classified whatever the body's spelling (whitespace,
+ * escapes, repeated keys) and a message holds no raw newline. `at` is the request's own `prediction`
+ * column, whose value is replaced where it stands (pandas' `df["prediction"] = p`), or -1: appended.
  */
 function rowWith (row: readonly unknown[], prediction: Prediction, at: number, text: string | undefined): string {
   if (at >= 0) {

@@ -92,10 +92,10 @@ function dataRows (text: string): Array<string | undefined> | undefined {
     i = skipSpace(text, i + 1)
     let end: number
     if (key === 'data') {
-      const found = elements(text, i)
-      if (found === undefined) return undefined
-      rows = found.rows
-      end = found.end
+      const array = elements(text, i)
+      if (array === undefined) return undefined
+      rows = array.rows
+      end = array.end
     } else {
       end = valueEnd(text, i)
     }
@@ -181,14 +181,16 @@ function stringEnd (text: string, i: number): number {
   }
 }
 
+/** The longest text JSON.stringify writes for a number: `-0.0000010000000000000002`. */
+export const LONGEST_NUMBER_TEXT = 25
+
 /**
  * Whether a row's plain text may stand for the parsed row: no number in it infinite or -0 (whose text,
- * in any spelling, would not parse back to what JSON.stringify writes), and its numbers at most 25
- * characters on average, JSON.stringify's longest (`-0.0000010000000000000002`), its strings being
- * spelt exactly as JSON.stringify spells them. So a reused text is at most 24 characters longer per
- * number than the row written anew, and within the input checks' bound on the row (sizes.ts,
- * rowBound: 26 bytes a number or null, 7 a string's character and 8 more), so it fits a message
- * wherever the row was found to.
+ * in any spelling, would not parse back to what JSON.stringify writes), and its numbers at most
+ * LONGEST_NUMBER_TEXT characters on average, its strings being spelt exactly as JSON.stringify spells
+ * them. So a reused text is at most 24 characters longer per number than the row written anew, and
+ * within the input checks' bound on the row (sizes.ts, rowBound, which counts every number or null at
+ * the same length), so it fits a message wherever the row was found to.
  */
 export function restates (text: string, row: readonly unknown[]): boolean {
   // Brackets, and a comma after each cell but the last.
@@ -199,7 +201,7 @@ export function restates (text: string, row: readonly unknown[]): boolean {
       longest += cell.length + 3
     } else {
       if (typeof cell === 'number' && (!Number.isFinite(cell) || Object.is(cell, -0))) return false
-      longest += 26
+      longest += LONGEST_NUMBER_TEXT + 1
     }
   }
   return text.length <= longest

@@ -1,5 +1,5 @@
 import type { PandasSplitFrame } from '../schemas/predictions.js'
-import { dropRowText, rowTexts } from './row-text.js'
+import { dropRowText, LONGEST_NUMBER_TEXT, rowTexts } from './row-text.js'
 
 // How large an announcement may be, apart from how messages are built (message.ts): the input checks
 // (input/body.ts) refuse a row that could not travel in a message of its own, before it is answered.
@@ -61,12 +61,12 @@ export function sameStrings (a: readonly string[], b: readonly string[]): boolea
 
 /**
  * An upper bound of a row's bytes as JSON, escaped as the envelope carries it, cell by cell: a
- * number or null at most 26 (`-2.2250738585072014e-308` and a comma), a string at most 7 per
- * character (`\u001f` escaped again) and 8 more.
+ * number or null at most LONGEST_NUMBER_TEXT and a comma, a string at most 7 per character
+ * (`\u001f` escaped again) and 8 more.
  */
 function rowBound (row: readonly unknown[]): number {
   let bound = 2
-  for (const cell of row) bound += typeof cell === 'string' ? 7 * cell.length + 8 : 26
+  for (const cell of row) bound += typeof cell === 'string' ? 7 * cell.length + 8 : LONGEST_NUMBER_TEXT + 1
   return bound
 }
 
