@@ -1,4 +1,4 @@
-import type { WorkerOptions } from 'node:worker_threads'
+import { Worker, type WorkerOptions } from 'node:worker_threads'
 
 // Flags that preload code into a thread, with or without `=value`.
 const PRELOADS = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader'])
@@ -31,5 +31,38 @@ const quoted = (arg: string) => /[\s"\\]/.test(arg) ? `"${arg.replace(/["\\]/g, 
 export function threadOptions (): Pick<WorkerOptions, 'execArgv' | 'env'> {
   const env = { ...process.env }
   if (env.NODE_OPTIONS !== undefined) env.NODE_OPTIONS = withoutPreloads(splitNodeOptions(env.NODE_OPTIONS)).map(quoted).join(' ')
-  return { execArgv: withoutPreloads(process.execArgv), env }
+  return { execArgv: threadFlags ?? withoutPreloads(process.execArgv), env }
+}
+
+// The flags threads start with, once a thread refused some of the process's (startThread).
+let threadFlags: string[] | undefined
+
+/**
+ * The flags of an ERR_WORKER_INVALID_EXEC_ARGV message ("…invalid execArgv flags: --a=1, --b") that are
+ * among `given`, as given.
+ */
+export function refusedFlags (message: string, given: readonly string[]): string[] {
+  const listed = message.slice(message.indexOf(': ') + 2).split(', ')
+  return given.filter(flag => listed.includes(flag))
+}
+
+/**
+ * A Worker on threadOptions. A thread refuses the process's V8 and process-wide flags
+ * (`node --max-old-space-size=2048 dist/server.js`, `--stack-size`, `--title`: Worker throws
+ * ERR_WORKER_INVALID_EXEC_ARGV); they already apply to the whole process, so they are left out, and
+ * every later thread starts without them. Should the refusal name none of them, threads start with
+ * no flags of the command line (NODE_OPTIONS still reaches them).
+ */
+export function startThread (file: URL, options: Omit<WorkerOptions, 'execArgv' | 'env'>): Worker {
+  for (;;) {
+    const base = threadOptions()
+    try {
+      return new Worker(file, { ...base, ...options })
+    } catch (err) {
+      const given = base.execArgv ?? []
+      if ((err as NodeJS.ErrnoException).code !== 'ERR_WORKER_INVALID_EXEC_ARGV' || given.length === 0) throw err
+      const refused = refusedFlags((err as Error).message, given)
+      threadFlags = refused.length > 0 ? given.filter(flag => !refused.includes(flag)) : []
+    }
+  }
 }

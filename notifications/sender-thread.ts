@@ -1,8 +1,8 @@
-import { Worker } from 'node:worker_threads'
+import type { Worker } from 'node:worker_threads'
 import type { Config } from '../schemas/config.js'
 import type { Notification } from './message.js'
 import type { CallFailure, Outcome, Sender } from './sender.js'
-import { threadOptions } from '../threads.js'
+import { startThread } from '../threads.js'
 
 // The compiled worker next to this file, or the TypeScript source when the tests run the sources.
 const workerFile = new URL(import.meta.url.endsWith('.ts') ? './sender-worker.ts' : './sender-worker.js', import.meta.url)
@@ -38,7 +38,7 @@ export function createThreadSender (config: Config & { AWS_SNS_PREDICTIONS_TOPIC
 
   function thread (): Worker {
     if (worker !== undefined) return worker
-    const started = new Worker(workerFile, { ...threadOptions(), workerData: { mlIdsSnsSender: { config } } satisfies SenderWorkerData })
+    const started = startThread(workerFile, { workerData: { mlIdsSnsSender: { config } } satisfies SenderWorkerData })
     // Calls in flight do not keep a process alive that has nothing else to do; the journal has them.
     started.unref()
     started.on('message', ({ id, result }: SenderReply) => {
@@ -57,7 +57,13 @@ export function createThreadSender (config: Config & { AWS_SNS_PREDICTIONS_TOPIC
 
   return {
     send (batch: readonly Notification[], signal: AbortSignal): Promise<Outcome[] | CallFailure> {
-      const target = thread()
+      let target: Worker
+      try {
+        target = thread()
+      } catch (err) {
+        // A thread that cannot start fails the call, which the publisher retries: never the process.
+        return Promise.resolve({ code: 'SenderThreadExited', message: `the SNS sender thread could not start: ${(err as Error).message}`, splittable: false })
+      }
       if (!signals.has(signal)) {
         signals.add(signal)
         signal.addEventListener('abort', () => worker?.postMessage({ abort: true } satisfies SenderRequest), { once: true })

@@ -3,6 +3,8 @@ import { request } from 'node:http'
 import { once } from 'node:events'
 import { examples, splitFrame, PANDAS_SPLIT } from './helper.js'
 import { startServer } from './support/server-process.js'
+import { snsServer } from './support/sns.js'
+import { snsEnv, until } from './support/notifications.js'
 
 t.test('SIGTERM: the request in flight completes, then the process exits 0', async t => {
   const server = startServer({ PORT: '0', HOST: '127.0.0.1' })
@@ -46,4 +48,19 @@ t.test('a TRUST_PROXY Fastify could not take stops start-up with one line naming
   t.equal(code, 1)
   t.match(server.output(), /"level":60,.*"msg":"could not start: TRUST_PROXY: .*10\.0\.0\.0\/40.* is not a hop count, an address, a CIDR range/)
   t.notMatch(server.output(), /\n\s+at /, 'no stack trace')
+})
+
+t.test('V8 and process-wide flags on the command line (which a worker thread refuses) leave the classifier and SNS threads working', async t => {
+  const sns = await snsServer(t)
+  const server = startServer({ PORT: '0', HOST: '127.0.0.1', WORKERS: '1', WORKER_MIN_BYTES: '0', ...snsEnv(sns.url) },
+    { nodeFlags: ['--max-old-space-size=512', '--stack-size=900', '--title=ml-ids-flags'] })
+  t.teardown(() => { server.child.kill('SIGKILL') })
+  const url = await server.listening
+  const res = await fetch(`${url}/api/predictions`, { method: 'POST', headers: { 'content-type': PANDAS_SPLIT }, body: JSON.stringify(splitFrame([examples.benign, examples.attack])) })
+  t.equal(res.status, 200, 'classified in the worker thread')
+  t.same(await res.json(), [0, 1])
+  await until(t, 'both rows announced through the sender thread', () => sns.accepted.length === 2)
+  t.equal(sns.accepted.length, 2)
+  t.equal(server.child.exitCode, null, 'still running')
+  t.notMatch(server.output(), /ERR_WORKER_INVALID_EXEC_ARGV|invalid execArgv/)
 })

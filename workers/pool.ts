@@ -1,8 +1,8 @@
-import { Worker } from 'node:worker_threads'
+import type { Worker } from 'node:worker_threads'
 import { once } from 'node:events'
 import type { WorkerOptions, WorkerResult, WorkerTask } from './worker.js'
 import { OverloadedError } from '../errors.js'
-import { threadOptions } from '../threads.js'
+import { startThread } from '../threads.js'
 
 /** How much work may wait for a thread: past either bound a task is refused (503) rather than queued. */
 export interface QueueLimits {
@@ -86,7 +86,7 @@ export function createWorkerPool (size: number, options: WorkerOptions, limits: 
   }
 
   async function start (): Promise<Worker> {
-    const worker = new Worker(workerFile, { ...threadOptions(), workerData: { mlIdsWorker: options } })
+    const worker = startThread(workerFile, { workerData: { mlIdsWorker: options } })
     const first = await Promise.race([
       once(worker, 'message') as Promise<[{ ready?: true, failed?: string }]>,
       once(worker, 'exit').then(([code]) => [{ failed: `exited with code ${code}` }]),
