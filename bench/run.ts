@@ -18,6 +18,7 @@ import { commandLine } from '../scripts/cli.js'
 import { ratiosOf } from './ratios.js'
 import { frameOf } from './flows.js'
 import { freePort, untilReady } from './service.js'
+import { pacedLoad } from './paced.js'
 
 const USAGE = `usage: npm run bench -- [--short | --duration <s>] [--warmup <s>] [--only <text>] [--profile]
 
@@ -127,8 +128,8 @@ function peakRssMiB (pid: number): number | null {
   }
 }
 
-/** Flat out, or at `rate` requests per second in all (a fixed offered load). */
-function load (url: string, body: string, connections: number, seconds: number, rate?: number) {
+/** Flat out (the fixed offered load is bench/paced.ts's: autocannon's rate comes in bursts). */
+function load (url: string, body: string, connections: number, seconds: number) {
   return autocannon({
     url: `${url}/api/predictions`,
     method: 'POST',
@@ -136,14 +137,14 @@ function load (url: string, body: string, connections: number, seconds: number, 
     body,
     connections,
     duration: seconds,
-    ...(rate === undefined ? {} : { overallRate: rate }),
   })
 }
 
 /**
  * The fixed offered load per request size, below what every embedded scenario answers flat out on the
  * 2-core machine (1-row: 3,000-6,000 req/s; 100-row: 250-800 req/s): CPU per row measured there is what
- * a deployment pays, free of the queueing and core contention of a saturated run.
+ * a deployment pays, free of the queueing and core contention of a saturated run. Paced evenly
+ * (bench/paced.ts).
  */
 const FIXED_RATE: Record<number, number> = { 1: 1000, 100: 100 }
 
@@ -237,10 +238,10 @@ try {
       let fixedLoad: Row['fixed_load']
       if (rate !== undefined && scenario.connections === 50) {
         const cpuAtStart = cpuNow()
-        const fixed = await load(url, body, scenario.connections, duration, rate)
+        const fixed = await pacedLoad(`${url}/api/predictions`, body, { connections: scenario.connections, rate, seconds: duration, contentType: 'application/json; format=pandas-split' })
         const cpuAtEnd = cpuNow()
-        const answered = Math.round(fixed['2xx'] / duration)
-        fixedLoad = { offered_req_per_s: rate, req_per_s: answered, p50_ms: fixed.latency.p50, p99_ms: fixed.latency.p99, cpu_per_row: perRow(cpuAtStart, cpuAtEnd, fixed['2xx'] * rows), saturated: answered < rate * 0.95 }
+        const answered = Math.round(fixed.ok / duration)
+        fixedLoad = { offered_req_per_s: rate, req_per_s: answered, p50_ms: fixed.p50_ms, p99_ms: fixed.p99_ms, cpu_per_row: perRow(cpuAtStart, cpuAtEnd, fixed.ok * rows), saturated: answered < rate * 0.95 }
         if (!scenario.limit) await settled(url)
       }
       const before = await counts()
