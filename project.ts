@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { dirname, isAbsolute, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** The project root (where package.json and models/ are), whether running from source or from dist/. */
@@ -12,5 +12,11 @@ export function projectRoot (): string {
   }
   return dir
 }
+
+/**
+ * A path the configuration names (MODEL_DIR, NOTIFY_DATA_DIR, NOTIFY_LOG_FILE): a relative one is
+ * relative to the project folder (`/app` in the image), wherever the process was started from.
+ */
+export const projectPath = (path: string) => isAbsolute(path) ? path : join(projectRoot(), path)
 
 export const packageInfo = JSON.parse(readFileSync(join(projectRoot(), 'package.json'), 'utf8')) as { name: string, version: string, description: string }

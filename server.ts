@@ -50,4 +50,12 @@ closeWithGrace({ delay: fastify.config.SHUTDOWN_TIMEOUT_MS }, async ({ signal, e
   await fastify.close()
 })
 
-await fastify.listen({ port: fastify.config.PORT, host: fastify.config.HOST })
+try {
+  await fastify.listen({ port: fastify.config.PORT, host: fastify.config.HOST })
+} catch (err) {
+  // A port in use, a HOST that is not this machine's: what to fix, in one line. Closing first keeps
+  // what the app started (a journal replay) in order.
+  fastify.log.fatal(`could not start: ${(err as Error).message}`)
+  await fastify.close().catch(() => {})
+  process.exit(1)
+}

@@ -2,6 +2,7 @@ import { accessSync, closeSync, constants, fdatasyncSync, statSync, fstatSync, f
 import { join } from 'node:path'
 import type { Notification } from './message.js'
 import { encodeRecord, MAX_ID, openAppendNoFollow, readBoundedLines, readRecords } from './records.js'
+import { ConfigError } from '../errors.js'
 
 /**
  * The notifications on disk: a write-ahead journal (NOTIFY_JOURNAL=on: every notification is appended
@@ -102,7 +103,7 @@ const LEGACY_SEGMENT = /^journal-(\d{1,15})\.jsonl$/
 const ACK_ID = /^(0|[1-9]\d{0,9})$/
 
 /** Thrown at start when the folder cannot hold the journal: names the path and the fix. */
-export class JournalFolderError extends Error {
+export class JournalFolderError extends ConfigError {
   constructor (dir: string, reason: string) {
     super(`NOTIFY_DATA_DIR ${dir} cannot hold the notification journal: ${reason}. Point NOTIFY_DATA_DIR at a folder ` +
       'the service\'s user can create, read and write (in a container, a writable volume), or fix its ownership and permissions')

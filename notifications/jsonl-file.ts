@@ -1,26 +1,43 @@
-import { constants, createWriteStream, mkdirSync, type WriteStream } from 'node:fs'
+import { closeSync, constants, createWriteStream, mkdirSync, openSync, type WriteStream } from 'node:fs'
+import { ConfigError } from '../errors.js'
 import { dirname } from 'node:path'
 import { once } from 'node:events'
 
 /**
  * An append-only JSON-lines file written in the background (the dead letters, NOTIFY_LOG_FILE),
  * opened on first write. Writes are ordered; `close` waits until everything written has reached the
- * file. A write error is reported once to `onError`, and the next write opens the file again.
+ * file. A write error is reported to `onError` once until the file opens again, and the next write
+ * tries to open it.
  */
 export function createJsonLinesFile (path: string, onError: (err: Error) => void, opts: { noFollow?: boolean } = {}) {
   let stream: WriteStream | undefined
+  // Reported once until the file opens again: a file that cannot be written fails every write.
+  let failing = false
+  const report = (err: Error) => {
+    if (failing) return
+    failing = true
+    onError(err)
+  }
 
-  function open (): WriteStream {
+  function open (): WriteStream | undefined {
     if (stream === undefined) {
-      mkdirSync(dirname(path), { recursive: true })
+      try {
+        mkdirSync(dirname(path), { recursive: true })
+      } catch (err) {
+        // Its folder cannot be made (permissions, a file in the way): the line is not written, and the
+        // request that produced it is answered all the same.
+        report(err as Error)
+        return undefined
+      }
       // In the service's own folder (the dead letters), a symlink is never followed.
       // (fs.open takes numeric flags; the stream hands them on, though its type says string.)
       const flags = opts.noFollow === true ? constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW : 'a'
       const opened = createWriteStream(path, { flags: flags as string, mode: 0o600 })
       opened.on('error', err => {
         if (stream === opened) stream = undefined
-        onError(err)
+        report(err)
       })
+      opened.on('open', () => { failing = false })
       stream = opened
     }
     return stream
@@ -28,11 +45,11 @@ export function createJsonLinesFile (path: string, onError: (err: Error) => void
 
   return {
     append (record: unknown): void {
-      open().write(JSON.stringify(record) + '\n')
+      open()?.write(JSON.stringify(record) + '\n')
     },
     /** A record already serialised as one line of JSON. */
     appendJson (json: string): void {
-      open().write(json + '\n')
+      open()?.write(json + '\n')
     },
     async close (): Promise<void> {
       const current = stream
@@ -45,3 +62,17 @@ export function createJsonLinesFile (path: string, onError: (err: Error) => void
 }
 
 export type JsonLinesFile = ReturnType<typeof createJsonLinesFile>
+
+/**
+ * Start-up's check of a file the configuration names (`variable`): its folder is made and it opens
+ * for appending, or start-up fails with one line naming the variable, the path and why.
+ */
+export function checkAppendable (path: string, variable: string): void {
+  try {
+    mkdirSync(dirname(path), { recursive: true })
+    closeSync(openSync(path, 'a', 0o600))
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    throw new ConfigError(`${variable} ${path} cannot be appended to: ${e.code ?? 'error'} (${e.message}). Point ${variable} at a file the service's user can create and write`)
+  }
+}

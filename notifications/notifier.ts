@@ -1,11 +1,10 @@
-import { isAbsolute, join } from 'node:path'
 import type { FastifyBaseLogger } from 'fastify'
-import { projectRoot } from '../project.js'
+import { projectPath } from '../project.js'
 import type { Config } from '../schemas/config.js'
 import type { ServerResponse } from 'node:http'
 import type { NotificationStats, StreamInclude } from '../schemas/notifications.js'
 import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
-import { createJsonLinesFile } from './jsonl-file.js'
+import { checkAppendable, createJsonLinesFile } from './jsonl-file.js'
 import { notificationsFor, type Notification, type NotifyMode } from './message.js'
 import { createSnsPublisher } from './sns-publisher.js'
 import { createSender, createSnsClient } from './sender.js'
@@ -17,10 +16,12 @@ import { createNotificationStream, eventData } from './stream.js'
  * subscribers, as NOTIFY and NOTIFY_GROUPING say.
  */
 export function createNotifier (config: Config, log: FastifyBaseLogger) {
-  const dataDir = isAbsolute(config.NOTIFY_DATA_DIR) ? config.NOTIFY_DATA_DIR : join(projectRoot(), config.NOTIFY_DATA_DIR)
+  const dataDir = projectPath(config.NOTIFY_DATA_DIR)
   const stream = createNotificationStream({ maxBufferBytes: config.SSE_MAX_BUFFER_BYTES })
-  const logFile = config.NOTIFY_LOG_FILE !== undefined
-    ? createJsonLinesFile(config.NOTIFY_LOG_FILE, err => log.error({ err }, 'writing NOTIFY_LOG_FILE failed'))
+  const logPath = config.NOTIFY_LOG_FILE === undefined ? undefined : projectPath(config.NOTIFY_LOG_FILE)
+  if (logPath !== undefined) checkAppendable(logPath, 'NOTIFY_LOG_FILE')
+  const logFile = logPath !== undefined
+    ? createJsonLinesFile(logPath, err => log.error({ err }, 'writing NOTIFY_LOG_FILE failed: its lines are not written until it opens again'))
     : undefined
   const topic = config.AWS_SNS_PREDICTIONS_TOPIC
   const sns = topic === undefined

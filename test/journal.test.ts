@@ -178,6 +178,7 @@ t.test('a folder the service cannot use is a clear start-up error naming the pat
   const exited = await new Promise<number | null>(resolve => server.child.on('exit', resolve))
   t.not(exited, 0, 'the process exits with an error')
   t.match(server.output(), `NOTIFY_DATA_DIR ${file} cannot hold the notification journal`)
+  t.notMatch(server.output(), /\n\s+at /, 'one line, no stack trace: a configuration problem')
 })
 
 /**

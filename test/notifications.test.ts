@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { existsSync, mkdtempSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
@@ -276,6 +276,31 @@ t.test('NOTIFY_LOG_FILE appends notifications as JSON lines', async t => {
   const lines = readFileSync(file, 'utf8').trim().split('\n').map(line => JSON.parse(line))
   t.equal(lines.length, 4)
   t.match(lines[1], { message: { columns: Array, index: [1], data: [Array] }, attributes: { prediction: 'attack', model: 'cic-ids2018-xgb' } })
+})
+
+t.test('a NOTIFY_LOG_FILE that cannot be created stops start-up with one line naming it and the fix', async t => {
+  const blocker = join(mkdtempSync(join(tmpdir(), 'ml-ids-log-')), 'a-file')
+  writeFileSync(blocker, '')
+  const app = createApp({ env: { NOTIFY_LOG_FILE: join(blocker, 'notifications.jsonl') } })
+  await t.rejects(async () => { await app.ready() }, { name: 'ConfigError', message: /^NOTIFY_LOG_FILE .*a-file\/notifications\.jsonl cannot be appended to: (EEXIST|ENOTDIR) .*Point NOTIFY_LOG_FILE at a file/ })
+  await app.close().catch(() => {})
+})
+
+t.test('a NOTIFY_LOG_FILE that fails after start-up: requests are still answered, the failure is logged once', async t => {
+  const folder = join(mkdtempSync(join(tmpdir(), 'ml-ids-log-')), 'nested')
+  const errors: string[] = []
+  const app = createApp({ env: { NOTIFY_LOG_FILE: join(folder, 'notifications.jsonl') }, logger: { level: 'error', stream: { write: (line: string) => { errors.push(line) } } } })
+  await app.ready()
+  t.teardown(() => app.close())
+  // The folder start-up made is replaced by a file before the first line is written.
+  rmSync(folder, { recursive: true })
+  writeFileSync(folder, '')
+  for (let k = 0; k < 3; k++) {
+    const res = await post(app, splitFrame(rows(2)))
+    t.equal(res.statusCode, 200, `request ${k + 1} answered`)
+  }
+  t.equal(errors.length, 1, 'reported once, not per line')
+  t.match(errors[0], /writing NOTIFY_LOG_FILE failed/)
 })
 
 t.test('without SNS nothing is written to the data directory', async t => {

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { request } from 'node:http'
 import { once } from 'node:events'
+import { tmpdir } from 'node:os'
 import { examples, splitFrame, PANDAS_SPLIT } from './helper.js'
 import { startServer } from './support/server-process.js'
 import { snsServer } from './support/sns.js'
@@ -63,4 +64,25 @@ t.test('V8 and process-wide flags on the command line (which a worker thread ref
   t.equal(sns.accepted.length, 2)
   t.equal(server.child.exitCode, null, 'still running')
   t.notMatch(server.output(), /ERR_WORKER_INVALID_EXEC_ARGV|invalid execArgv/)
+})
+
+t.test('configuration as compose files and `docker run -e X=` give it: an empty value is unset; relative paths are the project\'s, wherever it starts', async t => {
+  const server = startServer({ PORT: '0', HOST: '127.0.0.1', AWS_SNS_PREDICTIONS_TOPIC: '', WORKERS: '', ATTACK_THRESHOLD: '', API_KEYS: '', LOG_LEVEL: '', MODEL_DIR: 'models/cic-ids2018-xgb' }, { cwd: tmpdir() })
+  t.teardown(() => { server.child.kill('SIGKILL') })
+  const url = await server.listening
+  const res = await fetch(`${url}/api/predictions`, { method: 'POST', headers: { 'content-type': PANDAS_SPLIT }, body: JSON.stringify(splitFrame([examples.benign, examples.attack])) })
+  t.equal(res.status, 200, 'no API key required: API_KEYS= is unset')
+  t.same(await res.json(), [0, 1])
+  t.match(await (await fetch(`${url}/api/notifications/stats`)).json(), { sns: null }, 'no topic')
+})
+
+t.test('a port the service cannot listen on stops it with one line naming the address', async t => {
+  const taken = startServer({ PORT: '0', HOST: '127.0.0.1' })
+  t.teardown(() => { taken.child.kill('SIGKILL') })
+  const port = new URL(await taken.listening).port
+  const server = startServer({ PORT: port, HOST: '127.0.0.1' })
+  const [code] = await once(server.child, 'exit')
+  t.equal(code, 1)
+  t.match(server.output(), new RegExp(`"msg":"could not start: listen EADDRINUSE: address already in use 127\\.0\\.0\\.1:${port}`))
+  t.notMatch(server.output(), /\n\s+at /, 'no stack trace')
 })

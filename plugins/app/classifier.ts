@@ -3,6 +3,7 @@ import { ConfigError } from '../../errors.js'
 import type { Classifier } from '../../classifier/types.js'
 import { createEmbeddedClassifier } from '../../classifier/embedded.js'
 import { loadModel } from '../../classifier/model.js'
+import { projectPath } from '../../project.js'
 import { createSageMakerClassifier } from '../../classifier/sagemaker.js'
 
 declare module 'fastify' {
@@ -24,7 +25,7 @@ export default fp(async function classifier (fastify) {
     }
     classifier = createSageMakerClassifier({ ...config, AWS_SAGEMAKER_ENDPOINT: config.AWS_SAGEMAKER_ENDPOINT, AWS_REGION: config.AWS_REGION }, fastify.log)
   } else {
-    classifier = createEmbeddedClassifier(loadModel(config.MODEL_DIR), { threshold: config.ATTACK_THRESHOLD, noveltyThreshold: config.NOVELTY_THRESHOLD, driftWindowRows: config.DRIFT_WINDOW_ROWS })
+    classifier = createEmbeddedClassifier(loadModel(config.MODEL_DIR === undefined ? undefined : projectPath(config.MODEL_DIR)), { threshold: config.ATTACK_THRESHOLD, noveltyThreshold: config.NOVELTY_THRESHOLD, driftWindowRows: config.DRIFT_WINDOW_ROWS })
   }
   const { name, version } = classifier.describe()
   fastify.log.info({ backend: classifier.backend, model: name, version }, 'classifier ready')

@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import AjvCompiler from '@fastify/ajv-compiler'
 import { availableParallelism } from 'node:os'
 import type { FastifyInstance, FastifyRequest, FastifySchemaCompiler } from 'fastify'
+import { projectPath } from '../../project.js'
 import { parseJsonBody } from '../../input/body.js'
 import { createWorkerPool, type WorkerPool } from '../../workers/pool.js'
 import { AJV_OPTIONS } from '../../schemas/ajv.js'
@@ -100,7 +101,7 @@ export default fp(async function workerPool (fastify) {
   // SageMaker classifies remotely: its requests wait on the network, not on this process's CPU.
   const pool = size === 0 || fastify.classifier.backend !== 'local'
     ? null
-    : createWorkerPool(size, { modelDir: MODEL_DIR, maxRows: MAX_ROWS, threshold: ATTACK_THRESHOLD, noveltyThreshold: NOVELTY_THRESHOLD, drift }, { maxEntries: WORKER_QUEUE_MAX, maxBytes: WORKER_QUEUE_MAX_BYTES })
+    : createWorkerPool(size, { modelDir: MODEL_DIR === undefined ? undefined : projectPath(MODEL_DIR), maxRows: MAX_ROWS, threshold: ATTACK_THRESHOLD, noveltyThreshold: NOVELTY_THRESHOLD, drift }, { maxEntries: WORKER_QUEUE_MAX, maxBytes: WORKER_QUEUE_MAX_BYTES })
   fastify.decorate('workerPool', pool)
   if (pool !== null) {
     fastify.log.info({ workers: size }, 'worker threads start with the first large body')

@@ -16,14 +16,14 @@ export function projectModule (path: string): string {
  * fraction of the time a TypeScript loader needs) with this process's flags, which carry tap's coverage
  * and source maps back to the .ts files. With `fdLimit`, under a shell's `ulimit -n` (the process then is
  * the shell's exec, so its pid is the server's). `nodeFlags` are Node's or V8's flags of a command line
- * (`--max-old-space-size=…`).
+ * (`--max-old-space-size=…`); `cwd`, the folder it starts in.
  */
-export function startServer (env: NodeJS.ProcessEnv, opts: { script?: 'server' | 'entrypoint', args?: string[], fdLimit?: number, coverage?: boolean, nodeFlags?: string[] } = {}) {
+export function startServer (env: NodeJS.ProcessEnv, opts: { script?: 'server' | 'entrypoint', args?: string[], fdLimit?: number, coverage?: boolean, nodeFlags?: string[], cwd?: string } = {}) {
   // `coverage: false` leaves out tap's loaders (--import of @tapjs/*), about 0.7 s of CPU per start,
   // for a process that is SIGKILLed and so never writes its coverage anyway.
   const flags = opts.coverage === false ? process.execArgv.filter(arg => !arg.includes('@tapjs')) : process.execArgv
   const args = [...flags, ...(opts.nodeFlags ?? []), projectModule(opts.script ?? 'server'), ...(opts.args ?? [])]
-  const options = { env: { PATH: process.env.PATH, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'] }
+  const options = { cwd: opts.cwd, env: { PATH: process.env.PATH, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'] }
   const child = opts.fdLimit === undefined
     ? spawn(process.execPath, args, options)
     : spawn('/bin/sh', ['-c', `ulimit -n ${opts.fdLimit} && exec "$0" "$@"`, process.execPath, ...args], options)
