@@ -9,8 +9,9 @@
  *
  * The server runs in this same process, so SIGTERM reaches it and it drains before exiting.
  */
-import { existsSync } from 'node:fs'
+import { existsSync, realpathSync } from 'node:fs'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 export const SAGEMAKER_MODEL_DIR = '/opt/ml/model'
 
@@ -31,7 +32,19 @@ async function healthcheck (): Promise<number> {
   return 1
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+/**
+ * Whether node was asked to run this file: through a symlink or a path with a space too (the module's
+ * URL is the real path, escaped), not only as `node dist/entrypoint.js`.
+ */
+function isProgram (): boolean {
+  try {
+    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url))
+  } catch {
+    return false
+  }
+}
+
+if (isProgram()) {
   const [command = 'start', ...rest] = process.argv.slice(2)
   if (command === 'serve' || command === 'start') {
     if (rest.length > 0) {

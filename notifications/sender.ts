@@ -34,7 +34,8 @@ export interface CallFailure {
 
 function errorCode (err: unknown): string {
   const e = err as { name?: string, Code?: string, code?: string }
-  return e.Code ?? e.name ?? e.code ?? 'Error'
+  // SNS's errors are named by their code; a socket's are plain Errors with a code (ECONNREFUSED).
+  return e.Code ?? (e.name !== undefined && e.name !== 'Error' ? e.name : undefined) ?? e.code ?? 'Error'
 }
 
 /** A notification's attributes as SNS message attributes (`rows` a Number, the rest Strings). */

@@ -285,7 +285,7 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
       consecutiveFailures++
       queue.pause(Date.now() + backoff(consecutiveFailures, opts.retryBaseMs, opts.retryMaxMs))
       if (consecutiveFailures === 1 || consecutiveFailures % 10 === 0) {
-        log.warn({ code: result.code, failures: consecutiveFailures, queued: queue.size.live + queue.size.replay }, 'SNS publish failed: retrying with backoff')
+        log.warn({ code: result.code, reason: result.message, failures: consecutiveFailures, queued: queue.size.live + queue.size.replay }, 'SNS publish failed: retrying with backoff')
       }
       for (const entry of batch.reverse()) retry(entry, result.code)
       return

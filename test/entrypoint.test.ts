@@ -1,11 +1,13 @@
 import t from 'tap'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, symlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { basename, dirname, join } from 'node:path'
 import { serveEnvironment, SAGEMAKER_MODEL_DIR } from '../entrypoint.js'
 import { projectRoot } from '../project.js'
 import { examples, splitFrame } from './helper.js'
-import { closedPort, startServer } from './support/server-process.js'
+import { closedPort, projectModule, startServer } from './support/server-process.js'
 
 t.test('serve: port 8080 on all interfaces, the model SageMaker mounted under /opt/ml/model', async t => {
   const none = () => false
@@ -59,4 +61,18 @@ t.test('an unknown command exits 2 naming the commands', async t => {
   const [code] = await once(server.child, 'exit')
   t.equal(code, 2)
   t.match(server.output(), /unknown command "train": use serve/)
+})
+
+t.test('run through a symlink or a path with a space, the entry point still runs its command', async t => {
+  const folder = mkdtempSync(join(tmpdir(), 'ml-ids-entry-'))
+  const entry = projectModule('entrypoint')
+  for (const name of ['linked', 'with space']) {
+    symlinkSync(dirname(entry), join(folder, name))
+    const child = spawn(process.execPath, [...process.execArgv, join(folder, name, basename(entry)), 'bogus'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    child.stderr.on('data', chunk => { output += chunk })
+    const [code] = await once(child, 'exit')
+    t.equal(code, 2, `${name}: the unknown command is refused, not ignored`)
+    t.match(output, /unknown command "bogus"/)
+  }
 })

@@ -8,6 +8,7 @@ import { build, examples, post, splitFrame } from './helper.js'
 import { sizeOf, snsServer } from './support/sns.js'
 import { journalFiles, onDisk, rowsOf } from './support/journal.js'
 import { rows, snsEnv, TOPIC, until } from './support/notifications.js'
+import { closedPort } from './support/server-process.js'
 
 const { benign, attack } = examples
 
@@ -301,6 +302,19 @@ t.test('a NOTIFY_LOG_FILE that fails after start-up: requests are still answered
   }
   t.equal(errors.length, 1, 'reported once, not per line')
   t.match(errors[0], /writing NOTIFY_LOG_FILE failed/)
+})
+
+t.test('SNS unreachable: the warning names the socket\'s error and the address, not a bare "Error"', async t => {
+  const port = await closedPort()
+  const lines: string[] = []
+  const app = createApp({ env: snsEnv(`http://127.0.0.1:${port}`, { NOTIFY_RETRY_BASE_MS: '1000' }), logger: { level: 'warn', stream: { write: (line: string) => { lines.push(line) } } } })
+  await app.ready()
+  t.teardown(() => app.close())
+  t.equal((await post(app, splitFrame(rows(1)))).statusCode, 200)
+  await until(t, 'the retry warning', () => lines.some(line => line.includes('SNS publish failed')))
+  const warning = JSON.parse(lines.find(line => line.includes('SNS publish failed'))!) as { code: string, reason: string }
+  t.equal(warning.code, 'ECONNREFUSED')
+  t.match(warning.reason, `127.0.0.1:${port}`)
 })
 
 t.test('without SNS nothing is written to the data directory', async t => {
