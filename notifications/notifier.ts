@@ -41,7 +41,9 @@ export function createNotifier (config: Config, log: FastifyBaseLogger) {
       maxAttempts: config.NOTIFY_MAX_ATTEMPTS,
       retryBaseMs: config.NOTIFY_RETRY_BASE_MS,
       retryMaxMs: config.NOTIFY_RETRY_MAX_MS,
-      drainTimeoutMs: config.NOTIFY_DRAIN_TIMEOUT_MS,
+      // Ends in time for what is left to reach the disk before SHUTDOWN_TIMEOUT_MS ends the process
+      // (without the journal, it is only written then).
+      drainTimeoutMs: Math.min(config.NOTIFY_DRAIN_TIMEOUT_MS, Math.floor(config.SHUTDOWN_TIMEOUT_MS * 0.8)),
       log,
     })
   const mode = config.NOTIFY

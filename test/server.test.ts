@@ -3,7 +3,8 @@ import { request } from 'node:http'
 import { once } from 'node:events'
 import { tmpdir } from 'node:os'
 import { examples, splitFrame, PANDAS_SPLIT } from './helper.js'
-import { startServer } from './support/server-process.js'
+import { closedPort, startServer } from './support/server-process.js'
+import { onDisk } from './support/journal.js'
 import { snsServer } from './support/sns.js'
 import { snsEnv, until } from './support/notifications.js'
 
@@ -85,4 +86,19 @@ t.test('a port the service cannot listen on stops it with one line naming the ad
   t.equal(code, 1)
   t.match(server.output(), new RegExp(`"msg":"could not start: listen EADDRINUSE: address already in use 127\\.0\\.0\\.1:${port}`))
   t.notMatch(server.output(), /\n\s+at /, 'no stack trace')
+})
+
+t.test('a SHUTDOWN_TIMEOUT_MS shorter than the drain: without the journal, what SNS did not take is on disk before the process ends', async t => {
+  const port = await closedPort()
+  const env = snsEnv(`http://127.0.0.1:${port}`, { NOTIFY_JOURNAL: 'off', NOTIFY_GROUPING: 'row', NOTIFY_RETRY_BASE_MS: '1000', NOTIFY_RETRY_MAX_MS: '30000' })
+  const server = startServer({ PORT: '0', HOST: '127.0.0.1', SHUTDOWN_TIMEOUT_MS: '2000', ...env })
+  t.teardown(() => { server.child.kill('SIGKILL') })
+  const url = await server.listening
+  const res = await fetch(`${url}/api/predictions`, { method: 'POST', headers: { 'content-type': PANDAS_SPLIT }, body: JSON.stringify(splitFrame([examples.benign, examples.attack])) })
+  t.equal(res.status, 200)
+  server.child.kill('SIGTERM')
+  const [code] = await once(server.child, 'exit')
+  t.equal(code, 0, 'closed, not killed by the timeout')
+  t.notMatch(server.output(), /killed by timeout/)
+  t.equal(onDisk(env.NOTIFY_DATA_DIR!).length, 2, 'both rows\' notifications on disk for the next start')
 })
