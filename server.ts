@@ -32,6 +32,13 @@ try {
 }
 const fastify = app
 
+/** Why start-up failed, in one line (with the stack only for what is not a setting): on stderr too when LOG_LEVEL silences it. */
+function couldNotStart (message: string, err?: unknown): void {
+  if (err === undefined) fastify.log.fatal(`could not start: ${message}`)
+  else fastify.log.fatal({ err }, `could not start: ${message}`)
+  if (fastify.log.level === 'silent') console.error(JSON.stringify({ level: 60, time: Date.now(), msg: `could not start: ${message}` }))
+}
+
 // A client gets 60 s to send its request headers (Node's default, stated): slow-loris connections end.
 fastify.server.headersTimeout = 60_000
 
@@ -39,8 +46,8 @@ try {
   await fastify.ready()
 } catch (err) {
   // Configuration and model problems: one line saying what to fix. Anything else is a bug: its stack too.
-  if (err instanceof ConfigError || err instanceof ModelLoadError) fastify.log.fatal(`could not start: ${err.message}`)
-  else fastify.log.fatal({ err }, `could not start: ${(err as Error).message}`)
+  if (err instanceof ConfigError || err instanceof ModelLoadError) couldNotStart(err.message)
+  else couldNotStart((err as Error).message, err)
   process.exit(1)
 }
 
@@ -55,7 +62,7 @@ try {
 } catch (err) {
   // A port in use, a HOST that is not this machine's: what to fix, in one line. Closing first keeps
   // what the app started (a journal replay) in order.
-  fastify.log.fatal(`could not start: ${(err as Error).message}`)
+  couldNotStart((err as Error).message)
   await fastify.close().catch(() => {})
   process.exit(1)
 }

@@ -5,6 +5,7 @@ import fp from 'fastify-plugin'
 import type { Server } from 'node:http'
 import type { Registry } from 'prom-client'
 import { readiness } from './root.js'
+import { ConfigError } from '../errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -69,10 +70,22 @@ const routes: FastifyPluginAsyncTypebox = async function (fastify) {
     })
     return
   }
+  if (METRICS_PORT !== 0 && METRICS_PORT === fastify.config.PORT) {
+    throw new ConfigError(`METRICS_PORT ${METRICS_PORT} is PORT too: give /metrics a port of its own (9464 by convention), or unset METRICS_PORT to serve it on PORT`)
+  }
   const ops = operationalListener(fastify, async () => await exposition(), contentType)
   fastify.decorate('metricsServer', ops.server)
-  // Listening before the app is ready, so a port in use stops the start-up like any other bad setting.
-  fastify.addHook('onReady', async () => { await ops.listen({ port: METRICS_PORT, host: HOST }) })
+  // Listening before the app is ready, so a port in use stops the start-up like any other bad setting,
+  // in one line; the port is logged, as the API's is (METRICS_PORT=0 picks one).
+  fastify.addHook('onReady', async () => {
+    try {
+      await ops.listen({ port: METRICS_PORT, host: HOST })
+    } catch (err) {
+      throw new ConfigError(`METRICS_PORT ${METRICS_PORT}: ${(err as Error).message}`, { cause: err })
+    }
+    const address = ops.server.address()
+    fastify.log.info({ port: typeof address === 'object' && address !== null ? address.port : METRICS_PORT }, 'metrics and probes listening')
+  })
   fastify.addHook('onClose', async () => { await ops.close() })
 }
 

@@ -102,3 +102,22 @@ t.test('a SHUTDOWN_TIMEOUT_MS shorter than the drain: without the journal, what 
   t.notMatch(server.output(), /killed by timeout/)
   t.equal(onDisk(env.NOTIFY_DATA_DIR!).length, 2, 'both rows\' notifications on disk for the next start')
 })
+
+t.test('start-up failures are one line, even at LOG_LEVEL=silent, and METRICS_PORT mistakes are named', async t => {
+  const port = await closedPort()
+  const taken = startServer({ PORT: '0', HOST: '127.0.0.1' })
+  t.teardown(() => { taken.child.kill('SIGKILL') })
+  const busy = new URL(await taken.listening).port
+  const cases: Array<[NodeJS.ProcessEnv, RegExp]> = [
+    [{ LOG_LEVEL: 'silent', NOTIFY: 'bogus' }, /"msg":"could not start: env\/NOTIFY must be one of all, attacks, unfamiliar, none \(given \\"bogus\\"\)"/],
+    [{ PORT: port, METRICS_PORT: port }, new RegExp(`"msg":"could not start: METRICS_PORT ${port} is PORT too: give /metrics a port of its own`)],
+    [{ PORT: '0', METRICS_PORT: busy }, new RegExp(`"msg":"could not start: METRICS_PORT ${busy}: listen EADDRINUSE`)],
+  ]
+  for (const [env, line] of cases) {
+    const server = startServer({ HOST: '127.0.0.1', ...env })
+    const [code] = await once(server.child, 'exit')
+    t.equal(code, 1, JSON.stringify(env))
+    t.match(server.output(), line)
+    t.notMatch(server.output(), /\n\s+at /, 'no stack trace')
+  }
+})

@@ -1,5 +1,6 @@
 import t from 'tap'
 import { build } from '../helper.js'
+import { describeErrors } from '../../plugins/external/env.js'
 
 t.test('defaults: port 5000 on all interfaces, the embedded model', async t => {
   const app = await build(t)
@@ -15,13 +16,20 @@ t.test('a wrong value fails start-up naming the variable', async t => {
     [{ MAX_ROWS: '0' }, /MAX_ROWS must be >= 1/],
     [{ AWS_REGION: 'Ireland' }, /AWS_REGION must match pattern/],
     [{ AWS_SAGEMAKER_ENDPOINT: 'has spaces in it' }, /AWS_SAGEMAKER_ENDPOINT must match pattern/],
-    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be equal to constant/],
+    [{ LOG_LEVEL: 'loud' }, /^env\/LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent \(given "loud"\)$/],
+    [{ NOTIFY: 'ALL', PORT: 'x' }, /^env\/PORT must be integer \(given "x"\); env\/NOTIFY must be one of all, attacks, unfamiliar, none \(given "ALL"\)$/],
+    [{ AWS_SNS_PREDICTIONS_TOPIC: ' arn:aws:sns:us-east-1:123456789012:t' }, /AWS_SNS_PREDICTIONS_TOPIC must match pattern .* \(given " arn:aws:sns:us-east-1:123456789012:t"\)$/],
     [{ AWS_SAGEMAKER_ENDPOINT: 'ml-ids' }, /AWS_REGION must be set when AWS_SAGEMAKER_ENDPOINT is/],
     [{ AWS_SAGEMAKER_ENDPOINT: 'ml-ids', AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY: 'AKID' }, /set both AWS_ACCESS_KEY and AWS_SECRET_KEY/],
   ]
   for (const [env, message] of cases) {
     await t.rejects(build(t, env), { message }, JSON.stringify(env))
   }
+})
+
+t.test('a credential that breaks a rule is named, never repeated', async t => {
+  const message = describeErrors([{ instancePath: '/AWS_SECRET_KEY', keyword: 'pattern', message: 'must match pattern "x"', params: {} }], { AWS_SECRET_KEY: 'wJalrXUtnFEMI/K7MDENG' })
+  t.equal(message, 'env/AWS_SECRET_KEY must match pattern "x"')
 })
 
 t.test('an empty variable counts as unset', async t => {
