@@ -265,8 +265,13 @@ t.test('close() ends the worker threads and refuses later work', async t => {
   await t.rejects(pool.run(Buffer.from('{}'), task), { message: /closed/ })
 })
 
-t.test('a worker that cannot load the model fails the work given to it, naming the problem', async t => {
-  const pool = createWorkerPool(1, { modelDir: '/nonexistent', maxRows: 10 })
+t.test('a worker that cannot start: its work is refused 503 (retry), the cause reported to the operator, and the next task tries again', async t => {
+  const failures: Error[] = []
+  const pool = createWorkerPool(1, { modelDir: '/nonexistent', maxRows: 10 }, undefined, { onStartFailure: err => failures.push(err) })
   t.teardown(() => pool.close())
-  await t.rejects(pool.run(Buffer.from('{}'), task), { message: /worker thread could not start: cannot read \/nonexistent\/metadata.json/ })
+  for (const round of [1, 2]) {
+    await t.rejects(pool.run(Buffer.from('{}'), task), { statusCode: 503, code: 'OVERLOADED', message: 'no worker thread could start to classify this body: retry shortly' }, `task ${round}`)
+    t.equal(failures.length, round, 'a start tried for each')
+    t.match(failures[round - 1].message, /worker thread could not start: cannot read \/nonexistent\/metadata.json/)
+  }
 })

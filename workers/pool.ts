@@ -40,7 +40,8 @@ interface Pending {
  * never pays for them) and are kept; one that dies is replaced on demand. The queue is bounded
  * (`limits`: 503 past it), and a task whose caller's signal aborts while it waits leaves the queue.
  */
-export function createWorkerPool (size: number, options: WorkerOptions, limits: QueueLimits = { maxEntries: Infinity, maxBytes: Infinity }) {
+export function createWorkerPool (size: number, options: WorkerOptions, limits: QueueLimits = { maxEntries: Infinity, maxBytes: Infinity },
+  events: { onStartFailure?: (err: Error) => void } = {}) {
   const idle: Worker[] = []
   const busy = new Map<Worker, Pending>()
   const running = new Set<Worker>()
@@ -79,8 +80,14 @@ export function createWorkerPool (size: number, options: WorkerOptions, limits: 
         dispatch()
       }, (err: Error) => {
         starting--
-        // The model did not load: nothing queued can be served by a thread that would fail the same way.
-        while (queue.length > 0) take().reject(err)
+        events.onStartFailure?.(err)
+        // With threads running, the queue waits for them. With none, nothing queued can be served now:
+        // refused as busy (503, the client retries), since the main thread loaded the same model, so
+        // what stopped this thread is most likely passing (too many open files, memory); the next
+        // task tries again.
+        if (running.size === 0 && starting === 0) {
+          while (queue.length > 0) take().reject(new OverloadedError('no worker thread could start to classify this body: retry shortly'))
+        }
       })
     }
   }
