@@ -3,6 +3,7 @@ import { createApp } from './app.js'
 import { LOG_LEVELS } from './schemas/config.js'
 import { logRedaction, logSerializers } from './plugins/app/request-log.js'
 import { ConfigError, ModelLoadError } from './errors.js'
+import { logDestination } from './log-destination.js'
 
 // The logger exists before the config plugin runs, so its level is read here; a wrong value is left
 // to the config plugin, which names it. Credentials are redacted wherever a log line could carry
@@ -12,6 +13,8 @@ const logger = {
   level: (LOG_LEVELS as readonly string[]).includes(process.env.LOG_LEVEL ?? '') ? process.env.LOG_LEVEL : 'info',
   ...logRedaction,
   serializers: logSerializers,
+  // stdout, flushed at exit within a bound (log-destination.ts).
+  stream: logDestination().destination,
 }
 
 let app: ReturnType<typeof createApp>

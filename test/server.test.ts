@@ -1,9 +1,10 @@
 import t from 'tap'
 import { request } from 'node:http'
 import { once } from 'node:events'
+import { spawn } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { examples, splitFrame, PANDAS_SPLIT } from './helper.js'
-import { closedPort, startServer } from './support/server-process.js'
+import { closedPort, projectModule, startServer } from './support/server-process.js'
 import { onDisk } from './support/journal.js'
 import { snsServer } from './support/sns.js'
 import { snsEnv, until } from './support/notifications.js'
@@ -119,5 +120,30 @@ t.test('start-up failures are one line, even at LOG_LEVEL=silent, and METRICS_PO
     t.equal(code, 1, JSON.stringify(env))
     t.match(server.output(), line)
     t.notMatch(server.output(), /\n\s+at /, 'no stack trace')
+  }
+})
+
+t.test('SIGTERM with stdout a pipe nobody reads (a log shipper stuck), or whose reader is gone: the process still exits', async t => {
+  for (const reader of ['stuck', 'gone'] as const) {
+    const port = await closedPort()
+    const child = spawn(process.execPath, [...process.execArgv, projectModule('server')], {
+      env: { PATH: process.env.PATH, PORT: port, HOST: '127.0.0.1', LOG_LEVEL: 'info', NOTIFY: 'none', SHUTDOWN_TIMEOUT_MS: '2000' },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+    t.teardown(() => { child.kill('SIGKILL') })
+    // Up to its 'listening' line, then nothing more is read: the pipe fills.
+    let head = ''
+    while (!head.includes('Server listening')) head += String((await once(child.stdout!, 'data'))[0])
+    child.stdout!.pause()
+    const body = JSON.stringify(splitFrame([examples.benign]))
+    // ~600 request log lines: well over a pipe's 64 KiB.
+    for (let k = 0; k < 30; k++) {
+      await Promise.all(Array.from({ length: 20 }, async () => await (await fetch(`http://127.0.0.1:${port}/api/predictions?padding=${'x'.repeat(200)}`, { method: 'POST', headers: { 'content-type': PANDAS_SPLIT }, body })).text()))
+    }
+    if (reader === 'gone') child.stdout!.destroy()
+    const started = Date.now()
+    child.kill('SIGTERM')
+    const exited = await Promise.race([once(child, 'exit').then(() => true), new Promise(resolve => setTimeout(resolve, 10_000, false))])
+    t.ok(exited, `${reader} reader: exited ${exited ? `after ${Date.now() - started} ms` : 'not within 10 s'}`)
   }
 })
