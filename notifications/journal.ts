@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import type { Notification } from './message.js'
 import { encodeRecord, MAX_ID, openAppendNoFollow, readBoundedLines, readRecords } from './records.js'
 import { ConfigError } from '../errors.js'
+import { lockFolder, JournalLockedError, type JournalLock } from './journal-lock.js'
 
 /**
  * The notifications on disk: a write-ahead journal (NOTIFY_JOURNAL=on: every notification is appended
@@ -14,7 +15,8 @@ import { ConfigError } from '../errors.js'
  * half-way does not publish its first half again. Writes are synchronous and checked: a record counts
  * only once all its bytes are written. Only regular files with these names are touched, never through
  * a symlink. Segments of the earlier line-based format (`journal-<n>.jsonl`) are listed in `legacy`
- * for legacy.ts to import.
+ * for legacy.ts to import. The folder has one owner: `journal.lock` (journal-lock.ts) is taken before
+ * any of its files is read, and released by `close`.
  */
 
 /**
@@ -91,10 +93,16 @@ export interface JournalOptions {
   segmentBytes: number
   /** fdatasync after every write: survives a machine crash, at the cost of a disk flush per request. */
   fsync: boolean
+  /** How often the folder's lock is refreshed (journal-lock.ts; 5 s): stale after 3 of these. For tests. */
+  lockHeartbeatMs?: number
   /** Hears of damaged records, of segments that cannot be read and of those readable again: once per change. */
   report?: (event: { kind: 'damaged', path: string, regions: number, bytes: number } | { kind: 'unreadable', path: string, reason: string } | { kind: 'readable', path: string } |
   /** A ref acked or released twice, or not this journal's: a bug in the caller, ignored. */
-  { kind: 'ref_error', how: 'ack' | 'release', path: string, id: number }) => void
+  { kind: 'ref_error', how: 'ack' | 'release', path: string, id: number } |
+  /** The folder's lock, left by an owner that is gone, was taken over (at start). */
+  { kind: 'lock_taken_over', path: string, reason: string, owner: { pid: number, hostname: string, started: string } | undefined } |
+  /** The lock file was removed or replaced while this journal held it: another process may use the folder. */
+  { kind: 'lock_lost', path: string }) => void
 }
 
 const SEGMENT = /^journal-(\d{1,15})\.rec$/
@@ -110,15 +118,23 @@ export class JournalFolderError extends ConfigError {
   }
 }
 
-/** The folder's entries, creating it if need be; a JournalFolderError when it cannot be used. */
-function openFolder (dir: string): Dirent[] {
+/**
+ * The folder's entries, creating it if need be, once its lock is taken (journal-lock.ts); a
+ * JournalFolderError when it cannot be used, a JournalLockedError when another process owns it.
+ */
+function openFolder (opts: JournalOptions): { entries: Dirent[], lock: JournalLock } {
+  const { dir } = opts
+  let lock: JournalLock | undefined
   try {
     mkdirSync(dir, { recursive: true })
     if (!statSync(dir).isDirectory()) throw new JournalFolderError(dir, 'it is not a folder')
     accessSync(dir, constants.R_OK | constants.W_OK | constants.X_OK)
-    return readdirSync(dir, { withFileTypes: true })
+    lock = lockFolder(dir, { heartbeatMs: opts.lockHeartbeatMs, onLost: path => opts.report?.({ kind: 'lock_lost', path }) })
+    if (lock.tookOver !== undefined) opts.report?.({ kind: 'lock_taken_over', ...lock.tookOver })
+    return { entries: readdirSync(dir, { withFileTypes: true }), lock }
   } catch (err) {
-    if (err instanceof JournalFolderError) throw err
+    lock?.release()
+    if (err instanceof JournalFolderError || err instanceof JournalLockedError) throw err
     const e = err as NodeJS.ErrnoException
     throw new JournalFolderError(dir, `${e.code ?? 'error'} (${e.message})`)
   }
@@ -145,7 +161,8 @@ export function createJournal (opts: JournalOptions) {
 
   // An earlier run's segments: replayed, not appended to. Only regular files (a symlink, a folder or a
   // device with a journal's name is left alone).
-  const entries = openFolder(opts.dir)
+  // Names other than the journal's (journal.lock, dead-letter.jsonl) are skipped by the patterns below.
+  const { entries, lock } = openFolder(opts)
   for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
     // New segments are numbered past every name in use, a symlink's or a folder's too.
     const used = Number(/^journal-(\d{1,15})\./.exec(entry.name)?.[1] ?? NaN)
@@ -453,6 +470,7 @@ export function createJournal (opts: JournalOptions) {
         compact(segment, true)
       }
       active = undefined
+      lock.release()
     },
   }
 

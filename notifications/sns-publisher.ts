@@ -121,6 +121,8 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
       if (event.kind === 'damaged') log.error(event, 'damaged records skipped in a journal segment (the records around them are read)')
       else if (event.kind === 'unreadable') log.error(event, `journal segment cannot be read: skipped, tried again every ${UNREADABLE_RETRY_MS / 1000} s`)
       else if (event.kind === 'ref_error') log.error(event, 'a journal ref given back twice or not the journal\'s: ignored (a bug)')
+      else if (event.kind === 'lock_taken_over') log.warn(event, `journal folder lock left by a process that is gone taken over (${event.reason})`)
+      else if (event.kind === 'lock_lost') log.error(event, 'the journal folder lock was removed or replaced while held: another process may be using NOTIFY_DATA_DIR, give each its own')
       else log.info(event, 'journal segment readable again')
     },
   })
