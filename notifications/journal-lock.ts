@@ -71,10 +71,17 @@ function parseOwner (text: string): Owner | undefined {
 function alive (pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch (err) {
     // EPERM: it exists, as another user's.
     return (err as NodeJS.ErrnoException).code !== 'ESRCH'
+  }
+  // A process killed a moment ago stays a zombie until its parent collects it (PID 1 in a container
+  // may take a second or more), and kill(pid, 0) still finds it: dead all the same (Linux's state).
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+  } catch {
+    return true
   }
 }
 

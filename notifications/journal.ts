@@ -1,8 +1,9 @@
-import { accessSync, closeSync, constants, fdatasyncSync, statSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, readdirSync, unlinkSync, writeSync, type Dirent } from 'node:fs'
+import { accessSync, closeSync, constants, fdatasyncSync, statSync, fstatSync, ftruncateSync, lstatSync, readdirSync, unlinkSync, writeSync, type Dirent } from 'node:fs'
 import { join } from 'node:path'
 import type { Notification } from './message.js'
 import { encodeRecord, MAX_ID, openAppendNoFollow, readBoundedLines, readRecords } from './records.js'
 import { ConfigError } from '../errors.js'
+import { makeFolder } from './jsonl-file.js'
 import { lockFolder, JournalLockedError, type JournalLock } from './journal-lock.js'
 
 /**
@@ -126,7 +127,7 @@ function openFolder (opts: JournalOptions): { entries: Dirent[], lock: JournalLo
   const { dir } = opts
   let lock: JournalLock | undefined
   try {
-    mkdirSync(dir, { recursive: true })
+    makeFolder(dir)
     if (!statSync(dir).isDirectory()) throw new JournalFolderError(dir, 'it is not a folder')
     accessSync(dir, constants.R_OK | constants.W_OK | constants.X_OK)
     lock = lockFolder(dir, { heartbeatMs: opts.lockHeartbeatMs, onLost: path => opts.report?.({ kind: 'lock_lost', path }) })
@@ -289,7 +290,7 @@ export function createJournal (opts: JournalOptions) {
       let before = 0
       try {
         if (segment.fd === undefined) {
-          mkdirSync(opts.dir, { recursive: true })
+          makeFolder(opts.dir)
           segment.fd = openAppendNoFollow(segment.path)
           const stat = fstatSync(segment.fd)
           totalBytes += stat.size - segment.bytes

@@ -1,4 +1,4 @@
-import { closeSync, constants, createWriteStream, mkdirSync, openSync, type WriteStream } from 'node:fs'
+import { closeSync, constants, createWriteStream, existsSync, mkdirSync, openSync, type WriteStream } from 'node:fs'
 import { ConfigError } from '../errors.js'
 import { dirname } from 'node:path'
 import { once } from 'node:events'
@@ -6,12 +6,12 @@ import { once } from 'node:events'
 /**
  * An append-only JSON-lines file written in the background (the dead letters, NOTIFY_LOG_FILE),
  * opened on first write. Writes are ordered; `close` waits until everything written has reached the
- * file. A write error is reported to `onError` once until the file opens again, and the next write
- * tries to open it.
+ * file. A write error is reported to `onError` once until a line is written again, and the next
+ * write tries to open the file again.
  */
 export function createJsonLinesFile (path: string, onError: (err: Error) => void, opts: { noFollow?: boolean } = {}) {
   let stream: WriteStream | undefined
-  // Reported once until the file opens again: a file that cannot be written fails every write.
+  // Reported once until a line is written again: a file that cannot be written (a full disk) fails every write.
   let failing = false
   const report = (err: Error) => {
     if (failing) return
@@ -19,10 +19,12 @@ export function createJsonLinesFile (path: string, onError: (err: Error) => void
     onError(err)
   }
 
+  const written = (err?: Error | null) => { if (err == null) failing = false }
+
   function open (): WriteStream | undefined {
     if (stream === undefined) {
       try {
-        mkdirSync(dirname(path), { recursive: true })
+        makeFolder(dirname(path))
       } catch (err) {
         // Its folder cannot be made (permissions, a file in the way): the line is not written, and the
         // request that produced it is answered all the same.
@@ -37,7 +39,6 @@ export function createJsonLinesFile (path: string, onError: (err: Error) => void
         if (stream === opened) stream = undefined
         report(err)
       })
-      opened.on('open', () => { failing = false })
       stream = opened
     }
     return stream
@@ -45,11 +46,11 @@ export function createJsonLinesFile (path: string, onError: (err: Error) => void
 
   return {
     append (record: unknown): void {
-      open()?.write(JSON.stringify(record) + '\n')
+      open()?.write(JSON.stringify(record) + '\n', written)
     },
     /** A record already serialised as one line of JSON. */
     appendJson (json: string): void {
-      open()?.write(json + '\n')
+      open()?.write(json + '\n', written)
     },
     async close (): Promise<void> {
       const current = stream
@@ -69,10 +70,25 @@ export type JsonLinesFile = ReturnType<typeof createJsonLinesFile>
  */
 export function checkAppendable (path: string, variable: string): void {
   try {
-    mkdirSync(dirname(path), { recursive: true })
+    makeFolder(dirname(path))
     closeSync(openSync(path, 'a', 0o600))
   } catch (err) {
     const e = err as NodeJS.ErrnoException
     throw new ConfigError(`${variable} ${path} cannot be appended to: ${e.code ?? 'error'} (${e.message}). Point ${variable} at a file the service's user can create and write`)
+  }
+}
+
+/**
+ * mkdir -p, one level at a time: Node 20's `mkdirSync(path, { recursive: true })` never returns for a
+ * path under a folder that refuses new entries with ENOENT (`/proc/nope`: found by a probe).
+ */
+export function makeFolder (path: string): void {
+  if (existsSync(path)) return
+  const parent = dirname(path)
+  if (parent !== path) makeFolder(parent)
+  try {
+    mkdirSync(path)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
   }
 }

@@ -109,6 +109,20 @@ t.test('this host: a dead pid is stale at once, a live one is an owner, this ver
   t.match(again, [{ kind: 'lock_taken_over', reason: /this very process/ }], 'this pid, not held by this process: an earlier life, taken over')
 })
 
+t.test('this host: an owner killed a moment ago and not yet collected by its parent (a zombie) is dead', async t => {
+  // `sleep 0` exits at once; its parent becomes `sleep 5`, which never collects it: a zombie for 5 s.
+  const parent = spawn('/bin/sh', ['-c', 'sleep 0 & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] })
+  t.teardown(() => { parent.kill('SIGKILL') })
+  const pid = Number(String((await once(parent.stdout!, 'data'))[0]).trim())
+  await until(t, 'the zombie', () => { try { return /\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8')) } catch { return false } })
+  t.doesNotThrow(() => process.kill(pid, 0), 'kill(pid, 0) still finds it')
+  const d = dir()
+  writeLock(d, { pid, hostname: hostname(), started: '2024-01-01T00:00:00.000Z' })
+  const events: Event[] = []
+  open(d, events).close()
+  t.match(events, [{ kind: 'lock_taken_over', reason: `pid ${pid} is not running on this host` }])
+})
+
 t.test('the owner refreshes its lock: past 3 heartbeats it is still not stale; a lock removed under it is reported', async t => {
   const d = dir()
   const events: Event[] = []

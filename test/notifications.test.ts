@@ -304,6 +304,26 @@ t.test('a NOTIFY_LOG_FILE that fails after start-up: requests are still answered
   t.match(errors[0], /writing NOTIFY_LOG_FILE failed/)
 })
 
+t.test('a NOTIFY_LOG_FILE on a full disk (/dev/full): every request answered, the failure logged once, not per line', async t => {
+  const errors: string[] = []
+  const app = createApp({ env: { NOTIFY_LOG_FILE: '/dev/full', NOTIFY_GROUPING: 'row' }, logger: { level: 'error', stream: { write: (line: string) => { errors.push(line) } } } })
+  await app.ready()
+  t.teardown(() => app.close())
+  for (let k = 0; k < 4; k++) {
+    t.equal((await post(app, splitFrame(rows(2)))).statusCode, 200)
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+  await until(t, 'the failure', () => errors.length > 0)
+  t.equal(errors.length, 1, 'once')
+  t.match(errors[0], /ENOSPC/)
+})
+
+t.test('a NOTIFY_LOG_FILE under a folder that takes no new folders (/proc) stops start-up at once, naming it', async t => {
+  const app = createApp({ env: { NOTIFY_LOG_FILE: '/proc/ml-ids-nope/notifications.jsonl' } })
+  await t.rejects(async () => { await app.ready() }, { name: 'ConfigError', message: /^NOTIFY_LOG_FILE \/proc\/ml-ids-nope\/notifications\.jsonl cannot be appended to: ENOENT/ })
+  await app.close().catch(() => {})
+})
+
 t.test('SNS unreachable: the warning names the socket\'s error and the address, not a bare "Error"', async t => {
   const port = await closedPort()
   const lines: string[] = []

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { UnauthorizedError } from '../../errors.js'
+import { ConfigError, UnauthorizedError } from '../../errors.js'
 
 const digest = (value: string) => createHash('sha256').update(value).digest()
 
@@ -31,6 +31,10 @@ export function presentedKey (headers: FastifyRequest['headers']): string | unde
  */
 export default fp(async function auth (fastify) {
   const keys = (fastify.config.API_KEYS ?? '').split(',').map(k => k.trim()).filter(k => k !== '').map(digest)
+  // Set but naming no key (`API_KEYS=,`, a template whose key came out empty) would leave the API open.
+  if (fastify.config.API_KEYS !== undefined && keys.length === 0) {
+    throw new ConfigError('API_KEYS is set but names no key (only commas and spaces): set at least one key, or unset API_KEYS to leave the API open')
+  }
 
   function identify (request: FastifyRequest): { caller: string, refusal?: { challenge: string, message: string } } {
     const address = `address:${request.ip}`

@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { ConfigError } from '../../errors.js'
+import { ConfigError, ModelLoadError } from '../../errors.js'
 import type { Classifier } from '../../classifier/types.js'
 import { createEmbeddedClassifier } from '../../classifier/embedded.js'
 import { loadModel } from '../../classifier/model.js'
@@ -12,6 +12,17 @@ declare module 'fastify' {
   }
 }
 
+/** The model MODEL_DIR names (the bundled one when unset); a problem with it names the variable. */
+function loadConfiguredModel (dir: string | undefined) {
+  if (dir === undefined) return loadModel()
+  try {
+    return loadModel(projectPath(dir))
+  } catch (err) {
+    if (err instanceof ModelLoadError) throw new ModelLoadError(`MODEL_DIR ${dir}: ${err.message}`, { cause: err })
+    throw err
+  }
+}
+
 /** SageMaker when an endpoint is configured, otherwise the embedded model; chosen once, at start-up. */
 export default fp(async function classifier (fastify) {
   const { config } = fastify
@@ -20,12 +31,9 @@ export default fp(async function classifier (fastify) {
     if (config.AWS_REGION === undefined) {
       throw new ConfigError('AWS_REGION must be set when AWS_SAGEMAKER_ENDPOINT is (e.g. AWS_REGION=eu-west-1)')
     }
-    if ((config.AWS_ACCESS_KEY === undefined) !== (config.AWS_SECRET_KEY === undefined)) {
-      throw new ConfigError('set both AWS_ACCESS_KEY and AWS_SECRET_KEY, or neither to use the default credential chain')
-    }
     classifier = createSageMakerClassifier({ ...config, AWS_SAGEMAKER_ENDPOINT: config.AWS_SAGEMAKER_ENDPOINT, AWS_REGION: config.AWS_REGION }, fastify.log)
   } else {
-    classifier = createEmbeddedClassifier(loadModel(config.MODEL_DIR === undefined ? undefined : projectPath(config.MODEL_DIR)), { threshold: config.ATTACK_THRESHOLD, noveltyThreshold: config.NOVELTY_THRESHOLD, driftWindowRows: config.DRIFT_WINDOW_ROWS })
+    classifier = createEmbeddedClassifier(loadConfiguredModel(config.MODEL_DIR), { threshold: config.ATTACK_THRESHOLD, noveltyThreshold: config.NOVELTY_THRESHOLD, driftWindowRows: config.DRIFT_WINDOW_ROWS })
   }
   const { name, version } = classifier.describe()
   fastify.log.info({ backend: classifier.backend, model: name, version }, 'classifier ready')

@@ -25,6 +25,10 @@ export default fp<EnvOptions>(async function env (fastify, opts) {
     const errors = (err as { errors?: ValidationError[] }).errors
     throw new ConfigError(Array.isArray(errors) && errors.length > 0 ? describeErrors(errors, data) : (err as Error).message, { cause: err })
   }
+  // For SageMaker and SNS alike: half a key pair would otherwise be ignored for the default chain.
+  if ((fastify.config.AWS_ACCESS_KEY === undefined) !== (fastify.config.AWS_SECRET_KEY === undefined)) {
+    throw new ConfigError('set both AWS_ACCESS_KEY and AWS_SECRET_KEY, or neither to use the default credential chain')
+  }
 }, { name: 'env' })
 
 interface ValidationError { instancePath: string, keyword: string, message?: string, params: { allowedValue?: unknown } }

@@ -21,6 +21,10 @@ t.test('a wrong value fails start-up naming the variable', async t => {
     [{ AWS_SNS_PREDICTIONS_TOPIC: ' arn:aws:sns:us-east-1:123456789012:t' }, /AWS_SNS_PREDICTIONS_TOPIC must match pattern .* \(given " arn:aws:sns:us-east-1:123456789012:t"\)$/],
     [{ AWS_SAGEMAKER_ENDPOINT: 'ml-ids' }, /AWS_REGION must be set when AWS_SAGEMAKER_ENDPOINT is/],
     [{ AWS_SAGEMAKER_ENDPOINT: 'ml-ids', AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY: 'AKID' }, /set both AWS_ACCESS_KEY and AWS_SECRET_KEY/],
+    [{ AWS_SNS_PREDICTIONS_TOPIC: 'arn:aws:sns:eu-west-1:123456789012:t', AWS_SECRET_KEY: 'secret' }, /set both AWS_ACCESS_KEY and AWS_SECRET_KEY/],
+    [{ API_KEYS: ',' }, /^API_KEYS is set but names no key \(only commas and spaces\): set at least one key, or unset API_KEYS/],
+    [{ API_KEYS: ' , ' }, /^API_KEYS is set but names no key/],
+    [{ MODEL_DIR: '/nonexistent' }, /^MODEL_DIR \/nonexistent: cannot read \/nonexistent\/metadata\.json/],
   ]
   for (const [env, message] of cases) {
     await t.rejects(build(t, env), { message }, JSON.stringify(env))
