@@ -5,6 +5,9 @@ import type { SonicBoom as SonicBoomClass } from 'sonic-boom'
 // export, which its typings declare as a module: the class's type is stated here.
 const SonicBoom = (sonicBoomModule as unknown as { default: typeof SonicBoomClass }).default
 
+/** Log bytes held while stdout is not read, past which lines are dropped (16 MiB). */
+export const MAX_BUFFER_BYTES = 16 * 1024 * 1024
+
 /** How long the last flush at exit may wait for a full pipe (a log reader behind) before dropping the rest. */
 export const EXIT_FLUSH_MS = 1000
 
@@ -16,14 +19,28 @@ export const EXIT_FLUSH_MS = 1000
  * stdout a pipe nobody drains (EAGAIN) or whose reader has gone (EPIPE), a SIGTERM never ended the
  * process, SHUTDOWN_TIMEOUT_MS and a second signal included (found by an outside probe). sonic-boom 5's
  * flush throws on EPIPE and asks `retryEAGAIN` before each retry. A pipe that breaks while serving
- * ends the logging, not the process; any other write error is said once on stderr.
+ * ends the logging, not the process; any other write error is said once on stderr. Lines wait in
+ * memory while stdout is not read, up to MAX_BUFFER_BYTES; past it they are dropped and counted, and the
+ * count is logged once lines flow again.
  */
-export function logDestination (fd = 1) {
+export function logDestination (fd = 1, opts: { maxBufferBytes?: number } = {}) {
   let exitingSince: number | undefined
   const destination = new SonicBoom({
     fd,
     // While serving, a full pipe is waited for (in the background); at exit, for EXIT_FLUSH_MS.
     retryEAGAIN: () => exitingSince === undefined || Date.now() - exitingSince < EXIT_FLUSH_MS,
+    // A reader that stops (a logging driver in blocking mode, stuck) must not grow memory without end:
+    // past this many bytes waiting, lines are dropped, and counted.
+    maxLength: opts.maxBufferBytes ?? MAX_BUFFER_BYTES,
+  })
+  let dropped = 0
+  destination.on('drop', () => { dropped++ })
+  // Once lines flow again, a line says how many were dropped.
+  destination.on('write', () => {
+    if (dropped === 0) return
+    const count = dropped
+    dropped = 0
+    destination.write(`${JSON.stringify({ level: 40, time: Date.now(), dropped: count, msg: 'log lines dropped: stdout was not read while the log buffer was full' })}\n`)
   })
   let failed = false
   destination.on('error', (err: NodeJS.ErrnoException) => {
@@ -44,5 +61,5 @@ export function logDestination (fd = 1) {
     }
   }
   process.on('exit', flushAtExit)
-  return { destination, flushAtExit, stop: () => { process.off('exit', flushAtExit) } }
+  return { destination, flushAtExit, dropped: () => dropped, stop: () => { process.off('exit', flushAtExit) } }
 }

@@ -1,0 +1,65 @@
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { closeSync, constants, mkdtempSync, openSync, readSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { logDestination } from '../../log-destination.js'
+
+/** A FIFO whose read end is open (so writes do not fail) but read only when the test says. */
+function fifo () {
+  const path = join(mkdtempSync(join(tmpdir(), 'ml-ids-log-')), 'stdout')
+  spawnSync('mkfifo', [path])
+  const reader = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
+  const writer = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK)
+  return { reader, writer }
+}
+
+/** What the FIFO holds now, read without waiting. */
+function drain (fd: number): string {
+  const chunks: Buffer[] = []
+  const buffer = Buffer.alloc(65536)
+  for (;;) {
+    try {
+      const n = readSync(fd, buffer)
+      if (n <= 0) break
+      chunks.push(Buffer.from(buffer.subarray(0, n)))
+    } catch {
+      break
+    }
+  }
+  return Buffer.concat(chunks).toString()
+}
+
+t.test('stdout not read: lines wait up to the bound, then are dropped and counted; once read again, a line says how many', async t => {
+  const { reader, writer } = fifo()
+  const log = logDestination(writer, { maxBufferBytes: 256 * 1024 })
+  t.teardown(() => { log.stop(); closeSync(reader) })
+  const line = `${JSON.stringify({ level: 30, msg: 'x'.repeat(1000) })}\n`
+  // 4 MiB of lines against a pipe of 64 KiB and a bound of 256 KiB.
+  for (let k = 0; k < 4096; k++) log.destination.write(line)
+  t.ok(log.dropped() > 3000, `most dropped, not held (${log.dropped()})`)
+  // The reader comes back: everything held arrives, then the count.
+  let read = ''
+  const deadline = Date.now() + 10_000
+  while (!read.includes('log lines dropped') && Date.now() < deadline) {
+    read += drain(reader)
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+  const lines = read.trim().split('\n').map(l => JSON.parse(l) as { msg: string, dropped?: number })
+  const note = lines.find(l => l.dropped !== undefined)
+  t.ok(note, 'the count is logged')
+  t.equal(lines.filter(l => l.dropped === undefined).length + note!.dropped!, 4096, 'every line written or counted')
+  const held = lines.length - 1
+  t.ok(held <= Math.ceil((64 + 256) * 1024 / line.length) + 1, `no more than the pipe (64 KiB) and the bound held (${held} lines)`)
+})
+
+t.test('at exit, a pipe nobody reads holds the process for about a second, not for ever', async t => {
+  const { reader, writer } = fifo()
+  const log = logDestination(writer)
+  t.teardown(() => { log.stop(); closeSync(reader) })
+  for (let k = 0; k < 200; k++) log.destination.write(`${'y'.repeat(1000)}\n`)
+  const started = Date.now()
+  log.flushAtExit()
+  const took = Date.now() - started
+  t.ok(took >= 900 && took < 3000, `gave up after ${took} ms`)
+})
