@@ -110,8 +110,9 @@ t.test('this host: a dead pid is stale at once, a live one is an owner, this ver
 })
 
 t.test('this host: an owner killed a moment ago and not yet collected by its parent (a zombie) is dead', async t => {
-  // `sleep 0` exits at once; its parent becomes `sleep 5`, which never collects it: a zombie for 5 s.
-  const parent = spawn('/bin/sh', ['-c', 'sleep 0 & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] })
+  // The shell becomes `sleep 5` (exec) before its child `sleep 0.5` exits, and `sleep` never collects
+  // a child: a zombie until the 5 s are up. (Exiting before the exec, the shell would collect it.)
+  const parent = spawn('/bin/sh', ['-c', 'sleep 0.5 & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] })
   t.teardown(() => { parent.kill('SIGKILL') })
   const pid = Number(String((await once(parent.stdout!, 'data'))[0]).trim())
   await until(t, 'the zombie', () => { try { return /\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8')) } catch { return false } })
