@@ -15,8 +15,13 @@ export function projectRoot (): string {
 
 /**
  * A path the configuration names (MODEL_DIR, NOTIFY_DATA_DIR, NOTIFY_LOG_FILE): a relative one is
- * relative to the project folder (`/app` in the image), wherever the process was started from.
+ * relative to the project folder (`/app` in the image), wherever the process was started from; an
+ * unset one stays unset.
  */
-export const projectPath = (path: string) => isAbsolute(path) ? path : join(projectRoot(), path)
+export function projectPath (path: string): string
+export function projectPath (path: string | undefined): string | undefined
+export function projectPath (path: string | undefined): string | undefined {
+  return path === undefined || isAbsolute(path) ? path : join(projectRoot(), path)
+}
 
 export const packageInfo = JSON.parse(readFileSync(join(projectRoot(), 'package.json'), 'utf8')) as { name: string, version: string, description: string }

@@ -18,7 +18,7 @@ import { createNotificationStream, eventData } from './stream.js'
 export function createNotifier (config: Config, log: FastifyBaseLogger) {
   const dataDir = projectPath(config.NOTIFY_DATA_DIR)
   const stream = createNotificationStream({ maxBufferBytes: config.SSE_MAX_BUFFER_BYTES })
-  const logPath = config.NOTIFY_LOG_FILE === undefined ? undefined : projectPath(config.NOTIFY_LOG_FILE)
+  const logPath = projectPath(config.NOTIFY_LOG_FILE)
   if (logPath !== undefined) checkAppendable(logPath, 'NOTIFY_LOG_FILE')
   const logFile = logPath !== undefined
     ? createJsonLinesFile(logPath, err => log.error({ err }, 'writing NOTIFY_LOG_FILE failed: its lines are not written until it opens again'))

@@ -101,7 +101,7 @@ export default fp(async function workerPool (fastify) {
   // SageMaker classifies remotely: its requests wait on the network, not on this process's CPU.
   const pool = size === 0 || fastify.classifier.backend !== 'local'
     ? null
-    : createWorkerPool(size, { modelDir: MODEL_DIR === undefined ? undefined : projectPath(MODEL_DIR), maxRows: MAX_ROWS, threshold: ATTACK_THRESHOLD, noveltyThreshold: NOVELTY_THRESHOLD, drift }, { maxEntries: WORKER_QUEUE_MAX, maxBytes: WORKER_QUEUE_MAX_BYTES },
+    : createWorkerPool(size, { modelDir: projectPath(MODEL_DIR), maxRows: MAX_ROWS, threshold: ATTACK_THRESHOLD, noveltyThreshold: NOVELTY_THRESHOLD, drift }, { maxEntries: WORKER_QUEUE_MAX, maxBytes: WORKER_QUEUE_MAX_BYTES },
       { onStartFailure: err => { fastify.log.error({ err }, 'a worker thread could not start: its bodies are refused 503 until one does') } })
   fastify.decorate('workerPool', pool)
   if (pool !== null) {
