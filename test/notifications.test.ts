@@ -300,6 +300,9 @@ t.test('a NOTIFY_LOG_FILE that fails after start-up: requests are still answered
     const res = await post(app, splitFrame(rows(2)))
     t.equal(res.statusCode, 200, `request ${k + 1} answered`)
   }
+  // The file is opened in the background: its failure arrives after the answers.
+  await until(t, 'the failure', () => errors.length > 0)
+  await new Promise(resolve => setTimeout(resolve, 50))
   t.equal(errors.length, 1, 'reported once, not per line')
   t.match(errors[0], /writing NOTIFY_LOG_FILE failed/)
 })
