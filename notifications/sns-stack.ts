@@ -98,6 +98,15 @@ export function leanStack (client: SNSClient): SNSClient {
     signer ??= make(authScheme).catch(err => { signer = undefined; throw err })
     return signer
   }
+  // The user agent's sections (SDK and Node versions, os.release(), a syscall) are fixed for the
+  // process: built once. The user-agent middleware still escapes and joins them per call, with the
+  // call's features, as before; it makes new arrays of them and never changes the one returned.
+  const userAgent = config.defaultUserAgentProvider
+  let sections: ReturnType<typeof userAgent> | undefined
+  config.defaultUserAgentProvider = () => {
+    sections ??= userAgent().catch(err => { sections = undefined; throw err })
+    return sections
+  }
   // The client's serde functions are fixed once it is built: gathered once, not per call.
   const serde = serdeOf(config)
   client.middlewareStack.add(serializer(config, serde) as never, serializerMiddlewareOption as never)
@@ -113,5 +122,17 @@ export function leanStack (client: SNSClient): SNSClient {
  * and logger it hands on are the same objects. Everything else in the stack keeps the client's config.
  */
 export function handlerConfig (client: SNSClient): Config {
-  return { ...client.config }
+  const config = { ...client.config }
+  // A configured endpoint (AWS_SNS_HOST) is a fixed URL that the SDK's provider parses again each time it is asked, twice
+  // a call: parsed once, and each caller gets its own copy of the result.
+  const endpoint = config.endpoint
+  if (config.isCustomEndpoint && endpoint !== undefined) {
+    let parsed: ReturnType<typeof endpoint> | undefined
+    config.endpoint = async () => {
+      parsed ??= endpoint().catch(err => { parsed = undefined; throw err })
+      const { query, headers, ...rest } = await parsed
+      return { ...rest, ...(query !== undefined ? { query: { ...query } } : {}), ...(headers !== undefined ? { headers: { ...headers } } : {}) }
+    }
+  }
+  return config
 }

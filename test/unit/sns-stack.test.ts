@@ -175,3 +175,48 @@ t.test('the signer is built once per client; a failure to build it is not kept',
   t.equal(await client.config.signer(), first, 'the same signer again')
   t.equal(built.length, 2, 'built after the failure, then kept')
 })
+
+t.test('the user agent\'s sections are built once and a configured endpoint parsed once; the requests are the SDK\'s', async t => {
+  const published = `<PublishResponse ${NS}><PublishResult><MessageId>m</MessageId></PublishResult></PublishResponse>`
+  const sns = await loopback(t, (_req, res) => xml(res, 200, published))
+  const sdk = sdkClient(`${sns.url}/sns`, { protocol: SnsQueryProtocol })
+  const client = sdkClient(`${sns.url}/sns`, { protocol: SnsQueryProtocol })
+  t.teardown(() => { sdk.destroy(); client.destroy() })
+  // Count the SDK's own providers' work, and fail each once: a failure is not kept.
+  let sectionsBuilt = 0
+  const sections = client.config.defaultUserAgentProvider
+  client.config.defaultUserAgentProvider = async () => {
+    if (sectionsBuilt++ === 0) throw new Error('no user agent yet')
+    return sections()
+  }
+  let endpointsParsed = 0
+  const endpoint = client.config.endpoint!
+  client.config.endpoint = async () => {
+    if (endpointsParsed++ === 0) throw new Error('no endpoint yet')
+    return endpoint()
+  }
+  leanStack(client)
+  const handler = new PublishCommand({ TopicArn: TOPIC, Message: 'x' }).resolveMiddleware(client.middlewareStack as never, handlerConfig(client), {})
+  const call = () => handler(new PublishCommand({ TopicArn: TOPIC, Message: 'x' }) as never)
+  await t.rejects(call(), /no endpoint yet/)
+  await t.rejects(call(), /no user agent yet/)
+  for (let i = 0; i < 3; i++) t.match(await call(), { output: { MessageId: 'm' } })
+  t.equal(endpointsParsed, 2, 'the endpoint: parsed again after the failure, then kept')
+  t.equal(sectionsBuilt, 2, 'the user agent\'s sections: built again after the failure, then kept')
+  await sdk.send(new PublishCommand({ TopicArn: TOPIC, Message: 'x' }))
+  const [expected, ...lean] = [sns.requests.at(-1)!, ...sns.requests.slice(0, -1)]
+  t.equal(lean.length, 3)
+  t.match(expected.url, /^\/sns/, 'the configured path')
+  t.match(expected.headers['user-agent'], /aws-sdk-js\/[\d.]+ .*os\/.*md\/nodejs#20/, 'the SDK\'s user agent names the SDK, the system and Node')
+  for (const request of lean) {
+    t.equal(request.url, expected.url, 'the path the SDK\'s client sends')
+    t.equal(request.headers.host, expected.headers.host)
+    t.equal(request.headers['user-agent'], expected.headers['user-agent'], 'the user agent the SDK\'s client sends')
+    t.equal(request.headers['x-amz-user-agent'], expected.headers['x-amz-user-agent'])
+  }
+  // Each call gets its own copy of the endpoint: a change to one does not reach the next.
+  const config = handlerConfig(client)
+  const first = await config.endpoint!()
+  ;(first as { hostname: string }).hostname = 'elsewhere'
+  t.equal((await config.endpoint!()).hostname, '127.0.0.1')
+})
