@@ -182,7 +182,10 @@ export function createSnsPublisher (opts: SnsPublisherOptions) {
     const reason = heldCount === 0 ? undefined : `${heldCount} notification(s) can be neither published nor written to disk (${journal.lastFailure?.message ?? 'unknown'})`
     if ((reason === undefined) === (degraded === undefined)) return
     if (reason !== undefined) log.error({ held: heldCount, code: journal.lastFailure?.code }, 'notifications held in memory: refusing predictions until SNS or the disk takes them')
-    else log.info('every notification is published or on disk again: taking predictions')
+    // Shutting down, no prediction is taken again; and held notifications counted lost (logged as such)
+    // were not published nor written: saying "all on disk" after that line would contradict it.
+    else if (!closing) log.info('every notification is published or on disk again: taking predictions')
+    else if (counters.lost === 0) log.info('every notification is published or on disk')
     degraded = reason
   }
 

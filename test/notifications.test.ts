@@ -492,6 +492,27 @@ t.test('nowhere to keep a notification: predictions 503 and /ready 503, then rec
   }
 })
 
+t.test('shutting down with SNS down and the disk refusing: the loss is logged, and no later line says everything is on disk', async t => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'ml-ids-lost-'))
+  const sns = await snsServer(t, { call: () => ({ status: 503, code: 'ServiceUnavailable' }) })
+  const lines: Array<{ level: number, msg: string, count?: number }> = []
+  const app = createApp({
+    env: { NOTIFY_SENDER: 'inline', ...snsEnv(sns.url, { NOTIFY_DATA_DIR: dataDir, NOTIFY_DRAIN_TIMEOUT_MS: '200' }) },
+    logger: { level: 'info', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } },
+  })
+  await app.ready()
+  // The journal's first segment as a symlink: never followed (O_NOFOLLOW), so every write fails as on a full disk.
+  symlinkSync('/dev/full', join(dataDir, 'journal-00000001.rec'))
+  t.equal((await post(app, splitFrame(rows(3)))).statusCode, 200)
+  await until(t, 'the notifications to be held', () => app.notifications.stats().sns!.held > 0)
+  t.ok(lines.some(l => /notifications held in memory/.test(l.msg)), 'the hold is logged')
+  await app.close()
+  const lost = lines.findIndex(l => /neither published nor written to disk: lost/.test(l.msg))
+  t.ok(lost >= 0, 'the loss is logged')
+  t.ok(lines[lost].count! > 0, 'with how many')
+  t.same(lines.slice(lost).filter(l => /published or on disk/.test(l.msg)).map(l => l.msg), [], 'nothing after it says every notification is published or on disk')
+})
+
 t.test('spill files of versions before the journal are published on start, then removed', async t => {
   const dataDir = mkdtempSync(join(tmpdir(), 'ml-ids-legacy-'))
   const legacy = (n: number) => JSON.stringify({ notification: { message: `{"columns":["a","prediction"],"index":[${n}],"data":[[${n},1]]}`, attributes: { prediction: 'attack', model: 'm', request_id: `r${n}` } }, reason: 'queue full', at: '2026-01-01T00:00:00.000Z' })
