@@ -5,8 +5,10 @@ import { restates, rowTexts } from './row-text.js'
 
 export type PredictionLabel = 'attack' | 'benign'
 
-/** SNS's limit for one message, body plus attributes (names, types and values). */
+/** SNS's limit for one message, body plus attributes (names, types and values); a PublishBatch carries as much in all. */
 export const MAX_PAYLOAD_BYTES = 256 * 1024
+/** SNS's limit of entries per PublishBatch. */
+export const MAX_BATCH_ENTRIES = 10
 
 /** A notification: the body SNS carries and the attributes subscribers filter on. */
 export interface Notification {

@@ -7,15 +7,15 @@ import type { PandasSplitFrame, Prediction } from '../schemas/predictions.js'
 import { checkAppendable, createJsonLinesFile } from './jsonl-file.js'
 import { notificationsFor, type Notification, type NotifyMode } from './message.js'
 import { createSnsPublisher } from './sns-publisher.js'
-import { createSender, createSnsClient } from './sender.js'
 import { createThreadSender } from './sender-thread.js'
 import { createNotificationStream, eventData } from './stream.js'
 
 /**
  * Every output of a classified request: SNS (through the journal), the NOTIFY_LOG_FILE and live
- * subscribers, as NOTIFY and NOTIFY_GROUPING say.
+ * subscribers, as NOTIFY and NOTIFY_GROUPING say. The AWS SDK is loaded only where the SNS calls
+ * run: in the sender thread, or here with NOTIFY_SENDER=inline; never without a topic.
  */
-export function createNotifier (config: Config, log: FastifyBaseLogger) {
+export async function createNotifier (config: Config, log: FastifyBaseLogger) {
   const dataDir = projectPath(config.NOTIFY_DATA_DIR)
   const stream = createNotificationStream({ maxBufferBytes: config.SSE_MAX_BUFFER_BYTES })
   const logPath = projectPath(config.NOTIFY_LOG_FILE)
@@ -30,7 +30,7 @@ export function createNotifier (config: Config, log: FastifyBaseLogger) {
       // SNS calls in a thread of their own (NOTIFY_SENDER=thread) or on the event loop.
       sender: config.NOTIFY_SENDER === 'thread'
         ? createThreadSender({ ...config, AWS_SNS_PREDICTIONS_TOPIC: topic })
-        : createSender(createSnsClient({ ...config, AWS_SNS_PREDICTIONS_TOPIC: topic }), topic),
+        : await import('./sender.js').then(({ createSender, createSnsClient }) => createSender(createSnsClient({ ...config, AWS_SNS_PREDICTIONS_TOPIC: topic }), topic)),
       dataDir,
       journal: config.NOTIFY_JOURNAL,
       spillMaxBytes: config.NOTIFY_SPILL_MAX_BYTES,
@@ -106,4 +106,4 @@ export function createNotifier (config: Config, log: FastifyBaseLogger) {
   }
 }
 
-export type Notifier = ReturnType<typeof createNotifier>
+export type Notifier = Awaited<ReturnType<typeof createNotifier>>

@@ -1,6 +1,5 @@
 import type { Notification } from './message.js'
-import { MAX_PAYLOAD_BYTES } from './message.js'
-import { MAX_BATCH_ENTRIES } from './sender.js'
+import { MAX_BATCH_ENTRIES, MAX_PAYLOAD_BYTES } from './message.js'
 
 /** One notification waiting in memory or in flight. */
 export interface QueueEntry<Ref = unknown> {

@@ -5,9 +5,6 @@ import type { Notification } from './message.js'
 import { SnsQueryProtocol } from './sns-query.js'
 import { handlerConfig, leanStack } from './sns-stack.js'
 
-/** SNS's limits: 10 entries per PublishBatch, 256 KiB per message and per batch (body plus attributes). */
-export const MAX_BATCH_ENTRIES = 10
-
 // Errors about one message: publishing it again cannot succeed.
 const PERMANENT_MESSAGE_ERRORS = new Set(['InvalidParameter', 'InvalidParameterValue', 'ValidationError', 'InvalidMessageContents'])
 // Errors about a batch as a whole, that its entries sent one by one avoid.

@@ -6,9 +6,9 @@ import type { FastifyBaseLogger } from 'fastify'
 import { createJournal, UNREADABLE_RETRY_MS, type JournalRef } from './journal.js'
 import { createJsonLinesFile } from './jsonl-file.js'
 import { importLegacy } from './legacy.js'
-import { envelopeBytes, fitsOnTheWire, MAX_PAYLOAD_BYTES, payloadBytes, type Notification } from './message.js'
+import { envelopeBytes, fitsOnTheWire, MAX_BATCH_ENTRIES, MAX_PAYLOAD_BYTES, payloadBytes, type Notification } from './message.js'
 import { createQueue, type QueueEntry } from './queue.js'
-import { MAX_BATCH_ENTRIES, type Sender } from './sender.js'
+import type { Sender } from './sender.js'
 
 export interface SnsPublisherOptions {
   /** Makes the SNS calls (sender.ts, or sender-thread.ts for calls off the event loop). */

@@ -4,7 +4,6 @@ import type { Classifier } from '../../classifier/types.js'
 import { createEmbeddedClassifier } from '../../classifier/embedded.js'
 import { loadModel } from '../../classifier/model.js'
 import { projectPath } from '../../project.js'
-import { createSageMakerClassifier } from '../../classifier/sagemaker.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -31,6 +30,8 @@ export default fp(async function classifier (fastify) {
     if (config.AWS_REGION === undefined) {
       throw new ConfigError('AWS_REGION must be set when AWS_SAGEMAKER_ENDPOINT is (e.g. AWS_REGION=eu-west-1)')
     }
+    // Its SDK is loaded only here: the embedded default never loads it.
+    const { createSageMakerClassifier } = await import('../../classifier/sagemaker.js')
     classifier = createSageMakerClassifier({ ...config, AWS_SAGEMAKER_ENDPOINT: config.AWS_SAGEMAKER_ENDPOINT, AWS_REGION: config.AWS_REGION }, fastify.log)
   } else {
     classifier = createEmbeddedClassifier(loadConfiguredModel(config.MODEL_DIR), { threshold: config.ATTACK_THRESHOLD, noveltyThreshold: config.NOVELTY_THRESHOLD, driftWindowRows: config.DRIFT_WINDOW_ROWS })

@@ -15,7 +15,7 @@ declare module 'fastify' {
  * be neither published nor written to disk, new predictions are refused with 503.
  */
 export default fp(async function notifications (fastify) {
-  const notifier = createNotifier(fastify.config, fastify.log)
+  const notifier = await createNotifier(fastify.config, fastify.log)
   const retryAfter = fastify.config.PRESSURE_RETRY_AFTER_S
   fastify.decorate('notifications', notifier)
   const model = fastify.classifier.describe().name
