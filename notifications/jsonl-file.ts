@@ -1,7 +1,8 @@
-import { closeSync, constants, createWriteStream, existsSync, mkdirSync, openSync, type WriteStream } from 'node:fs'
+import { closeSync, constants, createWriteStream, openSync, type WriteStream } from 'node:fs'
 import { ConfigError } from '../errors.js'
 import { dirname } from 'node:path'
 import { once } from 'node:events'
+import { makeFolder } from './folders.js'
 
 /**
  * An append-only JSON-lines file written in the background (the dead letters, NOTIFY_LOG_FILE),
@@ -75,20 +76,5 @@ export function checkAppendable (path: string, variable: string): void {
   } catch (err) {
     const e = err as NodeJS.ErrnoException
     throw new ConfigError(`${variable} ${path} cannot be appended to: ${e.code ?? 'error'} (${e.message}). Point ${variable} at a file the service's user can create and write`)
-  }
-}
-
-/**
- * mkdir -p, one level at a time: Node 20's `mkdirSync(path, { recursive: true })` never returns for a
- * path under a folder that refuses new entries with ENOENT (`/proc/nope`: found by a probe).
- */
-export function makeFolder (path: string): void {
-  if (existsSync(path)) return
-  const parent = dirname(path)
-  if (parent !== path) makeFolder(parent)
-  try {
-    mkdirSync(path)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
   }
 }
