@@ -1,4 +1,4 @@
-import { closeSync, constants, createWriteStream, openSync, type WriteStream } from 'node:fs'
+import { closeSync, constants, createWriteStream, fstatSync, openSync, statSync, type WriteStream } from 'node:fs'
 import { ConfigError } from '../errors.js'
 import { dirname } from 'node:path'
 import { once } from 'node:events'
@@ -8,10 +8,14 @@ import { makeFolder } from './folders.js'
  * An append-only JSON-lines file written in the background (the dead letters, NOTIFY_LOG_FILE),
  * opened on first write. Writes are ordered; `close` waits until everything written has reached the
  * file. A write error is reported to `onError` once until a line is written again, and the next
- * write tries to open the file again.
+ * write tries to open the file again. With `reopenWhenMovedMs`, a file moved or deleted (a log
+ * rotation's default `create` mode) is noticed within that time and the lines that follow go to a
+ * new file at the path, as Python's WatchedFileHandler does.
  */
-export function createJsonLinesFile (path: string, onError: (err: Error) => void, opts: { noFollow?: boolean } = {}) {
+export function createJsonLinesFile (path: string, onError: (err: Error) => void, opts: { noFollow?: boolean, reopenWhenMovedMs?: number } = {}) {
   let stream: WriteStream | undefined
+  /** The open file's descriptor, once the stream has opened it. */
+  let fd: number | undefined
   // Reported once until a line is written again: a file that cannot be written (a full disk) fails every write.
   let failing = false
   const report = (err: Error) => {
@@ -40,10 +44,36 @@ export function createJsonLinesFile (path: string, onError: (err: Error) => void
         if (stream === opened) stream = undefined
         report(err)
       })
+      opened.on('open', (opening: number) => { if (stream === opened) fd = opening })
       stream = opened
+      fd = undefined
     }
     return stream
   }
+
+  /** Whether the path still names the open file (false: moved away or deleted); true when unsure. */
+  function stillAtPath (open: number): boolean {
+    try {
+      const there = statSync(path, { throwIfNoEntry: false })
+      const here = fstatSync(open)
+      return there !== undefined && there.ino === here.ino && there.dev === here.dev
+    } catch {
+      return true
+    }
+  }
+  /** Streams of moved files, ending: close waits for them. */
+  const retiring = new Set<WriteStream>()
+  const watch = opts.reopenWhenMovedMs === undefined
+    ? undefined
+    : setInterval(() => {
+      const current = stream
+      if (current === undefined || fd === undefined || stillAtPath(fd)) return
+      // What was written so far reaches the moved file (close waits for it); the next line opens the path anew.
+      stream = undefined
+      fd = undefined
+      retiring.add(current)
+      current.end(() => retiring.delete(current))
+    }, opts.reopenWhenMovedMs).unref()
 
   return {
     append (record: unknown): void {
@@ -54,8 +84,10 @@ export function createJsonLinesFile (path: string, onError: (err: Error) => void
       open()?.write(json + '\n', written)
     },
     async close (): Promise<void> {
+      clearInterval(watch)
       const current = stream
       stream = undefined
+      await Promise.all([...retiring].map(ending => ending.closed ? undefined : once(ending, 'close').catch(() => {})))
       if (current === undefined || current.destroyed) return
       current.end()
       if (!current.closed) await once(current, 'close').catch(() => {})

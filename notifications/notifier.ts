@@ -21,7 +21,8 @@ export async function createNotifier (config: Config, log: FastifyBaseLogger) {
   const logPath = projectPath(config.NOTIFY_LOG_FILE)
   if (logPath !== undefined) checkAppendable(logPath, 'NOTIFY_LOG_FILE')
   const logFile = logPath !== undefined
-    ? createJsonLinesFile(logPath, err => log.error({ err }, 'writing NOTIFY_LOG_FILE failed: its lines are not written until it opens again'))
+    // A rotation that moves the file away (logrotate's default) is followed within a second.
+    ? createJsonLinesFile(logPath, err => log.error({ err }, 'writing NOTIFY_LOG_FILE failed: its lines are not written until it opens again'), { reopenWhenMovedMs: 1000 })
     : undefined
   const topic = config.AWS_SNS_PREDICTIONS_TOPIC
   const sns = topic === undefined

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
@@ -277,6 +277,39 @@ t.test('NOTIFY_LOG_FILE appends notifications as JSON lines', async t => {
   const lines = readFileSync(file, 'utf8').trim().split('\n').map(line => JSON.parse(line))
   t.equal(lines.length, 4)
   t.match(lines[1], { message: { columns: Array, index: [1], data: [Array] }, attributes: { prediction: 'attack', model: 'cic-ids2018-xgb' } })
+})
+
+t.test('NOTIFY_LOG_FILE moved or deleted by a log rotation: the lines that follow go to a new file at its path, none lost', async t => {
+  const file = join(mkdtempSync(join(tmpdir(), 'ml-ids-rotate-')), 'notifications.jsonl')
+  const app = createApp({ env: { NOTIFY_LOG_FILE: file, NOTIFY_GROUPING: 'row' } })
+  t.teardown(() => app.close())
+  await app.ready()
+  const lines = (path: string) => existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : []
+  let answered = 0
+  const send = async () => {
+    t.equal((await post(app, splitFrame(rows(1)))).statusCode, 200)
+    answered++
+  }
+  /** Sends a row every 50 ms until `done`. */
+  const sendUntil = async (what: string, done: () => boolean) => {
+    const started = Date.now()
+    while (!done()) {
+      if (Date.now() - started > 10_000) return t.fail(`timed out waiting for ${what}`)
+      await send()
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+  }
+  await send()
+  await until(t, 'the first line', () => lines(file).length === 1)
+  // logrotate's default: move the file away.
+  renameSync(file, `${file}.1`)
+  await sendUntil('a new file at the path', () => lines(file).length > 0)
+  await until(t, 'every line in one file or the other', () => lines(`${file}.1`).length + lines(file).length === answered)
+  t.ok(lines(`${file}.1`).length >= 1, 'the moved file kept the lines written before the move')
+  t.ok([...lines(`${file}.1`), ...lines(file)].every(line => JSON.parse(line).attributes.prediction !== undefined), 'whole lines in both')
+  // Deleted outright: its lines go with it, and the path is made again for the next ones.
+  unlinkSync(file)
+  await sendUntil('the file made again once deleted', () => lines(file).length > 0)
 })
 
 t.test('a NOTIFY_LOG_FILE that cannot be created stops start-up with one line naming it and the fix', async t => {
