@@ -123,8 +123,8 @@ export function leanStack (client: SNSClient): SNSClient {
  */
 export function handlerConfig (client: SNSClient): Config {
   const config = { ...client.config }
-  // A configured endpoint (AWS_SNS_HOST) is a fixed URL that the SDK's provider parses again each time it is asked, twice
-  // a call: parsed once, and each caller gets its own copy of the result.
+  // A configured endpoint (AWS_SNS_HOST) is a fixed URL that the SDK's provider parsed again each
+  // time it was asked, twice a call: parsed once, and each caller gets its own copy of the result.
   const endpoint = config.endpoint
   if (config.isCustomEndpoint && endpoint !== undefined) {
     let parsed: ReturnType<typeof endpoint> | undefined
