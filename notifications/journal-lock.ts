@@ -1,7 +1,8 @@
-import { closeSync, fstatSync, futimesSync, lstatSync, openSync, readFileSync, realpathSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, futimesSync, lstatSync, openSync, readFileSync, realpathSync, unlinkSync, writeSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError } from '../errors.js'
+import { namesOpenFile } from './files.js'
 
 /**
  * One journal folder, one owner. Two processes on one NOTIFY_DATA_DIR would each replay the other's
@@ -123,7 +124,6 @@ export function lockFolder (dir: string, opts: { heartbeatMs?: number, onLost?: 
       tookOver = { reason, owner, path }
     }
   }
-  const mine = fstatSync(fd)
   try {
     // The content only informs: O_EXCL made the lock. A disk that refuses these bytes leaves an empty
     // lock, stale only by its age, which the heartbeat keeps fresh.
@@ -133,11 +133,10 @@ export function lockFolder (dir: string, opts: { heartbeatMs?: number, onLost?: 
   heldHere.add(key)
   const lockFd = fd
   let released = false
-  /** Whether the file at `path` is still the one this process made. */
+  /** Whether the file at `path` is still the one this process made (not through a symlink put there). */
   const ours = (): boolean => {
     try {
-      const now = lstatSync(path)
-      return now.ino === mine.ino && now.dev === mine.dev
+      return namesOpenFile(path, lockFd, { followLinks: false })
     } catch {
       return false
     }

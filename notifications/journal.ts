@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { Notification } from './message.js'
 import { encodeRecord, MAX_ID, openAppendNoFollow, readBoundedLines, readRecords } from './records.js'
 import { ConfigError } from '../errors.js'
-import { makeFolder } from './folders.js'
+import { makeFolder } from './files.js'
 import { lockFolder, JournalLockedError, type JournalLock } from './journal-lock.js'
 
 /**

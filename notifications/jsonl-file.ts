@@ -1,8 +1,8 @@
-import { closeSync, constants, createWriteStream, fstatSync, openSync, statSync, type WriteStream } from 'node:fs'
+import { closeSync, constants, createWriteStream, openSync, type WriteStream } from 'node:fs'
 import { ConfigError } from '../errors.js'
 import { dirname } from 'node:path'
 import { once } from 'node:events'
-import { makeFolder } from './folders.js'
+import { makeFolder, namesOpenFile } from './files.js'
 
 /**
  * An append-only JSON-lines file written in the background (the dead letters, NOTIFY_LOG_FILE),
@@ -54,9 +54,7 @@ export function createJsonLinesFile (path: string, onError: (err: Error) => void
   /** Whether the path still names the open file (false: moved away or deleted); true when unsure. */
   function stillAtPath (open: number): boolean {
     try {
-      const there = statSync(path, { throwIfNoEntry: false })
-      const here = fstatSync(open)
-      return there !== undefined && there.ino === here.ino && there.dev === here.dev
+      return namesOpenFile(path, open, { followLinks: true })
     } catch {
       return true
     }
