@@ -88,25 +88,23 @@ const deserializer = (config: Config, serde: ReturnType<typeof serdeOf>): Deseri
   }
 }
 
+/**
+ * `make`'s first answer, kept and given to every later call (whose arguments it no longer reads); a
+ * failure is not kept (a region provider that failed, say): the next call tries again.
+ */
+function madeOnce<A extends unknown[], T> (make: (...args: A) => Promise<T>): (...args: A) => Promise<T> {
+  let made: Promise<T> | undefined
+  return (...args) => (made ??= make(...args).catch(err => { made = undefined; throw err }))
+}
+
 /** Makes an SNS client's per-call work cheaper as above; the client's behaviour is the same. */
 export function leanStack (client: SNSClient): SNSClient {
   const config = client.config
-  const make = config.signer
-  let signer: ReturnType<typeof make> | undefined
-  config.signer = authScheme => {
-    // A failure to build one (a region provider that failed) is not kept: the next call tries again.
-    signer ??= make(authScheme).catch(err => { signer = undefined; throw err })
-    return signer
-  }
+  config.signer = madeOnce(config.signer)
   // The user agent's sections (SDK and Node versions, os.release(), a syscall) are fixed for the
   // process: built once. The user-agent middleware still escapes and joins them per call, with the
   // call's features, as before; it makes new arrays of them and never changes the one returned.
-  const userAgent = config.defaultUserAgentProvider
-  let sections: ReturnType<typeof userAgent> | undefined
-  config.defaultUserAgentProvider = () => {
-    sections ??= userAgent().catch(err => { sections = undefined; throw err })
-    return sections
-  }
+  config.defaultUserAgentProvider = madeOnce(config.defaultUserAgentProvider)
   // The client's serde functions are fixed once it is built: gathered once, not per call.
   const serde = serdeOf(config)
   client.middlewareStack.add(serializer(config, serde) as never, serializerMiddlewareOption as never)
@@ -125,12 +123,10 @@ export function handlerConfig (client: SNSClient): Config {
   const config = { ...client.config }
   // A configured endpoint (AWS_SNS_HOST) is a fixed URL that the SDK's provider parsed again each
   // time it was asked, twice a call: parsed once, and each caller gets its own copy of the result.
-  const endpoint = config.endpoint
-  if (config.isCustomEndpoint && endpoint !== undefined) {
-    let parsed: ReturnType<typeof endpoint> | undefined
+  if (config.isCustomEndpoint && config.endpoint !== undefined) {
+    const parsed = madeOnce(config.endpoint)
     config.endpoint = async () => {
-      parsed ??= endpoint().catch(err => { parsed = undefined; throw err })
-      const { query, headers, ...rest } = await parsed
+      const { query, headers, ...rest } = await parsed()
       return { ...rest, ...(query !== undefined ? { query: { ...query } } : {}), ...(headers !== undefined ? { headers: { ...headers } } : {}) }
     }
   }
