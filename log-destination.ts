@@ -47,11 +47,15 @@ export function logDestination (fd = 1, opts: { maxBufferBytes?: number } = {}) 
   })
   // A batch short of LOG_BATCH_BYTES is written LOG_FLUSH_MS after its first line. flush with a
   // callback also finishes the lines that came while a write was in flight (or waiting on a full
-  // pipe), which sonic-boom would otherwise keep until the batch filled.
+  // pipe), which sonic-boom would otherwise keep until the batch filled; it holds listeners until the
+  // buffer is empty, so one is asked at a time: while lines keep coming, it keeps writing them.
   let flushTimer: NodeJS.Timeout | undefined
+  let flushing = false
   const flushBatch = () => {
     flushTimer = undefined
-    destination.flush(() => {})
+    if (flushing) return
+    flushing = true
+    destination.flush(() => { flushing = false })
   }
   const writeLine = destination.write.bind(destination)
   destination.write = (line: string) => {

@@ -116,3 +116,20 @@ t.test('lines that come while a write waits on a full pipe are written once it d
   t.ok(read.endsWith('{"msg":"the last line"}\n'), 'the line written during the wait arrives, last')
   t.equal(read.length, 128 * 1024 + '{"msg":"the last line"}\n'.length, 'every byte, once')
 })
+
+t.test('while a write waits, the flush delays that pass ask for one flush, not one each (no listeners pile up)', async t => {
+  const { reader, writer } = fifo()
+  const log = logDestination(writer)
+  t.teardown(() => { log.stop(); closeSync(reader) })
+  const listeners = () => log.destination.listenerCount('error')
+  const before = listeners()
+  // The pipe is full and nobody reads: the write waits while lines keep coming for ten flush delays.
+  for (let k = 0; k < 80; k++) log.destination.write(`${'v'.repeat(1023)}\n`)
+  for (let k = 0; k < 10; k++) {
+    log.destination.write('{"msg":"more"}\n')
+    await sleep(LOG_FLUSH_MS + 10)
+  }
+  t.ok(listeners() - before <= 1, `listeners added: ${listeners() - before}`)
+  const read = await readUntil(reader, read => read.split('more').length > 10, 5000)
+  t.equal(read.split('more').length - 1, 10, 'every line arrives once the pipe is read')
+})
