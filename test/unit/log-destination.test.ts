@@ -30,6 +30,19 @@ function drain (fd: number): string {
   return Buffer.concat(chunks).toString()
 }
 
+const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
+
+/** Reads the FIFO until `done` says it holds enough, or `ms` pass; returns what it read. */
+async function readUntil (fd: number, done: (read: string) => boolean, ms = 3000): Promise<string> {
+  let read = ''
+  const deadline = Date.now() + ms
+  while (!done(read) && Date.now() < deadline) {
+    read += drain(fd)
+    await sleep(5)
+  }
+  return read
+}
+
 t.test('stdout not read: lines wait up to the bound, then are dropped and counted; once read again, a line says how many', async t => {
   const { reader, writer } = fifo()
   const log = logDestination(writer, { maxBufferBytes: 256 * 1024 })
@@ -39,12 +52,7 @@ t.test('stdout not read: lines wait up to the bound, then are dropped and counte
   for (let k = 0; k < 4096; k++) log.destination.write(line)
   t.ok(log.dropped() > 3000, `most dropped, not held (${log.dropped()})`)
   // The reader comes back: everything held arrives, then the count.
-  let read = ''
-  const deadline = Date.now() + 10_000
-  while (!read.includes('log lines dropped') && Date.now() < deadline) {
-    read += drain(reader)
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
+  const read = await readUntil(reader, read => read.includes('log lines dropped'), 10_000)
   const lines = read.trim().split('\n').map(l => JSON.parse(l) as { msg: string, dropped?: number })
   const note = lines.find(l => l.dropped !== undefined)
   t.ok(note, 'the count is logged')
@@ -63,19 +71,6 @@ t.test('at exit, a pipe nobody reads holds the process for about a second, not f
   const took = Date.now() - started
   t.ok(took >= 900 && took < 3000, `gave up after ${took} ms`)
 })
-
-const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
-
-/** Reads the FIFO until `done` says it holds enough, or `ms` pass; returns what it read. */
-async function readUntil (fd: number, done: (read: string) => boolean, ms = 3000): Promise<string> {
-  let read = ''
-  const deadline = Date.now() + ms
-  while (!done(read) && Date.now() < deadline) {
-    read += drain(fd)
-    await sleep(5)
-  }
-  return read
-}
 
 t.test('short lines wait for their batch, and are written LOG_FLUSH_MS after the first one without another line', async t => {
   const { reader, writer } = fifo()
