@@ -1,3 +1,4 @@
+import { constants, fstatSync, openSync } from 'node:fs'
 import * as sonicBoomModule from 'sonic-boom'
 import type { SonicBoom as SonicBoomClass } from 'sonic-boom'
 
@@ -23,6 +24,22 @@ export const LOG_BATCH_BYTES = 8192
 export const LOG_FLUSH_MS = 100
 
 /**
+ * The descriptor to write `fd`'s lines through: for a pipe, the same pipe opened anew with O_NONBLOCK.
+ * A stdout FIFO handed over in blocking mode (as a container runtime or a shell may) blocks a write to
+ * it while full until its reader reads: a stuck log reader then held the exit flush for ever, past
+ * SIGTERM and SHUTDOWN_TIMEOUT_MS (found by an outside probe). Non-blocking, a full pipe answers EAGAIN,
+ * which `retryEAGAIN` bounds. Anything else (a file, a terminal, a socket, no /proc) is written as given.
+ */
+function nonBlockingPipe (fd: number): number {
+  try {
+    return fstatSync(fd).isFIFO() ? openSync(`/proc/self/fd/${fd}`, constants.O_WRONLY | constants.O_NONBLOCK) : fd
+  } catch {
+    // Not Linux, or the pipe's reader has gone already (ENXIO): its writes fail as before.
+    return fd
+  }
+}
+
+/**
  * The server's log destination: stdout, written in the background in batches (LOG_BATCH_BYTES, or
  * LOG_FLUSH_MS after a line), and flushed when the process exits, but never for longer than EXIT_FLUSH_MS.
  *
@@ -37,7 +54,7 @@ export const LOG_FLUSH_MS = 100
 export function logDestination (fd = 1, opts: { maxBufferBytes?: number } = {}) {
   let exitingSince: number | undefined
   const destination = new SonicBoom({
-    fd,
+    fd: nonBlockingPipe(fd),
     // While serving, a full pipe is waited for (in the background); at exit, for EXIT_FLUSH_MS.
     retryEAGAIN: () => exitingSince === undefined || Date.now() - exitingSince < EXIT_FLUSH_MS,
     // A reader that stops (a logging driver in blocking mode, stuck) must not grow memory without end:

@@ -1,8 +1,10 @@
 import t from 'tap'
 import { request } from 'node:http'
 import { once } from 'node:events'
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
+import { closeSync, mkdtempSync, openSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { examples, splitFrame, PANDAS_SPLIT } from './helper.js'
 import { closedPort, projectModule, startServer } from './support/server-process.js'
 import { onDisk } from './support/journal.js'
@@ -146,4 +148,32 @@ t.test('SIGTERM with stdout a pipe nobody reads (a log shipper stuck), or whose 
     const exited = await Promise.race([once(child, 'exit').then(() => true), new Promise(resolve => setTimeout(resolve, 10_000, false))])
     t.ok(exited, `${reader} reader: exited ${exited ? `after ${Date.now() - started} ms` : 'not within 10 s'}`)
   }
+})
+
+t.test('SIGTERM with stdout a FIFO written without O_NONBLOCK (as containerd gives a container) whose reader stopped: the process still exits', async t => {
+  const fifo = join(mkdtempSync(join(tmpdir(), 'ml-ids-stdout-')), 'stdout')
+  execFileSync('mkfifo', [fifo])
+  // Read and write, blocking: the reader exists (writes do not fail) but never reads; the child inherits it as its stdout.
+  const stdout = openSync(fifo, 'r+')
+  t.teardown(() => closeSync(stdout))
+  const port = await closedPort()
+  // Without tap's loaders, which its spawn hook also adds through NODE_OPTIONS: they open process.stdout,
+  // which makes the FIFO non-blocking for every process sharing it, as the service itself never does.
+  const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, ...process.execArgv.filter(arg => !arg.includes('@tapjs')), projectModule('server')], {
+    env: { PATH: process.env.PATH, PORT: port, HOST: '127.0.0.1', LOG_LEVEL: 'info', NOTIFY: 'none', SHUTDOWN_TIMEOUT_MS: '2000' },
+    stdio: ['ignore', stdout, 'ignore'],
+  })
+  t.teardown(() => { child.kill('SIGKILL') })
+  // Its stdout is not read, so it is ready when it answers.
+  const deadline = Date.now() + 20_000
+  while ((await fetch(`http://127.0.0.1:${port}/health`).catch(() => undefined))?.ok !== true && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
+  const body = JSON.stringify(splitFrame([examples.benign]))
+  // ~600 request log lines: well over the FIFO's 64 KiB.
+  for (let k = 0; k < 30; k++) {
+    await Promise.all(Array.from({ length: 20 }, async () => await (await fetch(`http://127.0.0.1:${port}/api/predictions?padding=${'x'.repeat(200)}`, { method: 'POST', headers: { 'content-type': PANDAS_SPLIT }, body })).text()))
+  }
+  const started = Date.now()
+  child.kill('SIGTERM')
+  const exited = await Promise.race([once(child, 'exit').then(([code]) => code as number), new Promise(resolve => setTimeout(resolve, 10_000, 'not within 10 s'))])
+  t.equal(exited, 0, `exit ${exited} after ${Date.now() - started} ms`)
 })
